@@ -1,0 +1,221 @@
+import { ApiObjectMetadata, Duration, Size } from 'cdk8s';
+import { ContainerResources, Cpu, k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import {
+  commonLabels, DEFAULT_AUTH_SECRET, DEFAULT_CLUSTER_DOMAIN, DEFAULT_MASTER_NAME, DEFAULT_REDIS_IMAGE,
+  REDIS_CONFIG_NAME, REDIS_MASTER_NAME, REDIS_POD_LABELS, REDIS_PORT, REDIS_SCRIPTS_NAME,
+  SENTINEL_HEADLESS_NAME, SENTINEL_PORT, selectorLabels,
+} from './names';
+import {
+  AUTH_MOUNT, configMapVolume, execProbe, fieldEnv, passwordVolume, plainEnv, preferSpreadOverNodes,
+  resourceRequirements, restrictedContainerSecurity, restrictedPodSecurity, scriptCommand,
+} from './pod-spec';
+import { ResolvedResources, resolveResources } from './resources';
+import {
+  durationMillis, requireConfToken, requireDnsSubdomain, requireLabels, requirePinnedImage,
+  sizeInBytes, sizeToQuantity, ValidationError,
+} from './validation';
+
+/** Props shared by the master and the replica StatefulSets. */
+export interface RedisNodeProps {
+  /**
+   * Container image, pinned to a version tag or digest.
+   * @default 'redis:7.2.7-bookworm'
+   */
+  readonly image?: string;
+  /**
+   * CPU and memory of the redis container.
+   * @default - 250m CPU request and no CPU limit; memory 256Mi request, 2Gi limit
+   */
+  readonly resources?: ContainerResources;
+  /**
+   * Size of each pod's /data volume.
+   * @default Size.gibibytes(8)
+   */
+  readonly storageSize?: Size;
+  /**
+   * StorageClass of the /data volumes.
+   * @default - the cluster's default StorageClass
+   */
+  readonly storageClassName?: string;
+  /**
+   * Name under which the Sentinels monitor the master.
+   * @default 'mymaster'
+   */
+  readonly masterName?: string;
+  /**
+   * Secret (created outside this project) whose key `password` is the Redis password.
+   * @default 'redis-auth'
+   */
+  readonly authSecretName?: string;
+  /**
+   * DNS domain of the cluster.
+   * @default 'cluster.local'
+   */
+  readonly clusterDomain?: string;
+  /**
+   * Extra labels on every object and pod (never in selectors).
+   * @default - none
+   */
+  readonly labels?: Record<string, string>;
+  /**
+   * Annotations on the pod template; the composite puts a hash of the configuration here
+   * so that a configuration change rolls the pods.
+   * @default - none
+   */
+  readonly podAnnotations?: Record<string, string>;
+  /**
+   * How long a restarting pod that the Sentinels still list as a down master waits for
+   * their failover before it starts as master anyway.
+   * @default Duration.seconds(30)
+   */
+  readonly failoverWait?: Duration;
+  /**
+   * How long the preStop hook of a master waits for the handover to a replica.
+   * @default Duration.seconds(20)
+   */
+  readonly handoverTimeout?: Duration;
+}
+
+export const DEFAULT_REDIS_RESOURCES = {
+  cpuRequest: Cpu.millis(250),
+  memoryRequest: Size.mebibytes(256),
+  memoryLimit: Size.gibibytes(2),
+};
+
+/**
+ * A StatefulSet of Redis servers with its headless Service and per-pod /data volumes.
+ * The StatefulSet name is the pods' initial role only: which pod is master at any time
+ * is decided by the Sentinels and by redis-start.sh.
+ */
+export abstract class RedisNode extends Construct {
+  public readonly name: string;
+  public readonly replicas: number;
+  public readonly image: string;
+  public readonly resources: ResolvedResources;
+  public readonly storageSize: Size;
+  public readonly masterName: string;
+  public readonly authSecretName: string;
+  public readonly clusterDomain: string;
+  public readonly service: k8s.KubeService;
+  public readonly statefulSet: k8s.KubeStatefulSet;
+
+  protected constructor(scope: Construct, id: string, name: string, component: 'master' | 'replica',
+    replicas: number, props: RedisNodeProps, field: string) {
+    super(scope, id);
+    this.name = name;
+    this.replicas = replicas;
+    this.image = requirePinnedImage(`${field}.image`, props.image ?? DEFAULT_REDIS_IMAGE);
+    this.resources = resolveResources(`${field}.resources`, props.resources, DEFAULT_REDIS_RESOURCES);
+    this.storageSize = props.storageSize ?? Size.gibibytes(8);
+    sizeInBytes(`${field}.storageSize`, this.storageSize);
+    if (props.storageClassName !== undefined) requireDnsSubdomain(`${field}.storageClassName`, props.storageClassName);
+    this.masterName = requireConfToken(`${field}.masterName`, props.masterName ?? DEFAULT_MASTER_NAME);
+    this.authSecretName = requireDnsSubdomain(`${field}.authSecretName`, props.authSecretName ?? DEFAULT_AUTH_SECRET);
+    this.clusterDomain = requireDnsSubdomain(`${field}.clusterDomain`, props.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN);
+    const labels = commonLabels(requireLabels(`${field}.labels`, props.labels ?? {}));
+    const failoverWaitSeconds = Math.ceil(durationMillis(`${field}.failoverWait`, props.failoverWait ?? Duration.seconds(30)) / 1000);
+    const handoverSeconds = Math.ceil(durationMillis(`${field}.handoverTimeout`, props.handoverTimeout ?? Duration.seconds(20)) / 1000);
+    if (handoverSeconds < 1) {
+      throw new ValidationError(`${field}.handoverTimeout`, props.handoverTimeout, 'must be at least 1s (Duration.seconds(20) is a good value)');
+    }
+
+    const selector = selectorLabels(component);
+    const metadata = (objectName: string): ApiObjectMetadata => ({ name: objectName, labels: { ...labels, ...selector } });
+
+    this.service = new k8s.KubeService(this, 'Service', {
+      metadata: metadata(name),
+      spec: {
+        clusterIp: 'None',
+        // Replicas must find a master by its DNS name before it is ready, and the start
+        // script must reach pods that are not ready yet: publish every pod's record.
+        publishNotReadyAddresses: true,
+        selector,
+        ports: [{ name: 'redis', port: REDIS_PORT, targetPort: k8s.IntOrString.fromString('redis') }],
+      },
+    });
+
+    const probeTiming = { periodSeconds: 5, timeoutSeconds: 4, failureThreshold: 3 };
+    this.statefulSet = new k8s.KubeStatefulSet(this, 'StatefulSet', {
+      metadata: metadata(name),
+      spec: {
+        serviceName: name,
+        replicas,
+        // Pod order carries no meaning here: who is master is decided at start.
+        podManagementPolicy: 'Parallel',
+        selector: { matchLabels: selector },
+        updateStrategy: { type: 'RollingUpdate' },
+        persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
+        template: {
+          metadata: { labels: { ...labels, ...selector, ...REDIS_POD_LABELS }, annotations: props.podAnnotations },
+          spec: {
+            securityContext: restrictedPodSecurity(),
+            automountServiceAccountToken: false,
+            enableServiceLinks: false,
+            affinity: preferSpreadOverNodes(REDIS_POD_LABELS),
+            // preStop hands over (up to handoverTimeout), then Redis needs time to exit cleanly.
+            terminationGracePeriodSeconds: handoverSeconds + 15,
+            containers: [{
+              name: 'redis',
+              image: this.image,
+              command: scriptCommand('redis-start.sh'),
+              ports: [{ name: 'redis', containerPort: REDIS_PORT }],
+              env: [
+                fieldEnv('POD_NAME', 'metadata.name'),
+                fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
+                ...plainEnv({
+                  CLUSTER_DOMAIN: this.clusterDomain,
+                  GOVERNING_SERVICE: name,
+                  BOOTSTRAP_MASTER: `${REDIS_MASTER_NAME}-0.${REDIS_MASTER_NAME}`,
+                  MASTER_NAME: this.masterName,
+                  REDIS_PORT,
+                  SENTINEL_PORT,
+                  SENTINEL_SERVICE: SENTINEL_HEADLESS_NAME,
+                  AUTH_FILE: `${AUTH_MOUNT}/password`,
+                  FAILOVER_WAIT_SECONDS: failoverWaitSeconds,
+                  HANDOVER_TIMEOUT_SECONDS: handoverSeconds,
+                }),
+              ],
+              resources: resourceRequirements(this.resources),
+              securityContext: restrictedContainerSecurity(),
+              startupProbe: execProbe(scriptCommand('redis-probe.sh', 'liveness'),
+                { periodSeconds: 2, timeoutSeconds: 4, failureThreshold: 150 }),
+              livenessProbe: execProbe(scriptCommand('redis-probe.sh', 'liveness'),
+                { periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 }),
+              readinessProbe: execProbe(scriptCommand('redis-probe.sh', 'readiness'), probeTiming),
+              lifecycle: { preStop: { exec: { command: scriptCommand('redis-prestop.sh') } } },
+              volumeMounts: [
+                { name: 'data', mountPath: '/data' },
+                { name: 'config', mountPath: '/etc/redis' },
+                { name: 'config-template', mountPath: '/etc/redis-template', readOnly: true },
+                { name: 'scripts', mountPath: '/opt/redis-ha', readOnly: true },
+                { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true },
+                { name: 'tmp', mountPath: '/tmp' },
+              ],
+            }],
+            volumes: [
+              { name: 'config', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('1Mi') } },
+              { name: 'tmp', emptyDir: { sizeLimit: k8s.Quantity.fromString('16Mi') } },
+              configMapVolume('config-template', REDIS_CONFIG_NAME, 0o444),
+              configMapVolume('scripts', REDIS_SCRIPTS_NAME, 0o555),
+              passwordVolume(this.authSecretName),
+            ],
+          },
+        },
+        volumeClaimTemplates: [{
+          metadata: { name: 'data', labels: { ...labels, ...selector } },
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            storageClassName: props.storageClassName,
+            resources: { requests: { storage: k8s.Quantity.fromString(sizeToQuantity(this.storageSize)) } },
+          },
+        }],
+      },
+    });
+  }
+
+  /** Stable DNS names of this StatefulSet's pods, relative to the namespace. */
+  public podDnsNames(): string[] {
+    return Array.from({ length: this.replicas }, (_, i) => `${this.name}-${i}.${this.name}`);
+  }
+}

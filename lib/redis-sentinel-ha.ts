@@ -1,0 +1,287 @@
+import { createHash } from 'crypto';
+import { ApiObject, Duration, JsonPatch, Size } from 'cdk8s';
+import { ContainerResources, k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import {
+  commonLabels, DEFAULT_AUTH_SECRET, DEFAULT_CLUSTER_DOMAIN, DEFAULT_MASTER_NAME, DEFAULT_REDIS_IMAGE,
+  REDIS_CONFIG_NAME, REDIS_MASTER_NAME, REDIS_POD_LABELS, REDIS_PORT, REDIS_SCRIPTS_NAME, SENTINEL_CONFIG_NAME,
+  SENTINEL_NAME, SENTINEL_PORT, selectorLabels,
+} from './names';
+import { RedisMaster } from './redis-master';
+import { DEFAULT_REDIS_RESOURCES } from './redis-node';
+import { resolveResources } from './resources';
+import { RedisReplicaSet } from './redis-replica-set';
+import {
+  deriveMaxmemoryBytes, MAXMEMORY_POLICIES, MaxmemoryPolicy, renderRedisConf, renderSentinelConf,
+} from './render';
+import { loadScripts } from './scripts';
+import { SentinelQuorum } from './sentinel-quorum';
+import {
+  durationMillis, requireConfToken, requireDnsLabel, requireDnsSubdomain, requireIntegerInRange, requireLabels,
+  requirePinnedImage, sizeInBytes, ValidationError,
+} from './validation';
+
+export interface RedisSentinelHAProps {
+  /**
+   * Namespace of every object.
+   * @default - none: the objects are namespace-neutral (the kustomize overlay sets it)
+   */
+  readonly namespace?: string;
+  /**
+   * Image of Redis and Sentinel, pinned to a version tag or digest.
+   * @default 'redis:7.2.7-bookworm'
+   */
+  readonly image?: string;
+  /**
+   * Number of replica pods (`redis-slave`).
+   * @default 2
+   */
+  readonly replicas?: number;
+  /**
+   * Number of Sentinel pods.
+   * @default 3
+   */
+  readonly sentinels?: number;
+  /**
+   * Sentinels that must agree the master is down.
+   * @default - a majority of the Sentinels
+   */
+  readonly quorum?: number;
+  /**
+   * Name under which the Sentinels monitor the master; clients ask for it.
+   * @default 'mymaster'
+   */
+  readonly masterName?: string;
+  /**
+   * How long the master must be unreachable before a Sentinel considers it down.
+   * @default Duration.seconds(5)
+   */
+  readonly downAfter?: Duration;
+  /**
+   * Sentinel's failover timeout (also the pause before retrying a failed failover).
+   * @default Duration.seconds(30)
+   */
+  readonly failoverTimeout?: Duration;
+  /**
+   * Replicas reconfigured to a new master at the same time after a failover.
+   * @default 1
+   */
+  readonly parallelSyncs?: number;
+  /**
+   * CPU and memory of each Redis container.
+   * @default - 250m CPU request, no CPU limit; memory 256Mi request, 2Gi limit
+   */
+  readonly redisResources?: ContainerResources;
+  /**
+   * CPU and memory of each Sentinel container.
+   * @default - 50m CPU request, no CPU limit; memory 64Mi request, 128Mi limit
+   */
+  readonly sentinelResources?: ContainerResources;
+  /**
+   * Size of each Redis pod's /data volume.
+   * @default Size.gibibytes(8)
+   */
+  readonly storageSize?: Size;
+  /**
+   * StorageClass of the /data volumes.
+   * @default - the cluster's default StorageClass
+   */
+  readonly storageClassName?: string;
+  /**
+   * Append-only file persistence (fsync every second).
+   * @default true
+   */
+  readonly appendOnly?: boolean;
+  /**
+   * Redis `maxmemory`; must stay below the memory limit.
+   * @default - 75% of the Redis memory limit, rounded down to whole MiB
+   */
+  readonly maxmemory?: Size;
+  /**
+   * What Redis does at `maxmemory`.
+   * @default 'noeviction' (refuse writes rather than silently drop keys)
+   */
+  readonly maxmemoryPolicy?: MaxmemoryPolicy;
+  /**
+   * A master accepts writes only while at least this many replicas are connected.
+   * @default 1
+   */
+  readonly minReplicasToWrite?: number;
+  /**
+   * Largest replica lag that still counts a replica as connected for minReplicasToWrite.
+   * @default - downAfter, so an isolated master stops taking writes about when the
+   * Sentinels start replacing it
+   */
+  readonly minReplicasMaxLag?: Duration;
+  /**
+   * Secret (created outside this project, never in Git) whose key `password` is the Redis password.
+   * @default 'redis-auth'
+   */
+  readonly authSecretName?: string;
+  /**
+   * DNS domain of the cluster.
+   * @default 'cluster.local'
+   */
+  readonly clusterDomain?: string;
+  /**
+   * Extra labels on every object and pod (never in selectors).
+   * @default - none
+   */
+  readonly labels?: Record<string, string>;
+}
+
+/**
+ * The whole Redis Sentinel system of the architecture seed: master, replicas,
+ * Sentinels, their configuration and scripts, and disruption budgets, wired together
+ * from one set of props.
+ */
+export class RedisSentinelHA extends Construct {
+  public readonly master: RedisMaster;
+  public readonly replicaSet: RedisReplicaSet;
+  public readonly sentinels: SentinelQuorum;
+  public readonly redisConf: string;
+  public readonly sentinelConf: string;
+  public readonly maxmemoryBytes: number;
+  public readonly downAfterMillis: number;
+  public readonly failoverTimeoutMillis: number;
+
+  constructor(scope: Construct, id: string, props: RedisSentinelHAProps = {}) {
+    super(scope, id);
+    const namespace = props.namespace === undefined ? undefined : requireDnsLabel('namespace', props.namespace);
+    const image = requirePinnedImage('image', props.image ?? DEFAULT_REDIS_IMAGE);
+    const masterName = requireConfToken('masterName', props.masterName ?? DEFAULT_MASTER_NAME);
+    const authSecretName = requireDnsSubdomain('authSecretName', props.authSecretName ?? DEFAULT_AUTH_SECRET);
+    const clusterDomain = requireDnsSubdomain('clusterDomain', props.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN);
+    const labels = requireLabels('labels', props.labels ?? {});
+    const replicas = requireIntegerInRange('replicas', props.replicas ?? 2, 1, 100,
+      'must be an integer from 1 to 100 (with no replica there is nothing to fail over to)');
+
+    this.downAfterMillis = durationMillis('downAfter', props.downAfter ?? Duration.seconds(5));
+    if (this.downAfterMillis < 1000) {
+      throw new ValidationError('downAfter', props.downAfter, 'must be at least 1s (Sentinel would fail over on ordinary network jitter)');
+    }
+    this.failoverTimeoutMillis = durationMillis('failoverTimeout', props.failoverTimeout ?? Duration.seconds(30));
+    if (this.failoverTimeoutMillis <= this.downAfterMillis) {
+      throw new ValidationError('failoverTimeout', props.failoverTimeout,
+        `must be longer than downAfter (${this.downAfterMillis}ms)`);
+    }
+    const parallelSyncs = requireIntegerInRange('parallelSyncs', props.parallelSyncs ?? 1, 1, replicas,
+      `must be an integer from 1 to the number of replicas (${replicas})`);
+    const minReplicasToWrite = requireIntegerInRange('minReplicasToWrite', props.minReplicasToWrite ?? 1, 0, replicas,
+      `must be an integer from 0 to the number of replicas (${replicas}); 0 disables the check`);
+    const maxLagMillis = durationMillis('minReplicasMaxLag', props.minReplicasMaxLag ?? Duration.millis(this.downAfterMillis));
+    if (maxLagMillis < 1000 || maxLagMillis % 1000 !== 0) {
+      throw new ValidationError('minReplicasMaxLag', props.minReplicasMaxLag, 'must be a whole number of seconds, at least 1s');
+    }
+    const maxmemoryPolicy = props.maxmemoryPolicy ?? 'noeviction';
+    if (!MAXMEMORY_POLICIES.includes(maxmemoryPolicy)) {
+      throw new ValidationError('maxmemoryPolicy', maxmemoryPolicy, `must be one of ${MAXMEMORY_POLICIES.join(', ')}`);
+    }
+    if (props.appendOnly !== undefined && typeof props.appendOnly !== 'boolean') {
+      throw new ValidationError('appendOnly', props.appendOnly, 'must be true or false');
+    }
+
+    const commonRedisProps = {
+      image, masterName, authSecretName, clusterDomain, labels,
+      resources: props.redisResources,
+      storageSize: props.storageSize,
+      storageClassName: props.storageClassName,
+      failoverWait: Duration.millis(this.downAfterMillis * 2 + this.failoverTimeoutMillis),
+    };
+    // Validate the Redis props under the names this construct's users see, before the
+    // StatefulSets (which would name their own fields) get them.
+    const redisResources = resolveResources('redisResources', props.redisResources, DEFAULT_REDIS_RESOURCES);
+    if (props.storageSize !== undefined) sizeInBytes('storageSize', props.storageSize);
+    if (props.storageClassName !== undefined) requireDnsSubdomain('storageClassName', props.storageClassName);
+
+    const limitBytes = redisResources.memoryLimitBytes;
+    if (props.maxmemory !== undefined) {
+      const bytes = sizeInBytes('maxmemory', props.maxmemory);
+      if (bytes >= limitBytes) {
+        throw new ValidationError('maxmemory', props.maxmemory,
+          `must be below the Redis memory limit (${redisResources.memoryLimit}) to leave headroom for forks and buffers; omit it to use 75% of the limit`);
+      }
+      this.maxmemoryBytes = bytes;
+    } else {
+      this.maxmemoryBytes = deriveMaxmemoryBytes(limitBytes);
+    }
+
+    this.redisConf = renderRedisConf({
+      port: REDIS_PORT,
+      maxmemoryBytes: this.maxmemoryBytes,
+      maxmemoryPolicy,
+      appendOnly: props.appendOnly ?? true,
+      minReplicasToWrite,
+      minReplicasMaxLagSeconds: maxLagMillis / 1000,
+    });
+    const sentinelCount = props.sentinels ?? 3;
+    const quorum = props.quorum ?? Math.floor(sentinelCount / 2) + 1;
+    this.sentinelConf = renderSentinelConf({
+      port: SENTINEL_PORT,
+      masterName,
+      bootstrapMasterHost: `${REDIS_MASTER_NAME}-0.${REDIS_MASTER_NAME}`,
+      redisPort: REDIS_PORT,
+      quorum,
+      downAfterMillis: this.downAfterMillis,
+      failoverTimeoutMillis: this.failoverTimeoutMillis,
+      parallelSyncs,
+    });
+    const scripts = loadScripts();
+    const objectLabels = commonLabels(labels);
+
+    new k8s.KubeConfigMap(this, 'RedisConfig', {
+      metadata: { name: REDIS_CONFIG_NAME, labels: objectLabels },
+      data: { 'redis.conf': this.redisConf },
+    });
+    new k8s.KubeConfigMap(this, 'SentinelConfig', {
+      metadata: { name: SENTINEL_CONFIG_NAME, labels: objectLabels },
+      data: { 'sentinel.conf': this.sentinelConf },
+    });
+    new k8s.KubeConfigMap(this, 'Scripts', {
+      metadata: { name: REDIS_SCRIPTS_NAME, labels: objectLabels },
+      data: scripts,
+    });
+
+    const scriptsText = Object.entries(scripts).map(([k, v]) => `${k}\n${v}`).join('\n');
+    const redisPodAnnotations = { 'redis-sentinel-ha/config-hash': hash(this.redisConf + scriptsText) };
+    this.master = new RedisMaster(this, 'Master', { ...commonRedisProps, podAnnotations: redisPodAnnotations });
+    this.replicaSet = new RedisReplicaSet(this, 'Replicas', { ...commonRedisProps, replicas, podAnnotations: redisPodAnnotations });
+    this.sentinels = new SentinelQuorum(this, 'Sentinels', {
+      replicas: sentinelCount,
+      quorum,
+      masterName,
+      image,
+      resources: props.sentinelResources,
+      authSecretName,
+      clusterDomain,
+      labels,
+      redisPodDnsNames: [...this.master.podDnsNames(), ...this.replicaSet.podDnsNames()],
+      podAnnotations: { 'redis-sentinel-ha/config-hash': hash(this.sentinelConf + scriptsText) },
+    });
+
+    // At most one Redis pod and one Sentinel pod down for voluntary disruptions (drains).
+    disruptionBudget(this, 'RedisBudget', 'redis', REDIS_POD_LABELS, objectLabels);
+    disruptionBudget(this, 'SentinelBudget', SENTINEL_NAME, selectorLabels('sentinel'), objectLabels);
+
+    if (namespace !== undefined) placeInNamespace(this, namespace);
+  }
+}
+
+function hash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
+function disruptionBudget(scope: Construct, id: string, name: string, matchLabels: Record<string, string>, labels: Record<string, string>) {
+  return new k8s.KubePodDisruptionBudget(scope, id, {
+    metadata: { name, labels },
+    spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels } },
+  });
+}
+
+/** Set metadata.namespace on every API object below scope (cdk8s has no per-construct namespace). */
+function placeInNamespace(scope: Construct, namespace: string) {
+  for (const child of scope.node.findAll()) {
+    if (child instanceof ApiObject) child.addJsonPatch(JsonPatch.add('/metadata/namespace', namespace));
+  }
+}
+

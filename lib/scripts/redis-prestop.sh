@@ -1,0 +1,95 @@
+#!/bin/sh
+# preStop hook of the redis container: runs when the pod is deleted on purpose
+# (rolling update, node drain, kubectl delete) and before Redis gets SIGTERM.
+# A replica has nothing to hand over. A master hands over first, so clients see a
+# short write pause instead of a failover after down-after-milliseconds:
+#   1. pause writes (CLIENT PAUSE WRITE) so nothing is acknowledged that could be lost;
+#   2. wait until a replica has every byte of the replication stream;
+#   3. ask a Sentinel for a failover and wait until the Sentinels name a new master;
+#   4. turn this server into a replica of it and drop client connections, so clients
+#      reconnect through Sentinel to the new master.
+# On any problem it unpauses and lets shutdown continue: Sentinel then fails over after
+# down-after-milliseconds, as for a crash.
+#
+# Extra environment: GOVERNING_SERVICE, HANDOVER_TIMEOUT_SECONDS.
+set -eu
+SCRIPT_NAME=redis-prestop
+# shellcheck source=lib/scripts/common.sh
+. "$(dirname "$0")/common.sh"
+# kubelet does not show a hook's output; send it to the container log instead.
+if [ -w /proc/1/fd/2 ]; then exec 2>/proc/1/fd/2; fi
+
+ROLE_FILE=/data/redis-ha-role
+ME="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
+
+give_up() {
+  log "no handover: $1; Sentinel will fail over after down-after-milliseconds"
+  redis_cmd 127.0.0.1 CLIENT UNPAUSE >/dev/null || true
+  exit 0
+}
+
+now_ms() {
+  # busybox date has no %N; fall back to whole seconds there.
+  _ns="$(date +%s%N)"
+  case "$_ns" in
+    *N) echo $(( $(date +%s) * 1000 )) ;;
+    *) echo $(( _ns / 1000000 )) ;;
+  esac
+}
+
+# replicas_caught_up: true when a connected replica has acknowledged the master's offset.
+replicas_caught_up() {
+  _info="$(redis_cmd 127.0.0.1 INFO replication | tr -d '\r')"
+  _offset="$(echo "$_info" | awk -F: '$1 == "master_repl_offset" { print $2 }')"
+  echo "$_info" | awk -F'[:,=]' -v want="$_offset" '
+    /^slave[0-9]+:/ { for (i = 2; i < NF; i++) if ($i == "offset" && $(i + 1) == want) found = 1 }
+    END { exit !found }'
+}
+
+if [ "$(redis_role 127.0.0.1)" != "master" ]; then
+  log "this pod is a replica; nothing to hand over"
+  exit 0
+fi
+if [ "$(info_field 127.0.0.1 replication connected_slaves)" = "0" ]; then
+  give_up "no replica is connected"
+fi
+
+SENTINEL=""
+for addr in $(sentinel_addresses); do
+  view="$(sentinel_view "$addr")"
+  # shellcheck disable=SC2086
+  [ -n "$view" ] && set -- $view && [ "$2" = "$ME" ] && { SENTINEL="$addr"; break; }
+done
+[ -n "$SENTINEL" ] || give_up "no Sentinel that names this pod master is reachable"
+
+deadline_ms=$(( $(now_ms) + HANDOVER_TIMEOUT_SECONDS * 1000 ))
+redis_cmd 127.0.0.1 CLIENT PAUSE $(( HANDOVER_TIMEOUT_SECONDS * 1000 + 2000 )) WRITE >/dev/null \
+  || give_up "CLIENT PAUSE failed"
+log "writes paused; waiting for a replica to catch up"
+
+until replicas_caught_up; do
+  [ "$(now_ms)" -lt "$deadline_ms" ] || give_up "no replica caught up within ${HANDOVER_TIMEOUT_SECONDS}s"
+  sleep 0.05
+done
+
+reply="$(sentinel_cmd "$SENTINEL" SENTINEL FAILOVER "$MASTER_NAME" || true)"
+[ "$reply" = "OK" ] || give_up "Sentinel $SENTINEL refused the failover: '$reply'"
+log "Sentinel $SENTINEL accepted the failover; waiting for a new master"
+
+while :; do
+  [ "$(now_ms)" -lt "$deadline_ms" ] || give_up "the Sentinels named no new master within ${HANDOVER_TIMEOUT_SECONDS}s"
+  view="$(sentinel_view "$SENTINEL")"
+  # shellcheck disable=SC2086
+  [ -n "$view" ] && set -- $view && [ "$2" != "$ME" ] && break
+  sleep 0.05
+done
+NEW_MASTER="$2"
+
+# Sentinel would demote this server only after several seconds; doing it here ends the
+# pause for clients now. Killing normal connections makes paused clients reconnect,
+# ask Sentinel, and retry on the new master.
+redis_cmd 127.0.0.1 REPLICAOF "$NEW_MASTER" "$REDIS_PORT" >/dev/null || true
+redis_cmd 127.0.0.1 CLIENT KILL TYPE normal >/dev/null || true
+redis_cmd 127.0.0.1 CLIENT UNPAUSE >/dev/null || true
+echo "replica $NEW_MASTER" > "$ROLE_FILE"
+log "handed over to $NEW_MASTER (epoch $1); shutting down as its replica"

@@ -1,0 +1,48 @@
+#!/bin/sh
+# Exec probe of the redis container: `redis-probe.sh liveness|readiness`.
+#   liveness:  the server answers PING (LOADING counts as alive: a big AOF takes time).
+#   readiness: the server answers PONG and, when it is a replica, its link to the master
+#              is up, so a rolling update never moves on while a replica is still syncing.
+# Readiness also records the role this pod is in on its data volume: when every
+# Sentinel is gone at once, that record is how redis-start.sh picks the right master.
+set -eu
+SCRIPT_NAME=redis-probe
+# shellcheck source=lib/scripts/common.sh
+. "$(dirname "$0")/common.sh"
+
+ROLE_FILE=/data/redis-ha-role
+
+record_role() {
+  _role="$(redis_cmd 127.0.0.1 ROLE | head -n 2)"
+  case "$_role" in
+    master*) _record="master" ;;
+    slave*) _record="replica $(echo "$_role" | sed -n 2p)" ;;
+    *) return 0 ;;
+  esac
+  if [ "$(cat "$ROLE_FILE" 2>/dev/null || true)" != "$_record" ]; then
+    echo "$_record" > "$ROLE_FILE.tmp" && mv "$ROLE_FILE.tmp" "$ROLE_FILE"
+  fi
+}
+
+case "${1:-}" in
+  liveness)
+    reply="$(redis_cmd 127.0.0.1 PING || true)"
+    case "$reply" in
+      PONG|LOADING*|MASTERDOWN*) exit 0 ;;
+      *) echo "PING answered '$reply'"; exit 1 ;;
+    esac
+    ;;
+  readiness)
+    reply="$(redis_cmd 127.0.0.1 PING || true)"
+    [ "$reply" = "PONG" ] || { echo "PING answered '$reply'"; exit 1; }
+    record_role
+    if [ "$(info_field 127.0.0.1 replication role)" = "slave" ]; then
+      link="$(info_field 127.0.0.1 replication master_link_status)"
+      [ "$link" = "up" ] || { echo "replica link to master is '$link'"; exit 1; }
+    fi
+    ;;
+  *)
+    echo "usage: $0 liveness|readiness" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,77 @@
+#!/bin/sh
+# Entrypoint of the sentinel container in every redis-sentinel pod.
+# Sentinel rewrites its config file, so the rendered template is copied to a writable
+# emptyDir. Before starting, it finds the current master:
+#   1. from the other Sentinels (newest config epoch wins), so a replacement pod joins
+#      with the current state instead of the bootstrap master;
+#   2. if no Sentinel knows it (all of them were replaced at once), from the Redis pods
+#      themselves: the one that reports role master with the largest replication offset;
+#   3. otherwise it waits: starting with a guess could elect a stale master.
+# A restarted container keeps its Sentinel ID (read back from the previous config), so
+# it is not counted as a new voter by its peers.
+#
+# Extra environment: POD_IP, REDIS_NODES (space-separated short DNS names), SENTINEL_DATA.
+set -eu
+SCRIPT_NAME=sentinel-start
+# shellcheck source=lib/scripts/common.sh
+. "$(dirname "$0")/common.sh"
+
+TEMPLATE=/etc/sentinel-template/sentinel.conf
+CONFIG="$SENTINEL_DATA/sentinel.conf"
+
+# master_from_redis_nodes: "<host> <offset>" of the Redis pod that reports itself master
+# with the largest replication offset, or nothing.
+master_from_redis_nodes() {
+  for _node in $REDIS_NODES; do
+    _host="$(fqdn "$_node")"
+    _role="$(redis_cmd "$_host" ROLE | head -n 2 | tr '\n' ' ')"
+    # shellcheck disable=SC2086
+    set -- $_role
+    [ "${1:-}" = "master" ] && echo "$_host ${2:-0}"
+  done | sort -n -r -k 2,2 | head -n 1
+}
+
+find_master() {
+  while :; do
+    _view="$(newest_sentinel_view "$POD_IP")"
+    if [ -n "$_view" ]; then
+      # shellcheck disable=SC2086
+      set -- $_view
+      MASTER_HOST="$2"
+      EPOCH="$1"
+      log "monitoring $MASTER_HOST because the other Sentinels name it master (epoch $EPOCH)"
+      return 0
+    fi
+    _found="$(master_from_redis_nodes)"
+    if [ -n "$_found" ]; then
+      MASTER_HOST="${_found%% *}"
+      EPOCH=0
+      log "monitoring $MASTER_HOST because no Sentinel knows the master and it reports role master"
+      return 0
+    fi
+    log "no Sentinel and no Redis pod names a master yet; retrying"
+    sleep 1
+  done
+}
+
+PASSWORD="$(redis_password)"
+require_plain_password "$PASSWORD"
+MY_ID="$(awk '$1 == "sentinel" && $2 == "myid" { print $3 }' "$CONFIG" 2>/dev/null || true)"
+find_master
+
+{
+  awk -v host="$MASTER_HOST" '$1 == "sentinel" && $2 == "monitor" { $4 = host } { print }' "$TEMPLATE"
+  echo "sentinel auth-pass $MASTER_NAME \"$PASSWORD\""
+  if [ "$EPOCH" -gt 0 ]; then
+    echo "sentinel current-epoch $EPOCH"
+    echo "sentinel config-epoch $MASTER_NAME $EPOCH"
+  fi
+  if [ -n "$MY_ID" ]; then
+    echo "sentinel myid $MY_ID"
+  fi
+} > "$CONFIG.tmp"
+chmod 0600 "$CONFIG.tmp"
+mv "$CONFIG.tmp" "$CONFIG"
+[ -n "$MY_ID" ] && log "keeping Sentinel ID $MY_ID from the previous start"
+
+exec redis-sentinel "$CONFIG"
