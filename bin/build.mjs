@@ -11,6 +11,5 @@ await build({
   target: 'node20',
   format: 'cjs',
   packages: 'external',
-  sourcemap: 'inline',
   logLevel: 'warning',
 });

@@ -5,10 +5,17 @@
 #              is up, so a rolling update never moves on while a replica is still syncing.
 # Readiness also records the role this pod is in on its data volume: when every
 # Sentinel is gone at once, that record is how redis-start.sh picks the right master.
+# And it guards against a second master: a master that the Sentinels (newest epoch) no
+# longer name, while the one they name answers as master, becomes its replica at once
+# instead of taking writes until Sentinel gets round to converting it.
+#
+# Extra environment: GOVERNING_SERVICE.
 set -eu
 SCRIPT_NAME=redis-probe
 # shellcheck source=lib/scripts/common.sh
 . "$(dirname "$0")/common.sh"
+# kubelet does not show a probe's stderr; send decisions to the container log instead.
+if [ -w /proc/1/fd/2 ]; then exec 2>/proc/1/fd/2; fi
 
 ROLE_FILE=/data/redis-ha-role
 
@@ -24,6 +31,20 @@ record_role() {
   fi
 }
 
+demote_if_superseded() {
+  [ "$(redis_role 127.0.0.1)" = "master" ] || return 0
+  _view="$(newest_sentinel_view "")"
+  [ -n "$_view" ] || return 0
+  # shellcheck disable=SC2086
+  set -- $_view
+  _me="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
+  [ "$2" != "$_me" ] || return 0
+  [ "$(redis_role "$2")" = "master" ] || return 0
+  log "this server is a master but the Sentinels name $2 (epoch $1), which answers as master; becoming its replica"
+  redis_cmd 127.0.0.1 REPLICAOF "$2" "$3" >/dev/null || true
+  redis_cmd 127.0.0.1 CLIENT KILL TYPE normal >/dev/null || true
+}
+
 case "${1:-}" in
   liveness)
     reply="$(redis_cmd 127.0.0.1 PING || true)"
@@ -35,6 +56,7 @@ case "${1:-}" in
   readiness)
     reply="$(redis_cmd 127.0.0.1 PING || true)"
     [ "$reply" = "PONG" ] || { echo "PING answered '$reply'"; exit 1; }
+    demote_if_superseded
     record_role
     if [ "$(info_field 127.0.0.1 replication role)" = "slave" ]; then
       link="$(info_field 127.0.0.1 replication master_link_status)"

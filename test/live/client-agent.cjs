@@ -1,0 +1,193 @@
+// A Sentinel-aware application, run inside a client pod of the simulator and driven
+// by the test over Node's IPC channel. It reaches Redis only the way an application in
+// the cluster would: through `redis-sentinel:26379` and the pods' DNS names.
+//
+// Requests: { id, op, ...args }; replies: { id, ok, result } or { id, ok: false, error }.
+'use strict';
+const Redis = require('ioredis');
+
+const SENTINEL = { host: process.env.SENTINEL_HOST || 'redis-sentinel', port: 26379 };
+const MASTER_NAME = process.env.MASTER_NAME || 'mymaster';
+const PASSWORD = process.env.REDIS_PASSWORD;
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// "Ordinary retries": errors that mean "the master moved, ask again" are retried.
+const RETRYABLE = /READONLY|NOREPLICAS|LOADING|MASTERDOWN|Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|Command timed out|max retries|UNBLOCKED/i;
+
+function sentinelClient(role) {
+  return new Redis({
+    sentinels: [SENTINEL],
+    name: MASTER_NAME,
+    role,
+    password: PASSWORD,
+    // Reconnect quickly and ask the Sentinels again: that is how a client follows a failover.
+    retryStrategy: () => 50,
+    sentinelRetryStrategy: () => 100,
+    sentinelMaxConnections: 3,
+    failoverDetector: true,
+    connectTimeout: 1000,
+    commandTimeout: 1000,
+    maxRetriesPerRequest: 2,
+    enableOfflineQueue: true,
+    reconnectOnError: (err) => (/READONLY/.test(err.message) ? 2 : false),
+  });
+}
+
+function directClient(host, port = 6379, password = PASSWORD) {
+  return new Redis({
+    host, port, password, lazyConnect: true, connectTimeout: 800, commandTimeout: 1500,
+    maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false,
+  });
+}
+
+async function once(host, port, password, args) {
+  const c = directClient(host, port, password);
+  try {
+    await c.connect();
+    return await c.call(...args);
+  } finally {
+    c.disconnect();
+  }
+}
+
+let master;
+let replica;
+let writer;
+
+async function retrying(fn, { attempts = 40, delayMs = 100 } = {}) {
+  let lastError;
+  for (let i = 0; i < attempts; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      lastError = err;
+      if (!RETRYABLE.test(err.message)) throw err;
+      await sleep(delayMs);
+    }
+  }
+  throw lastError;
+}
+
+/**
+ * Writes `<prefix>:<n>` = n one after another. Each write is a SET, then WAIT 1 to learn
+ * whether a replica has it. Every attempt is recorded with its times and outcome.
+ */
+function startWriter({ prefix, retries = 0, waitTimeoutMs = 500, intervalMs = 0 }) {
+  const state = { stop: false, log: [], n: 0 };
+  state.done = (async () => {
+    while (!state.stop) {
+      const n = state.n++;
+      const entry = { n, start: now(), ack: null, confirmed: false, error: null, attempts: 0 };
+      state.log.push(entry);
+      try {
+        await retrying(async () => {
+          entry.attempts++;
+          await master.set(`${prefix}:${n}`, String(n));
+        }, { attempts: retries + 1, delayMs: 100 });
+        entry.ack = now();
+        try {
+          entry.confirmed = (await master.wait(1, waitTimeoutMs)) >= 1;
+        } catch {
+          entry.confirmed = false;
+        }
+      } catch (err) {
+        entry.error = err.message;
+      }
+      if (intervalMs) await sleep(intervalMs);
+    }
+  })();
+  return state;
+}
+
+const ops = {
+  async connect() {
+    master = sentinelClient('master');
+    replica = sentinelClient('slave');
+    await retrying(() => master.ping(), { attempts: 100, delayMs: 200 });
+    return true;
+  },
+  async write({ key, value, wait }) {
+    await retrying(() => master.set(key, value));
+    return wait ? master.wait(wait, 2000) : 'OK';
+  },
+  async readMaster({ key }) {
+    return retrying(() => master.get(key));
+  },
+  async readReplica({ key }) {
+    return retrying(() => replica.get(key));
+  },
+  async replicaRole() {
+    return retrying(async () => (await replica.role())[0]);
+  },
+  /** Which of keys `<prefix>:<n>` for the given n are missing on the current master. */
+  async missing({ prefix, ns }) {
+    const missing = [];
+    for (let i = 0; i < ns.length; i += 500) {
+      const chunk = ns.slice(i, i + 500);
+      const values = await retrying(() => master.mget(chunk.map((n) => `${prefix}:${n}`)));
+      values.forEach((v, j) => { if (v !== String(chunk[j])) missing.push(chunk[j]); });
+    }
+    return missing;
+  },
+  async startWriter(args) {
+    if (writer) throw new Error('writer already running');
+    writer = startWriter(args);
+    return true;
+  },
+  async stopWriter() {
+    if (!writer) throw new Error('no writer running');
+    writer.stop = true;
+    await writer.done;
+    const log = writer.log;
+    writer = undefined;
+    return log;
+  },
+  /** ROLE of each Redis node and the view of each Sentinel, for assertions and failure reports. */
+  async inspect({ nodes, sentinels }) {
+    const result = { nodes: {}, sentinels: {} };
+    await Promise.all(nodes.map(async (host) => {
+      try {
+        const role = await once(host, 6379, PASSWORD, ['ROLE']);
+        const info = await once(host, 6379, PASSWORD, ['INFO', 'replication']);
+        result.nodes[host] = { role: role[0], roleReply: role, info: String(info).replace(/\r/g, '') };
+      } catch (err) {
+        result.nodes[host] = { role: 'unreachable', error: err.message };
+      }
+    }));
+    await Promise.all(sentinels.map(async (host) => {
+      try {
+        const flat = (a) => Object.fromEntries(a.reduce((acc, v, i) => (i % 2 ? acc : [...acc, [v, a[i + 1]]]), []));
+        const m = flat(await once(host, 26379, undefined, ['SENTINEL', 'MASTER', MASTER_NAME]));
+        const replicas = (await once(host, 26379, undefined, ['SENTINEL', 'REPLICAS', MASTER_NAME])).map(flat);
+        const peers = (await once(host, 26379, undefined, ['SENTINEL', 'SENTINELS', MASTER_NAME])).map(flat);
+        let ckquorum;
+        try { ckquorum = await once(host, 26379, undefined, ['SENTINEL', 'CKQUORUM', MASTER_NAME]); } catch (e) { ckquorum = e.message; }
+        result.sentinels[host] = { master: m, replicas, sentinels: peers, ckquorum };
+      } catch (err) {
+        result.sentinels[host] = { error: err.message };
+      }
+    }));
+    return result;
+  },
+  /** One command to one host (e.g. a Sentinel by IP) with a short timeout. */
+  async call({ host, port, args, auth = true }) {
+    return once(host, port, auth ? PASSWORD : undefined, args);
+  },
+  async close() {
+    master?.disconnect();
+    replica?.disconnect();
+    return true;
+  },
+};
+
+process.on('message', async (msg) => {
+  try {
+    const result = await ops[msg.op](msg);
+    process.send({ id: msg.id, ok: true, result });
+  } catch (err) {
+    process.send({ id: msg.id, ok: false, error: err && err.message ? err.message : String(err) });
+  }
+});
+process.on('disconnect', () => process.exit(0));
+process.send({ ready: true });
