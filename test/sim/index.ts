@@ -1,0 +1,16 @@
+// The live pod simulator (test equipment): runs the pods of rendered Kubernetes YAML
+// as sandboxed processes in network namespaces. Typical use from a vitest file:
+//
+//   const reason = checkLivePrerequisites();            // null when it can run here
+//   const c = await SimCluster.start({ manifests: yaml, secrets: { 'redis-auth': { password: 'x' } } });
+//   await c.waitReady(120_000);
+//   await c.deletePod('redis-master-0');                 // preStop, SIGTERM, grace, new IP
+//   const r = await c.exec('redis-slave-0', ['redis-cli', 'info', 'replication']);
+//   await c.stop();                                      // always, e.g. in afterAll
+//
+// Files: manifests.ts (YAML -> workloads), network.ts (namespaces, bridge, veths),
+// sandbox.ts (bwrap command line), cluster.ts (kubelet/controller behaviour, faults).
+export { SimCluster } from './cluster';
+export type { SimOptions, PodInfo, ExecResult, ClientPod, Phase } from './cluster';
+export { checkLivePrerequisites } from './prereq';
+export { parseManifests, parseQuantity } from './manifests';
