@@ -66,7 +66,8 @@ export function main(argv: string[]): void {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   program.parse(argv);
   const opts = program.opts<{ env?: string; outdir: string }>();
-  const selected = opts.env?.split(',').map((s) => s.trim()).filter(Boolean);
+  // Deduplicated: a repeated name would put its overlay twice into the replace list.
+  const selected = opts.env === undefined ? undefined : [...new Set(opts.env.split(',').map((s) => s.trim()).filter(Boolean))];
   const environments = findEnvironments(selected);
   const tree = renderDist(environments);
   // A full synth replaces the whole output directory, so stale files disappear; a

@@ -1,8 +1,9 @@
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'fs';
 import { dirname, join } from 'path';
 import { compare, Operation } from 'fast-json-patch';
 import { stringify } from 'yaml';
 import { ManifestObject } from './environment';
+import { ValidationError } from './validation';
 
 /**
  * The GitOps output: `base/` (the environment-neutral system, one file per object) and
@@ -92,7 +93,8 @@ export function renderOverlay(env: string, namespace: string | undefined, base: 
 /**
  * Replace each of `replace` (directories relative to outdir) with the files of `tree`
  * below it. New content is written next to the old and swapped in with renames, so an
- * interrupted or failed write never leaves a half-written directory behind.
+ * interrupted or failed write never leaves a half-written directory behind. Every
+ * directory to replace must have files in `tree`: this is checked before anything moves.
  */
 export function writeTree(outdir: string, tree: FileTree, replace: string[]): void {
   const staging = `${outdir}.tmp-${process.pid}`;
@@ -102,13 +104,28 @@ export function writeTree(outdir: string, tree: FileTree, replace: string[]): vo
       mkdirSync(dirname(join(staging, path)), { recursive: true });
       writeFileSync(join(staging, path), content);
     }
-    for (const dir of replace) {
+    const dirs = [...new Set(replace)];
+    for (const dir of dirs) {
+      if (!existsSync(join(staging, dir))) {
+        throw new ValidationError('writeTree replace', dir, 'must name a directory that has files in the tree (nothing was written)');
+      }
+    }
+    for (const dir of dirs) {
       const target = join(outdir, dir);
       const old = `${target}.old-${process.pid}`;
       mkdirSync(dirname(target), { recursive: true });
       rmSync(old, { recursive: true, force: true });
-      try { renameSync(target, old); } catch { /* first synth: nothing to move aside */ }
-      renameSync(join(staging, dir), target);
+      let movedAside = false;
+      try {
+        renameSync(target, old);
+        movedAside = true;
+      } catch { /* first synth: nothing to move aside */ }
+      try {
+        renameSync(join(staging, dir), target);
+      } catch (err) {
+        if (movedAside) renameSync(old, target); // put the previous directory back
+        throw err;
+      }
       rmSync(old, { recursive: true, force: true });
     }
   } finally {

@@ -21,6 +21,9 @@ import {
   requirePinnedImage, sizeInBytes, ValidationError,
 } from './validation';
 
+/** Smallest Redis memory limit accepted: room for Redis itself, its data, forks and buffers. */
+export const MIN_REDIS_MEMORY_LIMIT_MIB = 64;
+
 export interface RedisSentinelHAProps {
   /**
    * Namespace of every object.
@@ -109,8 +112,8 @@ export interface RedisSentinelHAProps {
   readonly minReplicasToWrite?: number;
   /**
    * Largest replica lag that still counts a replica as connected for minReplicasToWrite.
-   * @default - downAfter, so an isolated master stops taking writes about when the
-   * Sentinels start replacing it
+   * @default - downAfter rounded up to whole seconds, so an isolated master stops taking
+   * writes about when the Sentinels start replacing it
    */
   readonly minReplicasMaxLag?: Duration;
   /**
@@ -158,20 +161,22 @@ export class RedisSentinelHA extends Construct {
 
     this.downAfterMillis = durationMillis('downAfter', props.downAfter ?? Duration.seconds(5));
     if (this.downAfterMillis < 1000) {
-      throw new ValidationError('downAfter', props.downAfter, 'must be at least 1s (Sentinel would fail over on ordinary network jitter)');
+      throw new ValidationError('downAfter', Duration.millis(this.downAfterMillis), 'must be at least 1s (Sentinel would fail over on ordinary network jitter)');
     }
     this.failoverTimeoutMillis = durationMillis('failoverTimeout', props.failoverTimeout ?? Duration.seconds(30));
     if (this.failoverTimeoutMillis <= this.downAfterMillis) {
-      throw new ValidationError('failoverTimeout', props.failoverTimeout,
+      throw new ValidationError('failoverTimeout', Duration.millis(this.failoverTimeoutMillis),
         `must be longer than downAfter (${this.downAfterMillis}ms)`);
     }
     const parallelSyncs = requireIntegerInRange('parallelSyncs', props.parallelSyncs ?? 1, 1, replicas,
       `must be an integer from 1 to the number of replicas (${replicas})`);
     const minReplicasToWrite = requireIntegerInRange('minReplicasToWrite', props.minReplicasToWrite ?? 1, 0, replicas,
       `must be an integer from 0 to the number of replicas (${replicas}); 0 disables the check`);
-    const maxLagMillis = durationMillis('minReplicasMaxLag', props.minReplicasMaxLag ?? Duration.millis(this.downAfterMillis));
+    // Redis takes whole seconds here, so the default rounds downAfter (1500ms -> 2s) up.
+    const defaultMaxLag = Duration.seconds(Math.max(1, Math.ceil(this.downAfterMillis / 1000)));
+    const maxLagMillis = durationMillis('minReplicasMaxLag', props.minReplicasMaxLag ?? defaultMaxLag);
     if (maxLagMillis < 1000 || maxLagMillis % 1000 !== 0) {
-      throw new ValidationError('minReplicasMaxLag', props.minReplicasMaxLag, 'must be a whole number of seconds, at least 1s');
+      throw new ValidationError('minReplicasMaxLag', Duration.millis(maxLagMillis), 'must be a whole number of seconds, at least 1s');
     }
     const maxmemoryPolicy = props.maxmemoryPolicy ?? 'noeviction';
     if (!MAXMEMORY_POLICIES.includes(maxmemoryPolicy)) {
@@ -195,6 +200,10 @@ export class RedisSentinelHA extends Construct {
     if (props.storageClassName !== undefined) requireDnsSubdomain('storageClassName', props.storageClassName);
 
     const limitBytes = redisResources.memoryLimitBytes;
+    if (limitBytes < MIN_REDIS_MEMORY_LIMIT_MIB * 1024 * 1024) {
+      throw new ValidationError('redisResources.memory.limit', props.redisResources?.memory?.limit ?? DEFAULT_REDIS_RESOURCES.memoryLimit,
+        `must be at least ${MIN_REDIS_MEMORY_LIMIT_MIB}Mi (Redis needs room for data, forks and buffers; far below that the derived maxmemory reaches 0, which Redis reads as "no limit"); raise the limit`);
+    }
     if (props.maxmemory !== undefined) {
       const bytes = sizeInBytes('maxmemory', props.maxmemory);
       if (bytes >= limitBytes) {

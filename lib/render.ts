@@ -4,6 +4,8 @@
  * Secret, this pod's DNS name, the current master).
  */
 
+import { ValidationError } from './validation';
+
 export type MaxmemoryPolicy =
   | 'noeviction'
   | 'allkeys-lru' | 'allkeys-lfu' | 'allkeys-random'
@@ -20,10 +22,18 @@ export const MAXMEMORY_POLICIES: readonly MaxmemoryPolicy[] = [
  */
 export const MAXMEMORY_HEADROOM = 0.25;
 
-/** `maxmemory` for a memory limit: the limit minus headroom, rounded down to whole MiB. */
+/**
+ * `maxmemory` for a memory limit: the limit minus headroom, rounded down to whole MiB.
+ * Throws rather than return 0, which Redis reads as "no limit".
+ */
 export function deriveMaxmemoryBytes(memoryLimitBytes: number, headroom = MAXMEMORY_HEADROOM): number {
   const mib = 1024 * 1024;
-  return Math.floor((memoryLimitBytes * (1 - headroom)) / mib) * mib;
+  const bytes = Math.floor((memoryLimitBytes * (1 - headroom)) / mib) * mib;
+  if (!(bytes > 0)) {
+    throw new ValidationError('memoryLimitBytes', memoryLimitBytes,
+      `must leave at least 1MiB for maxmemory after ${100 * headroom}% headroom (Redis reads a maxmemory of 0 as "no limit"); raise the memory limit`);
+  }
+  return bytes;
 }
 
 export interface RedisConfInput {
@@ -36,6 +46,10 @@ export interface RedisConfInput {
 }
 
 export function renderRedisConf(input: RedisConfInput): string {
+  if (!Number.isInteger(input.maxmemoryBytes) || input.maxmemoryBytes <= 0) {
+    throw new ValidationError('maxmemoryBytes', input.maxmemoryBytes,
+      'must be a positive whole number of bytes (Redis reads a maxmemory of 0 as "no limit")');
+  }
   const persistence = input.appendOnly
     ? [
       '# Durability: every write goes to the append-only file, fsynced once a second.',

@@ -1,4 +1,4 @@
-import { Duration, Size } from 'cdk8s';
+import { Duration, Size, SizeRoundingBehavior } from 'cdk8s';
 import { Cpu } from 'cdk8s-plus-28';
 
 /**
@@ -14,7 +14,7 @@ export class ValidationError extends Error {
 
 function describe(value: unknown): string {
   if (value instanceof Size) return sizeToQuantity(value, { lenient: true });
-  if (value instanceof Duration) return `${value.toMilliseconds()}ms`;
+  if (value instanceof Duration) return `${value.toMilliseconds({ integral: false })}ms`;
   if (value instanceof Cpu) return value.amount;
   return JSON.stringify(value) ?? String(value);
 }
@@ -53,18 +53,26 @@ export function requireConfToken(field: string, value: string): string {
   return value;
 }
 
+const IMAGE_NAME = /^[a-z0-9][a-z0-9._\-/:]*$/; // [registry[:port]/]repository: lower-case only
+const IMAGE_TAG = /^[A-Za-z0-9_.-]*$/; // tags may have capitals ("7.2.7-Bookworm")
+const IMAGE_DIGEST = /@sha256:[a-f0-9]{64}$/;
+
 /** An image reference with an explicit, pinned tag (or digest) that is not `latest`. */
 export function requirePinnedImage(field: string, value: string): string {
-  if (typeof value !== 'string' || !/^[a-z0-9][a-z0-9._\-/:]*(@sha256:[a-f0-9]{64})?$/.test(value)) {
+  const text = typeof value === 'string' ? value : '';
+  const digest = IMAGE_DIGEST.exec(text)?.[0] ?? '';
+  const name = text.slice(0, text.length - digest.length);
+  // The tag follows the first ':' after the last '/' (an earlier ':' is a registry port).
+  const colon = name.indexOf(':', name.lastIndexOf('/') + 1);
+  const repository = colon < 0 ? name : name.slice(0, colon);
+  const tag = colon < 0 ? undefined : name.slice(colon + 1);
+  if (!IMAGE_NAME.test(repository) || (tag !== undefined && !IMAGE_TAG.test(tag))) {
     throw new ValidationError(field, value, 'must be an image reference like "redis:7.2.7-bookworm"');
   }
-  if (value.includes('@sha256:')) return value;
-  const lastSegment = value.slice(value.lastIndexOf('/') + 1);
-  const colon = lastSegment.indexOf(':');
-  if (colon < 0) {
+  if (digest) return value;
+  if (tag === undefined) {
     throw new ValidationError(field, value, 'must carry a pinned tag (for example "redis:7.2.7-bookworm"); an untagged image means :latest');
   }
-  const tag = lastSegment.slice(colon + 1);
   if (tag === '' || tag === 'latest') {
     throw new ValidationError(field, value, 'must be pinned to a version tag, not "latest" (for example "redis:7.2.7-bookworm")');
   }
@@ -95,16 +103,14 @@ export function sizeInBytes(field: string, value: Size): number {
   return kib * 1024;
 }
 
-/** Kubernetes quantity for a Size: the largest binary unit that represents it exactly. */
+/**
+ * Kubernetes quantity for a Size: the largest binary unit that represents it exactly.
+ * Lenient (for error messages): a size that is not a whole number of KiB (fractional,
+ * NaN) is shown as its exact KiB amount, such as "0.1024Ki" or "NaNKi", instead of throwing.
+ */
 export function sizeToQuantity(value: Size, opts: { lenient?: boolean } = {}): string {
-  let kib: number;
-  try {
-    kib = value.toKibibytes();
-  } catch (err) {
-    if (opts.lenient) return String(value);
-    throw err;
-  }
-  if (!Number.isFinite(kib)) return String(kib);
+  const kib = value.toKibibytes({ rounding: opts.lenient ? SizeRoundingBehavior.NONE : SizeRoundingBehavior.FAIL });
+  if (!Number.isFinite(kib)) return `${kib}Ki`;
   for (const [unit, factor] of [['Ti', 1024 ** 3], ['Gi', 1024 ** 2], ['Mi', 1024]] as const) {
     if (kib !== 0 && kib % factor === 0) return `${kib / factor}${unit}`;
   }
@@ -115,7 +121,8 @@ export function durationMillis(field: string, value: Duration): number {
   if (!(value instanceof Duration)) {
     throw new ValidationError(field, value, 'must be a Duration (for example Duration.seconds(5))');
   }
-  const ms = value.toMilliseconds();
+  // Not integral: cdk8s would throw its own error for 1.5ms, one that names no field.
+  const ms = value.toMilliseconds({ integral: false });
   if (!Number.isFinite(ms) || !Number.isInteger(ms) || ms < 0) {
     throw new ValidationError(field, value, 'must be a whole, non-negative number of milliseconds');
   }

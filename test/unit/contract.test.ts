@@ -1,0 +1,201 @@
+// The seed's resource contract: names, replica counts, ports and sizes that clients,
+// runbooks and the GitOps repository rely on.
+import { describe, expect, it } from 'vitest';
+import { ManifestObject, synthBase, synthEnvironment } from '../../lib';
+import { ENVIRONMENTS, findEnvironments } from '../../main';
+import { find, objectKey, quantityBytes } from './helpers';
+
+const [staging, production] = findEnvironments(['staging', 'production']);
+const stagingObjects = synthEnvironment(staging);
+const productionObjects = synthEnvironment(production);
+
+function container(workload: any, name: string): any {
+  const c = workload.spec.template.spec.containers.find((x: any) => x.name === name);
+  if (!c) throw new Error(`no container ${name} in ${workload.kind}/${workload.metadata.name}`);
+  return c;
+}
+
+/** Every label selector in an object: Service selectors, matchLabels of workloads, PDBs and affinity terms. */
+function selectors(o: ManifestObject): Record<string, string>[] {
+  const found: Record<string, string>[] = [];
+  const walk = (value: unknown, key: string) => {
+    if (value === null || typeof value !== 'object') return;
+    if (key === 'matchLabels' || (key === 'selector' && o.kind === 'Service')) found.push(value as Record<string, string>);
+    for (const [k, v] of Object.entries(value)) walk(v, k);
+  };
+  walk(o, '');
+  return found;
+}
+
+describe('the seed\'s objects, with their names, replicas and ports', () => {
+  it('the staging environment has exactly the seed\'s objects, under their seed names', () => {
+    expect(stagingObjects.map(objectKey).sort()).toEqual([
+      'ConfigMap/redis-config',
+      'ConfigMap/redis-scripts',
+      'ConfigMap/redis-sentinel-config',
+      'Deployment/redis-sentinel',
+      'Namespace/redis-staging',
+      'PodDisruptionBudget/redis',
+      'PodDisruptionBudget/redis-sentinel',
+      'Service/redis-master',
+      'Service/redis-sentinel',
+      'Service/redis-sentinel-headless',
+      'Service/redis-slave',
+      'StatefulSet/redis-master',
+      'StatefulSet/redis-slave',
+    ]);
+  });
+
+  it('redis-master is a StatefulSet of 1 pod governed by the headless Service redis-master on 6379', () => {
+    const sts = find(stagingObjects, 'StatefulSet', 'redis-master');
+    expect(sts.spec.replicas).toBe(1);
+    expect(sts.spec.serviceName).toBe('redis-master');
+    const svc = find(stagingObjects, 'Service', 'redis-master');
+    expect(svc.spec.clusterIP).toBe('None');
+    expect(svc.spec.ports).toEqual([{ name: 'redis', port: 6379, targetPort: 'redis' }]);
+    expect(container(sts, 'redis').ports).toEqual([{ name: 'redis', containerPort: 6379 }]);
+    expect(svc.spec.selector).toEqual(sts.spec.selector.matchLabels);
+  });
+
+  it('redis-slave is a StatefulSet of 2 pods governed by the headless Service redis-slave on 6379', () => {
+    const sts = find(stagingObjects, 'StatefulSet', 'redis-slave');
+    expect(sts.spec.replicas).toBe(2);
+    expect(sts.spec.serviceName).toBe('redis-slave');
+    const svc = find(stagingObjects, 'Service', 'redis-slave');
+    expect(svc.spec.clusterIP).toBe('None');
+    expect(svc.spec.ports).toEqual([{ name: 'redis', port: 6379, targetPort: 'redis' }]);
+    expect(svc.spec.selector).toEqual(sts.spec.selector.matchLabels);
+  });
+
+  it('headless Services publish not-ready pods, so pods find each other by DNS name before they are ready', () => {
+    for (const name of ['redis-master', 'redis-slave', 'redis-sentinel-headless']) {
+      expect(find(stagingObjects, 'Service', name).spec.publishNotReadyAddresses).toBe(true);
+    }
+  });
+
+  it('redis-sentinel is a Deployment of 3 pods behind the Service redis-sentinel on port 26379', () => {
+    const deployment = find(stagingObjects, 'Deployment', 'redis-sentinel');
+    expect(deployment.spec.replicas).toBe(3);
+    expect(container(deployment, 'sentinel').ports).toEqual([{ name: 'sentinel', containerPort: 26379 }]);
+    const svc = find(stagingObjects, 'Service', 'redis-sentinel');
+    expect(svc.spec.clusterIP).toBeUndefined(); // a normal ClusterIP Service, what clients use
+    expect(svc.spec.ports).toEqual([{ name: 'sentinel', port: 26379, targetPort: 'sentinel' }]);
+    expect(svc.spec.selector).toEqual(deployment.spec.selector.matchLabels);
+  });
+
+  it('sentinel.conf monitors the master under the name mymaster, at redis-master-0.redis-master:6379', () => {
+    const conf: string = find(stagingObjects, 'ConfigMap', 'redis-sentinel-config').data['sentinel.conf'];
+    expect(conf.split('\n')).toContain('sentinel monitor mymaster redis-master-0.redis-master 6379 2');
+    expect(container(find(stagingObjects, 'Deployment', 'redis-sentinel'), 'sentinel').env)
+      .toContainEqual({ name: 'MASTER_NAME', value: 'mymaster' });
+  });
+
+  it('both StatefulSets keep /data on a per-pod PersistentVolumeClaim template', () => {
+    for (const name of ['redis-master', 'redis-slave']) {
+      const sts = find(stagingObjects, 'StatefulSet', name);
+      expect(sts.spec.volumeClaimTemplates).toHaveLength(1);
+      const claim = sts.spec.volumeClaimTemplates[0];
+      expect(claim.metadata.name).toBe('data');
+      expect(claim.spec.accessModes).toEqual(['ReadWriteOnce']);
+      expect(container(sts, 'redis').volumeMounts).toContainEqual({ name: 'data', mountPath: '/data' });
+      // The claim, not a pod volume, backs /data.
+      expect(sts.spec.template.spec.volumes.map((v: any) => v.name)).not.toContain('data');
+    }
+  });
+});
+
+describe('per-environment sizing', () => {
+  const memory = (objects: ManifestObject[], kind: string, name: string, containerName: string) => {
+    const r = container(find(objects, kind, name), containerName).resources;
+    return { request: r.requests.memory, limit: r.limits.memory };
+  };
+  const storage = (objects: ManifestObject[], name: string) =>
+    find(objects, 'StatefulSet', name).spec.volumeClaimTemplates[0].spec.resources.requests.storage;
+
+  it('staging Redis (master and slaves) requests 256Mi and is limited to 2Gi', () => {
+    expect(memory(stagingObjects, 'StatefulSet', 'redis-master', 'redis')).toEqual({ request: '256Mi', limit: '2Gi' });
+    expect(memory(stagingObjects, 'StatefulSet', 'redis-slave', 'redis')).toEqual({ request: '256Mi', limit: '2Gi' });
+  });
+
+  it('staging Sentinels request 64Mi and are limited to 128Mi', () => {
+    expect(memory(stagingObjects, 'Deployment', 'redis-sentinel', 'sentinel')).toEqual({ request: '64Mi', limit: '128Mi' });
+  });
+
+  it('no container has a CPU limit (throttling stalls Redis and causes false failovers), but each requests CPU', () => {
+    for (const objects of [stagingObjects, productionObjects]) {
+      for (const o of objects.filter((x: any) => x.spec?.template)) {
+        for (const c of (o as any).spec.template.spec.containers) {
+          expect(c.resources.limits.cpu, `${objectKey(o)} ${c.name}`).toBeUndefined();
+          expect(c.resources.requests.cpu, `${objectKey(o)} ${c.name}`).toBeDefined();
+        }
+      }
+    }
+  });
+
+  it('production has higher memory limits than staging for Redis and Sentinel', () => {
+    for (const [kind, name, c] of [['StatefulSet', 'redis-master', 'redis'], ['StatefulSet', 'redis-slave', 'redis'], ['Deployment', 'redis-sentinel', 'sentinel']]) {
+      const stagingLimit = quantityBytes(memory(stagingObjects, kind, name, c).limit);
+      const productionLimit = quantityBytes(memory(productionObjects, kind, name, c).limit);
+      expect(productionLimit, `${kind}/${name}`).toBeGreaterThan(stagingLimit);
+    }
+  });
+
+  it('production has larger volumes than staging', () => {
+    for (const name of ['redis-master', 'redis-slave']) {
+      expect(quantityBytes(storage(productionObjects, name))).toBeGreaterThan(quantityBytes(storage(stagingObjects, name)));
+    }
+    expect(storage(stagingObjects, 'redis-master')).toBe('8Gi');
+  });
+
+  it('master and slaves are sized alike in every environment (any of them can become master)', () => {
+    for (const objects of [stagingObjects, productionObjects]) {
+      expect(memory(objects, 'StatefulSet', 'redis-master', 'redis')).toEqual(memory(objects, 'StatefulSet', 'redis-slave', 'redis'));
+      expect(storage(objects, 'redis-master')).toBe(storage(objects, 'redis-slave'));
+    }
+  });
+});
+
+describe('names and selectors are stable', () => {
+  const everything = [synthBase(), ...ENVIRONMENTS.map(synthEnvironment)];
+
+  it('no object name carries a hash suffix', () => {
+    for (const objects of everything) {
+      for (const o of objects) {
+        expect(o.metadata.name).toMatch(/^[a-z0-9-]+$/);
+        expect(o.metadata.name, objectKey(o)).not.toMatch(/-c8[0-9a-f]{6,}$|[0-9a-f]{8}$/);
+      }
+    }
+  });
+
+  it('selectors contain only app.kubernetes.io/* labels, and no cdk8s.io label appears anywhere', () => {
+    for (const objects of everything) {
+      for (const o of objects) {
+        for (const selector of selectors(o)) {
+          expect(Object.keys(selector).length, objectKey(o)).toBeGreaterThan(0);
+          expect(Object.keys(selector).filter((k) => !k.startsWith('app.kubernetes.io/')), objectKey(o)).toEqual([]);
+        }
+      }
+      expect(JSON.stringify(objects)).not.toContain('cdk8s.io');
+    }
+  });
+
+  it('every workload selector matches its own pod template labels', () => {
+    for (const o of stagingObjects.filter((x: any) => x.spec?.template)) {
+      const spec = (o as any).spec;
+      expect(spec.template.metadata.labels).toMatchObject(spec.selector.matchLabels);
+    }
+  });
+
+  it('selectors are identical across two synths, across environments and in the base', () => {
+    const selectorsOf = (objects: ManifestObject[]) => Object.fromEntries(objects.map((o) => [objectKey(o), selectors(o)]));
+    const base = selectorsOf(synthBase());
+    expect(selectorsOf(synthBase())).toEqual(base);
+    for (const profile of ENVIRONMENTS) {
+      const first = selectorsOf(synthEnvironment(profile));
+      expect(selectorsOf(synthEnvironment(profile))).toEqual(first);
+      const { [`Namespace/${profile.namespace}`]: namespace, ...rest } = first;
+      expect(namespace).toEqual([]);
+      expect(rest).toEqual(base);
+    }
+  });
+});

@@ -1,0 +1,231 @@
+import { describe, expect, it } from 'vitest';
+import { App, Chart, Duration, Size } from 'cdk8s';
+import {
+  deriveMaxmemoryBytes, MAXMEMORY_HEADROOM, RedisConfInput, RedisSentinelHA, renderRedisConf, renderSentinelConf,
+  SentinelConfInput, synthEnvironment,
+} from '../../lib';
+import { findEnvironments } from '../../main';
+import { find } from './helpers';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+const redisInput: RedisConfInput = {
+  port: 6379,
+  maxmemoryBytes: deriveMaxmemoryBytes(2 * GiB),
+  maxmemoryPolicy: 'noeviction',
+  appendOnly: true,
+  minReplicasToWrite: 1,
+  minReplicasMaxLagSeconds: 5,
+};
+
+const sentinelInput: SentinelConfInput = {
+  port: 26379,
+  masterName: 'mymaster',
+  bootstrapMasterHost: 'redis-master-0.redis-master',
+  redisPort: 6379,
+  quorum: 2,
+  downAfterMillis: 5000,
+  failoverTimeoutMillis: 30000,
+  parallelSyncs: 1,
+};
+
+/** Configuration lines that are directives (no comments, no blank lines). */
+function directives(conf: string): string[] {
+  return conf.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
+}
+
+function haConf(props: ConstructorParameters<typeof RedisSentinelHA>[2] = {}): RedisSentinelHA {
+  return new RedisSentinelHA(new Chart(new App(), 'test'), 'redis', props);
+}
+
+describe('maxmemory is derived from the container memory limit', () => {
+  it('a 2Gi limit gives maxmemory of 75% of it, 1536MiB', () => {
+    expect(MAXMEMORY_HEADROOM).toBe(0.25);
+    expect(deriveMaxmemoryBytes(2 * GiB)).toBe(1536 * MiB);
+    expect(deriveMaxmemoryBytes(2 * GiB)).toBe(1610612736);
+  });
+
+  it('an 8Gi limit gives 6GiB', () => {
+    expect(deriveMaxmemoryBytes(8 * GiB)).toBe(6 * GiB);
+  });
+
+  it('the result is rounded down to whole MiB, never up', () => {
+    expect(deriveMaxmemoryBytes(129 * MiB)).toBe(96 * MiB); // 96.75MiB
+    expect(deriveMaxmemoryBytes(100 * MiB + 1)).toBe(75 * MiB);
+    expect(deriveMaxmemoryBytes(2 * MiB)).toBe(MiB); // 1.5MiB
+    for (const limit of [300 * MiB, 1000 * MiB + 12345, 3 * GiB + 7]) {
+      const derived = deriveMaxmemoryBytes(limit);
+      expect(derived % MiB).toBe(0);
+      expect(derived).toBeLessThanOrEqual(limit * 0.75);
+      expect(derived).toBeGreaterThan(limit * 0.75 - MiB);
+    }
+  });
+
+  it('a limit that would round down to maxmemory 0 (Redis: "no limit") throws instead', () => {
+    expect(() => deriveMaxmemoryBytes(MiB)).toThrow(
+      /^memoryLimitBytes must leave at least 1MiB for maxmemory after 25% headroom \(Redis reads a maxmemory of 0 as "no limit"\); raise the memory limit, got 1048576$/);
+    expect(() => deriveMaxmemoryBytes(0)).toThrow(/, got 0$/);
+  });
+
+  it('a different headroom share can be given', () => {
+    expect(deriveMaxmemoryBytes(1 * GiB, 0.5)).toBe(512 * MiB);
+  });
+
+  it('the staging redis.conf carries maxmemory 1610612736 for its 2Gi limit, production 6442450944 for 8Gi', () => {
+    const [staging, production] = findEnvironments(['staging', 'production']);
+    const conf = (p: typeof staging) => find(synthEnvironment(p), 'ConfigMap', 'redis-config').data['redis.conf'];
+    expect(directives(conf(staging))).toContain('maxmemory 1610612736');
+    expect(directives(conf(production))).toContain('maxmemory 6442450944');
+  });
+
+  it('an explicit maxmemory below the limit is written as given', () => {
+    expect(directives(haConf({ maxmemory: Size.mebibytes(1000) }).redisConf)).toContain(`maxmemory ${1000 * MiB}`);
+  });
+});
+
+describe('redis.conf', () => {
+  const conf = renderRedisConf(redisInput);
+
+  it('sets port, data directory, maxmemory and the no-eviction policy', () => {
+    const lines = directives(conf);
+    expect(lines).toContain('port 6379');
+    expect(lines).toContain('dir /data');
+    expect(lines).toContain('maxmemory 1610612736');
+    expect(lines).toContain('maxmemory-policy noeviction');
+  });
+
+  it('with append-only on, fsyncs every second and turns off timed RDB snapshots with save ""', () => {
+    const lines = directives(conf);
+    expect(lines).toContain('appendonly yes');
+    expect(lines).toContain('appendfsync everysec');
+    expect(lines).toContain('save ""');
+    expect(lines.filter((l) => l.startsWith('save '))).toEqual(['save ""']);
+  });
+
+  it('with append-only off, says appendonly no and keeps periodic RDB snapshots', () => {
+    const lines = directives(renderRedisConf({ ...redisInput, appendOnly: false }));
+    expect(lines).toContain('appendonly no');
+    expect(lines).not.toContain('save ""');
+    expect(lines.filter((l) => l.startsWith('save '))).toEqual(['save 3600 1 300 100 60 10000']);
+  });
+
+  it('writes the min-replicas lines that stop an isolated master taking writes', () => {
+    const lines = directives(renderRedisConf({ ...redisInput, minReplicasToWrite: 2, minReplicasMaxLagSeconds: 7 }));
+    expect(lines).toContain('min-replicas-to-write 2');
+    expect(lines).toContain('min-replicas-max-lag 7');
+  });
+
+  it('keeps replicas read-only and contains no password (it is appended at start from the Secret)', () => {
+    const lines = directives(conf);
+    expect(lines).toContain('replica-read-only yes');
+    expect(lines.filter((l) => /^(requirepass|masterauth)\b/.test(l))).toEqual([]);
+  });
+
+  it('sets every directive once', () => {
+    const names = directives(conf).map((l) => l.split(' ')[0]);
+    expect(names.filter((n, i) => names.indexOf(n) !== i)).toEqual([]);
+  });
+
+  it('refuses maxmemory 0 (which Redis reads as "no limit") or a fractional byte count', () => {
+    for (const maxmemoryBytes of [0, -1, 1.5, NaN]) {
+      expect(() => renderRedisConf({ ...redisInput, maxmemoryBytes })).toThrow(
+        /^maxmemoryBytes must be a positive whole number of bytes \(Redis reads a maxmemory of 0 as "no limit"\), got /);
+    }
+  });
+
+  it('is a pure function of its input', () => {
+    expect(renderRedisConf({ ...redisInput })).toBe(conf);
+    expect(conf.endsWith('\n')).toBe(true);
+  });
+});
+
+describe('redis.conf as the construct renders it', () => {
+  it('append-only persistence is on by default, with save ""', () => {
+    const lines = directives(haConf().redisConf);
+    expect(lines).toContain('appendonly yes');
+    expect(lines).toContain('save ""');
+  });
+
+  it('by default maxmemory comes from the 2Gi default limit, one replica must be connected, within downAfter', () => {
+    const ha = haConf({ downAfter: Duration.seconds(7), failoverTimeout: Duration.seconds(40) });
+    expect(ha.maxmemoryBytes).toBe(1536 * MiB);
+    const lines = directives(ha.redisConf);
+    expect(lines).toContain('maxmemory 1610612736');
+    expect(lines).toContain('min-replicas-to-write 1');
+    expect(lines).toContain('min-replicas-max-lag 7');
+  });
+
+  it('the default max lag is downAfter rounded up to whole seconds (Redis takes seconds)', () => {
+    expect(directives(haConf({ downAfter: Duration.millis(1500) }).redisConf)).toContain('min-replicas-max-lag 2');
+    expect(directives(haConf({ downAfter: Duration.millis(1000) }).redisConf)).toContain('min-replicas-max-lag 1');
+    expect(directives(haConf({ downAfter: Duration.millis(5001) }).redisConf)).toContain('min-replicas-max-lag 6');
+  });
+
+  it('the smallest accepted memory limit, 64Mi, derives maxmemory 48MiB', () => {
+    const ha = haConf({ redisResources: { memory: { request: Size.mebibytes(64), limit: Size.mebibytes(64) } } });
+    expect(directives(ha.redisConf)).toContain(`maxmemory ${48 * MiB}`);
+  });
+
+  it('appendOnly: false and an explicit max lag reach redis.conf', () => {
+    const lines = directives(haConf({ appendOnly: false, minReplicasToWrite: 0, minReplicasMaxLag: Duration.seconds(3) }).redisConf);
+    expect(lines).toContain('appendonly no');
+    expect(lines).toContain('min-replicas-to-write 0');
+    expect(lines).toContain('min-replicas-max-lag 3');
+  });
+});
+
+describe('sentinel.conf', () => {
+  const conf = renderSentinelConf(sentinelInput);
+
+  it('monitors the master by name at its stable DNS name with the quorum', () => {
+    expect(directives(conf)).toContain('sentinel monitor mymaster redis-master-0.redis-master 6379 2');
+  });
+
+  it('writes down-after, failover-timeout and parallel-syncs for the monitored master', () => {
+    const lines = directives(conf);
+    expect(lines).toContain('sentinel down-after-milliseconds mymaster 5000');
+    expect(lines).toContain('sentinel failover-timeout mymaster 30000');
+    expect(lines).toContain('sentinel parallel-syncs mymaster 1');
+  });
+
+  it('resolves and announces hostnames, so pods are followed by name when their IP changes', () => {
+    const lines = directives(conf);
+    expect(lines).toContain('sentinel resolve-hostnames yes');
+    expect(lines).toContain('sentinel announce-hostnames yes');
+    // Both must precede the monitor line: Sentinel resolves the master host when it reads it.
+    expect(lines.indexOf('sentinel resolve-hostnames yes')).toBeLessThan(lines.findIndex((l) => l.startsWith('sentinel monitor ')));
+  });
+
+  it('listens on 26379 and keeps its state in the writable data directory, with no password', () => {
+    const lines = directives(conf);
+    expect(lines).toContain('port 26379');
+    expect(lines).toContain('dir /data');
+    expect(lines.filter((l) => /auth-pass|requirepass/.test(l))).toEqual([]);
+  });
+
+  it('uses the given master name in every per-master line', () => {
+    const lines = directives(renderSentinelConf({ ...sentinelInput, masterName: 'cache-1' }));
+    const perMaster = lines.filter((l) => /^sentinel (monitor|down-after-milliseconds|failover-timeout|parallel-syncs) /.test(l));
+    expect(perMaster).toHaveLength(4);
+    expect(perMaster.every((l) => l.split(' ')[2] === 'cache-1')).toBe(true);
+  });
+
+  it('as the construct renders it: quorum is a majority of the Sentinels, timings come from the props', () => {
+    const ha = haConf({ sentinels: 5, downAfter: Duration.seconds(3), failoverTimeout: Duration.seconds(20), replicas: 3, parallelSyncs: 2 });
+    const lines = directives(ha.sentinelConf);
+    expect(lines).toContain('sentinel monitor mymaster redis-master-0.redis-master 6379 3');
+    expect(lines).toContain('sentinel down-after-milliseconds mymaster 3000');
+    expect(lines).toContain('sentinel failover-timeout mymaster 20000');
+    expect(lines).toContain('sentinel parallel-syncs mymaster 2');
+    expect(directives(haConf({ quorum: 3 }).sentinelConf)).toContain('sentinel monitor mymaster redis-master-0.redis-master 6379 3');
+  });
+
+  it('the staging sentinel.conf monitors mymaster with quorum 2, down after 5s, failover timeout 30s', () => {
+    const [staging] = findEnvironments(['staging']);
+    const lines = directives(find(synthEnvironment(staging), 'ConfigMap', 'redis-sentinel-config').data['sentinel.conf']);
+    expect(lines).toContain('sentinel monitor mymaster redis-master-0.redis-master 6379 2');
+    expect(lines).toContain('sentinel down-after-milliseconds mymaster 5000');
+    expect(lines).toContain('sentinel failover-timeout mymaster 30000');
+  });
+});
