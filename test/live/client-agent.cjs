@@ -170,6 +170,39 @@ const ops = {
     }));
     return result;
   },
+  /**
+   * Watch one Redis node directly (not through Sentinel) for a while: sample its ROLE and
+   * try a SET every few milliseconds. Proves whether it ever accepted a write as master.
+   */
+  async watchNode({ host, durationMs, everyMs = 20 }) {
+    const end = now() + durationMs;
+    const result = { roles: {}, writesAccepted: 0, firstReachable: null, errors: {} };
+    let c;
+    while (now() < end) {
+      try {
+        if (!c) {
+          c = directClient(host);
+          await c.connect();
+          if (result.firstReachable === null) result.firstReachable = now();
+        }
+        const role = (await c.role())[0];
+        result.roles[role] = (result.roles[role] || 0) + 1;
+        try {
+          await c.set('watch:probe', String(now()));
+          result.writesAccepted++;
+        } catch (err) {
+          const kind = err.message.split(' ')[0];
+          result.errors[kind] = (result.errors[kind] || 0) + 1;
+        }
+      } catch (err) {
+        c?.disconnect();
+        c = undefined;
+      }
+      await sleep(everyMs);
+    }
+    c?.disconnect();
+    return result;
+  },
   /** One command to one host (e.g. a Sentinel by IP) with a short timeout. */
   async call({ host, port, args, auth = true }) {
     return once(host, port, auth ? PASSWORD : undefined, args);

@@ -2,6 +2,7 @@
 // probes, lifecycle and faults, on a small hand-written fixture.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, onTestFailed, test } from 'vitest';
 import { SimCluster, checkLivePrerequisites } from './index';
 
@@ -231,7 +232,7 @@ describe.skipIf(prereq)('pod simulator (live)', () => {
         catch (e) { process.send({ error: String(e) }); }
       });
       process.send({ hello: true });`;
-    const node = await c.startClientPod('agent', [process.execPath, '-e', agent], { ipc: true, cwd: '/work/main' });
+    const node = await c.startClientPod('agent', [process.execPath, '-e', agent], { ipc: true, cwd: join(__dirname, '..', '..') });
     const messages: unknown[] = [];
     node.proc.on('message', (m) => messages.push(m));
     await c.waitFor(() => messages.length > 0, 15_000, 'agent hello');

@@ -1,0 +1,292 @@
+import { afterEach, beforeEach, describe, expect, onTestFailed, test } from 'vitest';
+import { checkLivePrerequisites } from '../sim';
+import { sleep, waitFor } from '../sim/util';
+import { confirmedWrites, LiveCluster, longestPause, WriteRecord, writeOutage } from './harness';
+
+/**
+ * The live failover suite: the staging overlay, rendered by kustomize, runs as real
+ * redis-server and redis-sentinel processes in the pod simulator (test/sim), and each
+ * scenario injects a fault and checks what an application would see.
+ */
+
+const missing = checkLivePrerequisites();
+if (missing && process.env.CI === 'true') {
+  test('live failover prerequisites are installed (required when CI=true)', () => {
+    throw new Error(`live failover suite cannot run: ${missing}`);
+  });
+} else if (missing) {
+  console.log(`live failover suite skipped: ${missing}`);
+}
+
+describe.skipIf(missing)('live failover (staging overlay)', () => {
+  let live: LiveCluster;
+
+  beforeEach(async () => {
+    live = await LiveCluster.start('staging');
+    onTestFailed(async () => {
+      console.log(`\n===== what the cluster looked like =====\n${await live.report()}`);
+    });
+  });
+
+  afterEach(async () => {
+    await live?.stop();
+  });
+
+  /** Runs `body` while the client writes continuously; returns every write it attempted. */
+  async function runWriter(prefix: string, body: () => Promise<void>, opts: { retries?: number } = {}): Promise<WriteRecord[]> {
+    await live.agent.call('startWriter', { prefix, retries: opts.retries ?? 0 });
+    let failure: unknown;
+    try {
+      await body();
+    } catch (err) {
+      failure = err;
+    }
+    const log = await live.agent.call<WriteRecord[]>('stopWriter', {}, 60_000);
+    if (failure) throw failure;
+    return log;
+  }
+
+  async function crashMasterAndWaitForFailover(master: string): Promise<{ log: WriteRecord[]; faultAt: number; promoted: string }> {
+    let faultAt = 0;
+    let promoted = '';
+    const log = await runWriter(`crash-${master}`, async () => {
+      await sleep(1000);
+      faultAt = Date.now();
+      await live.sim.killContainer(master, 'redis', { restart: false });
+      promoted = await live.waitForSentinelMasterOtherThan(master, 30_000);
+      await waitWriterPastFault(faultAt);
+    });
+    return { log, faultAt, promoted };
+  }
+
+  async function expectNoConfirmedWriteLost(prefix: string, log: WriteRecord[]) {
+    const confirmed = confirmedWrites(log);
+    expect(confirmed.length).toBeGreaterThan(0);
+    const lost = await live.agent.call<number[]>('missing', { prefix, ns: confirmed });
+    expect(lost, `WAIT 1-confirmed writes lost: ${lost.slice(0, 20).join(', ')}`).toEqual([]);
+  }
+
+  async function waitWriterPastFault(faultAt: number) {
+    // The writer runs inside the agent; poll the master until a write after the fault is acknowledged.
+    await waitFor(async () => {
+      const key = `probe:${Date.now()}`;
+      await live.agent.call('write', { key, value: '1' }, 10_000);
+      return true;
+    }, 30_000, `a write acknowledged after the fault at ${new Date(faultAt).toISOString()}`, 200);
+  }
+
+  test('cold start: redis-master-0 is the only master, replicas in sync, Sentinels agree, clients write and read through Sentinel', async () => {
+    await live.waitHealthy();
+    expect(await live.onlyMaster()).toBe('redis-master-0');
+    expect(await live.sentinelMaster()).toBe('redis-master-0');
+    const view = await live.view();
+    for (const [ip, s] of Object.entries(view.sentinels)) {
+      expect(s.ckquorum, `sentinel ${ip}`).toMatch(/^OK 3 usable Sentinels/);
+    }
+    expect(await live.agent.call('write', { key: 'cold', value: 'start', wait: 2 })).toBe(2);
+    expect(await live.agent.call('replicaRole')).toBe('slave');
+    expect(await live.agent.call('readReplica', { key: 'cold' })).toBe('start');
+  });
+
+  test('master crash: a replica is promoted, the other follows it, the client resumes, no WAIT-confirmed write is lost', async () => {
+    await live.waitHealthy();
+    const { log, faultAt, promoted: named } = await crashMasterAndWaitForFailover('redis-master-0');
+    expect(named).toMatch(/^redis-slave-[01]$/);
+    const promoted = await live.onlyMaster();
+    expect(promoted).toBe(named);
+    expect(promoted).toMatch(/^redis-slave-[01]$/);
+    const other = promoted === 'redis-slave-0' ? 'redis-slave-1' : 'redis-slave-0';
+    await waitFor(async () => {
+      const n = (await live.view()).nodes[live.fqdn(other)];
+      return n.role === 'slave' && n.roleReply?.[1] === live.fqdn(promoted) && /master_link_status:up/.test(n.info ?? '');
+    }, 20_000, `${other} to replicate ${promoted}`);
+    const outageMs = writeOutage(log, faultAt);
+    console.log(`master crash: write outage ${outageMs.toFixed(0)} ms (downAfter ${live.downAfterMs} ms)`);
+    await expectNoConfirmedWriteLost('crash-redis-master-0', log);
+  });
+
+  test('the crashed master comes back with a new IP as a replica of the new master and never accepts a write as master', async () => {
+    await live.waitHealthy();
+    const oldIp = live.sim.podIp('redis-master-0');
+    let promoted = '';
+    await runWriter('rejoin', async () => {
+      await sleep(500);
+      await live.sim.deletePod('redis-master-0', { grace: false, recreate: false });
+      promoted = await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
+      await waitWriterPastFault(Date.now());
+    });
+    // Watch the old master from the moment its pod is recreated until it has rejoined.
+    const watching = live.agent.call<{ roles: Record<string, number>; writesAccepted: number; firstReachable: number | null }>(
+      'watchNode', { host: live.fqdn('redis-master-0'), durationMs: 20_000 }, 40_000);
+    await sleep(300);
+    live.sim.recreatePod('redis-master-0');
+    await live.sim.waitPodReady('redis-master-0', 30_000);
+    expect(live.sim.podIp('redis-master-0')).not.toBe(oldIp);
+    const watched = await watching;
+    expect(watched.firstReachable, 'the recreated pod was never reachable').not.toBeNull();
+    expect(watched.roles.master ?? 0, `roles seen: ${JSON.stringify(watched.roles)}`).toBe(0);
+    expect(watched.writesAccepted).toBe(0);
+    expect(watched.roles.slave).toBeGreaterThan(0);
+    await live.waitHealthy(30_000);
+    expect(await live.onlyMaster()).toBe(promoted);
+  });
+
+  test('graceful deletion of the master hands over first: no failed write and a short pause', async () => {
+    await live.waitHealthy();
+    const log = await runWriter('planned', async () => {
+      await sleep(1000);
+      await live.sim.deletePod('redis-master-0', { grace: true, recreate: true });
+      await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
+      await live.sim.waitPodReady('redis-master-0', 60_000);
+      await sleep(500);
+    }, { retries: 40 });
+    const failed = log.filter((w) => w.error !== null);
+    const pause = longestPause(log);
+    console.log(`planned switchover: ${failed.length} failed writes, longest write pause ${pause.toFixed(0)} ms`);
+    expect(failed.map((w) => w.error)).toEqual([]);
+    expect(pause).toBeLessThan(live.downAfterMs);
+    expect(live.sim.logs('redis-master-0', 'redis', 400)).toMatch(/handed over to redis-slave-[01]/);
+    await expectNoConfirmedWriteLost('planned', log);
+    await live.waitHealthy(30_000);
+    expect(await live.onlyMaster()).toMatch(/^redis-slave-[01]$/);
+  });
+
+  test('partitioned master: the majority promotes a replica, the old master is demoted after healing, no WAIT-confirmed write is lost', async () => {
+    await live.waitHealthy();
+    let isolatedWrites = '';
+    const log = await runWriter('partition', async () => {
+      await sleep(1000);
+      await live.sim.partition('redis-master-0');
+      const partitionedAt = Date.now();
+      // An application on the master's side of the partition keeps writing to it.
+      const sideWriter = live.sim.exec('redis-master-0', ['sh', '-c',
+        'REDISCLI_AUTH="$(cat /etc/redis-auth/password)"; export REDISCLI_AUTH; n=0; end=$(( $(date +%s) + 12 )); ' +
+        'while [ "$(date +%s)" -lt "$end" ]; do r="$(timeout 1 redis-cli --no-auth-warning SET "iso:$n" "$n" 2>&1 | head -c 40)"; ' +
+        'echo "$(date +%s%N) $n $r"; n=$((n+1)); sleep 0.05; done'], { timeoutMs: 30_000 });
+      await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
+      await waitWriterPastFault(partitionedAt);
+      isolatedWrites = (await sideWriter).stdout;
+      expect(Date.now() - partitionedAt).toBeGreaterThan(live.downAfterMs);
+      await live.sim.heal('redis-master-0');
+    });
+    const promoted = await live.sentinelMaster();
+    await waitFor(async () => {
+      const n = (await live.view()).nodes[live.fqdn('redis-master-0')];
+      return n.role === 'slave' && n.roleReply?.[1] === live.fqdn(promoted!) && /master_link_status:up/.test(n.info ?? '');
+    }, 30_000, 'the old master to follow the new one');
+    await expectNoConfirmedWriteLost('partition', log);
+    const lines = isolatedWrites.trim().split('\n').map((l) => l.split(' '));
+    const accepted = lines.filter((l) => l[2] === 'OK');
+    const refused = lines.filter((l) => /NOREPLICAS/.test(l.slice(2).join(' ')));
+    console.log(`partition: the isolated master accepted ${accepted.length} of ${lines.length} writes from its own side ` +
+      `(refused ${refused.length} with NOREPLICAS); none was WAIT-confirmed and all are discarded when it rejoins`);
+    // min-replicas-to-write stops the isolated master: it refuses writes before the partition ends.
+    expect(refused.length).toBeGreaterThan(0);
+    const lastAccepted = Math.max(...accepted.map((l) => Number(l[0]) / 1e6));
+    const firstRefused = Math.min(...refused.map((l) => Number(l[0]) / 1e6));
+    expect(lastAccepted).toBeLessThan(firstRefused);
+    await live.waitHealthy(30_000);
+  });
+
+  test('replica crash and restart: it resynchronises and serves reads again', async () => {
+    await live.waitHealthy();
+    await live.sim.killContainer('redis-slave-1', 'redis', { restart: false });
+    for (let i = 0; i < 50; i++) await live.agent.call('write', { key: `during:${i}`, value: String(i) });
+    await live.sim.restartContainer('redis-slave-1', 'redis');
+    await live.sim.waitPodReady('redis-slave-1', 30_000);
+    await live.waitHealthy(30_000);
+    for (const i of [0, 25, 49]) {
+      expect(await live.agent.call('call', { host: live.fqdn('redis-slave-1'), port: 6379, args: ['GET', `during:${i}`] })).toBe(String(i));
+    }
+    expect(await live.agent.call('call', { host: live.fqdn('redis-slave-1'), port: 6379, args: ['ROLE'] })).toEqual(
+      expect.arrayContaining(['slave', live.fqdn('redis-master-0')]));
+  });
+
+  test('Sentinel pods replaced by several rollouts: phantom Sentinels are cleaned up and a master crash still fails over', async () => {
+    await live.waitHealthy();
+    for (let round = 1; round <= 3; round++) await live.sim.rolloutDeployment('redis-sentinel', 120_000);
+    const rolledAt = Date.now();
+    await live.waitHealthy(90_000);
+    console.log(`sentinel rollouts: phantom Sentinels gone ${((Date.now() - rolledAt) / 1000).toFixed(1)} s after the third rollout`);
+    const { log, promoted } = await crashMasterAndWaitForFailover('redis-master-0');
+    expect(promoted).toMatch(/^redis-slave-[01]$/);
+    expect(await live.onlyMaster()).toBe(promoted);
+    await expectNoConfirmedWriteLost('crash-redis-master-0', log);
+  });
+
+  test('one Sentinel down: failover still works', async () => {
+    await live.waitHealthy();
+    const [down] = live.sentinelPods();
+    await live.sim.killContainer(down, 'sentinel', { restart: false });
+    const { log, promoted } = await crashMasterAndWaitForFailover('redis-master-0');
+    expect(promoted).toMatch(/^redis-slave-[01]$/);
+    expect(await live.onlyMaster()).toBe(promoted);
+    await expectNoConfirmedWriteLost('crash-redis-master-0', log);
+  });
+
+  test('two Sentinels down: no failover happens and no second master appears', async () => {
+    await live.waitHealthy();
+    const [a, b, survivor] = live.sentinelPods();
+    await live.sim.killContainer(a, 'sentinel', { restart: false });
+    await live.sim.killContainer(b, 'sentinel', { restart: false });
+    await live.sim.killContainer('redis-master-0', 'redis', { restart: false });
+    // Well past down-after plus the time a failover takes when it can happen.
+    const deadline = Date.now() + live.downAfterMs * 3;
+    while (Date.now() < deadline) {
+      const view = await live.view();
+      const masters = Object.entries(view.nodes).filter(([, n]) => n.role === 'master').map(([h]) => h);
+      expect(masters, 'no node may become master without a Sentinel majority').toEqual([]);
+      const s = view.sentinels[live.sim.podIp(survivor)];
+      expect(s.master?.ip).toBe(live.fqdn('redis-master-0'));
+      await sleep(500);
+    }
+  });
+
+  test('every pod restarted at once: data survives, exactly one master comes back, clients reconnect', async () => {
+    await live.waitHealthy();
+    // Start from a promoted replica, the harder case: the bootstrap master must not win.
+    await live.agent.call('call', { host: live.sim.podIp(live.sentinelPods()[0]), port: 26379, args: ['SENTINEL', 'FAILOVER', 'mymaster'], auth: false });
+    const master = await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
+    await live.waitHealthy(30_000);
+    for (let i = 0; i < 200; i++) await live.agent.call('write', { key: `before:${i}`, value: String(i) });
+    await live.agent.call('write', { key: 'before:last', value: 'x', wait: 2 });
+    // Let the readiness probes record every node's current role on its volume.
+    await sleep(6000);
+    const pods = live.sim.pods().map((p) => p.name);
+    await Promise.all(pods.map((p) => live.sim.deletePod(p, { grace: false, recreate: true })));
+    await live.sim.waitReady(120_000);
+    await live.waitHealthy(90_000);
+    expect(await live.onlyMaster()).toBe(master);
+    for (const i of [0, 100, 199]) expect(await live.agent.call('readMaster', { key: `before:${i}` })).toBe(String(i));
+    expect(await live.agent.call('readMaster', { key: 'before:last' })).toBe('x');
+    expect(await live.agent.call('write', { key: 'after', value: 'restart', wait: 1 })).toBe(1);
+  });
+
+  test("the seed's Python example writes and reads through Sentinel from a client pod", async () => {
+    await live.waitHealthy();
+    const script = [
+      'import time',
+      'from redis.sentinel import Sentinel',
+      `password = ${JSON.stringify(live.password)}`,
+      "sentinel = Sentinel([('redis-sentinel', 26379)])",
+      "master = sentinel.master_for('mymaster', socket_timeout=0.5, password=password)",
+      "slave = sentinel.slave_for('mymaster', socket_timeout=0.5, password=password)",
+      "master.set('key', 'value')",
+      'value = None',
+      'for _ in range(50):',
+      "    value = slave.get('key')",
+      '    if value is not None: break',
+      '    time.sleep(0.1)',
+      "print('master', sentinel.discover_master('mymaster'))",
+      "print('read', value.decode())",
+    ].join('\n');
+    const py = await live.sim.startClientPod('python-app', ['/usr/bin/python3', '-c', script]);
+    let out = '';
+    py.proc.stdout?.on('data', (d) => { out += d; });
+    py.proc.stderr?.on('data', (d) => { out += d; });
+    const code = await new Promise<number | null>((resolve) => py.proc.on('exit', resolve));
+    expect(out).toMatch(/read value/);
+    expect(out).toContain(`master ('${live.fqdn('redis-master-0')}', 6379)`);
+    expect(code).toBe(0);
+  });
+});

@@ -1,0 +1,256 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { SimCluster } from '../sim';
+import { waitFor } from '../sim/util';
+
+/**
+ * Test-side helpers for the live suite and the failover benchmark: start an
+ * environment's rendered overlay in the simulator, drive the in-cluster client agent,
+ * and describe the cluster when something goes wrong.
+ */
+
+export const ROOT = join(__dirname, '..', '..');
+export const MASTER_NAME = 'mymaster';
+
+export interface WriteRecord {
+  n: number;
+  start: number;
+  ack: number | null;
+  confirmed: boolean;
+  error: string | null;
+  attempts: number;
+}
+
+/** The Sentinel-aware application in its own client pod, driven over IPC. */
+export class Agent {
+  private seq = 0;
+  private readonly pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
+  /** The agent's own stdout/stderr, kept for failure reports. */
+  output = '';
+
+  constructor(private readonly proc: import('node:child_process').ChildProcess) {
+    const keep = (chunk: Buffer) => { this.output = (this.output + chunk.toString()).slice(-20_000); };
+    proc.stdout?.on('data', keep);
+    proc.stderr?.on('data', keep);
+    proc.on('message', (m: any) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.ok) p.resolve(m.result);
+      else p.reject(new Error(m.error));
+    });
+    proc.on('exit', (code, signal) => {
+      this.output += `\n(client agent exited: code ${code}, signal ${signal})`;
+      for (const p of this.pending.values()) p.reject(new Error('client agent exited'));
+      this.pending.clear();
+    });
+  }
+
+  call<T = any>(op: string, args: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<T> {
+    const id = ++this.seq;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`client agent: ${op} timed out after ${timeoutMs}ms`));
+      }, timeoutMs);
+      this.pending.set(id, {
+        resolve: (v) => { clearTimeout(timer); resolve(v); },
+        reject: (e) => { clearTimeout(timer); reject(e); },
+      });
+      if (!this.proc.connected) {
+        this.pending.delete(id);
+        clearTimeout(timer);
+        reject(new Error(`client agent is not running: ${this.output.slice(-500)}`));
+        return;
+      }
+      this.proc.send({ id, op, ...args });
+    });
+  }
+}
+
+export interface NodeView { role: string; roleReply?: any[]; info?: string; error?: string }
+export interface SentinelView {
+  master?: Record<string, string>;
+  replicas?: Record<string, string>[];
+  sentinels?: Record<string, string>[];
+  ckquorum?: string;
+  error?: string;
+}
+export interface ClusterView { nodes: Record<string, NodeView>; sentinels: Record<string, SentinelView> }
+
+export class LiveCluster {
+  private constructor(
+    readonly env: string,
+    readonly namespace: string,
+    readonly sim: SimCluster,
+    readonly agent: Agent,
+    readonly password: string,
+    readonly downAfterMs: number,
+  ) {}
+
+  static async start(env = 'staging'): Promise<LiveCluster> {
+    const manifests = execFileSync('kubectl', ['kustomize', join(ROOT, 'dist', 'overlays', env)], { encoding: 'utf8' });
+    const namespace = /^kind: Namespace\nmetadata:\n(?:  .*\n)*?  name: (\S+)/m.exec(manifests)?.[1]
+      ?? /namespace: (\S+)/.exec(manifests)?.[1] ?? 'default';
+    const downAfterMs = Number(/down-after-milliseconds \S+ (\d+)/.exec(manifests)?.[1] ?? 5000);
+    const password = randomBytes(16).toString('hex');
+    const sim = await SimCluster.start({ manifests, secrets: { 'redis-auth': { password } } });
+    try {
+      await sim.waitReady(120_000);
+      const client = await sim.startClientPod('app', [process.execPath, join(__dirname, 'client-agent.cjs')], {
+        ipc: true, cwd: ROOT, env: { REDIS_PASSWORD: password, MASTER_NAME },
+      });
+      const agent = new Agent(client.proc);
+      const live = new LiveCluster(env, namespace, sim, agent, password, downAfterMs);
+      await agent.call('connect', {}, 60_000);
+      return live;
+    } catch (err) {
+      await sim.stop();
+      throw err;
+    }
+  }
+
+  fqdn(pod: string): string {
+    const service = pod.replace(/-\d+$/, '');
+    return `${pod}.${service}.${this.namespace}.svc.cluster.local`;
+  }
+
+  redisPods(): string[] {
+    return [...this.sim.podsOf('redis-master'), ...this.sim.podsOf('redis-slave')].map((p) => p.name);
+  }
+
+  sentinelPods(): string[] {
+    return this.sim.podsOf('redis-sentinel').filter((p) => p.phase !== 'Terminating').map((p) => p.name);
+  }
+
+  async view(): Promise<ClusterView> {
+    const sentinels = this.sentinelPods().map((p) => this.sim.podIp(p)).filter(Boolean);
+    return this.agent.call<ClusterView>('inspect', { nodes: this.redisPods().map((p) => this.fqdn(p)), sentinels }, 20_000);
+  }
+
+  /** Pod name of the master the Sentinels name (newest config epoch), or undefined. */
+  async sentinelMaster(): Promise<string | undefined> {
+    const view = await this.view();
+    let best: { epoch: number; host: string } | undefined;
+    for (const s of Object.values(view.sentinels)) {
+      if (!s.master) continue;
+      const epoch = Number(s.master['config-epoch']);
+      if (!best || epoch > best.epoch) best = { epoch, host: s.master.ip };
+    }
+    return best?.host.split('.')[0];
+  }
+
+  /**
+   * Healthy means: exactly one node is master, every other node is its replica with the
+   * link up and the same offset, and every Sentinel names that master, sees all replicas,
+   * knows exactly the other live Sentinels and passes CKQUORUM.
+   */
+  async healthProblems(): Promise<string[]> {
+    const view = await this.view();
+    const problems: string[] = [];
+    const masters = Object.entries(view.nodes).filter(([, n]) => n.role === 'master').map(([h]) => h);
+    if (masters.length !== 1) return [`expected exactly one master, found ${masters.length}: ${masters.join(', ')}`];
+    const master = masters[0];
+    const masterOffset = Number(/master_repl_offset:(\d+)/.exec(view.nodes[master].info ?? '')?.[1]);
+    for (const [host, n] of Object.entries(view.nodes)) {
+      if (host === master) continue;
+      if (n.role !== 'slave') { problems.push(`${host} is ${n.role}`); continue; }
+      if (n.roleReply?.[1] !== master) problems.push(`${host} replicates ${n.roleReply?.[1]}, not ${master}`);
+      if (!/master_link_status:up/.test(n.info ?? '')) problems.push(`${host} link to master is down`);
+      const offset = Number(/slave_repl_offset:(\d+)/.exec(n.info ?? '')?.[1]);
+      if (offset !== masterOffset) problems.push(`${host} offset ${offset} != master ${masterOffset}`);
+    }
+    const sentinelCount = Object.keys(view.sentinels).length;
+    for (const [ip, s] of Object.entries(view.sentinels)) {
+      if (!s.master) { problems.push(`sentinel ${ip}: ${s.error}`); continue; }
+      if (s.master.ip !== master) problems.push(`sentinel ${ip} names ${s.master.ip}`);
+      if (s.master.flags !== 'master') problems.push(`sentinel ${ip} flags master ${s.master.flags}`);
+      if (Number(s.master['num-slaves']) !== this.redisPods().length - 1) problems.push(`sentinel ${ip} knows ${s.master['num-slaves']} replicas`);
+      const liveReplicas = (s.replicas ?? []).filter((r) => !/_down|disconnected/.test(r.flags)).length;
+      if (liveReplicas !== this.redisPods().length - 1) problems.push(`sentinel ${ip} sees ${liveReplicas} healthy replicas`);
+      if (Number(s.master['num-other-sentinels']) !== sentinelCount - 1) problems.push(`sentinel ${ip} knows ${s.master['num-other-sentinels']} other sentinels`);
+      if (!/^OK/.test(String(s.ckquorum))) problems.push(`sentinel ${ip} CKQUORUM: ${s.ckquorum}`);
+    }
+    return problems;
+  }
+
+  async waitHealthy(timeoutMs = 60_000): Promise<void> {
+    let last: string[] = [];
+    await waitFor(async () => {
+      last = await this.healthProblems();
+      return last.length === 0;
+    }, timeoutMs, 'a healthy cluster', 250).catch((err) => {
+      throw new Error(`${err.message}; still wrong: ${last.join('; ')}`);
+    });
+  }
+
+  /** Pod name of the only node that reports role master; throws when there is not exactly one. */
+  async onlyMaster(): Promise<string> {
+    const view = await this.view();
+    const masters = Object.entries(view.nodes).filter(([, n]) => n.role === 'master').map(([h]) => h.split('.')[0]);
+    if (masters.length !== 1) throw new Error(`expected exactly one master, found: [${masters.join(', ')}]`);
+    return masters[0];
+  }
+
+  async waitForSentinelMasterOtherThan(pod: string, timeoutMs = 30_000): Promise<string> {
+    // waitFor only returns once the value is truthy.
+    return waitFor<string | undefined>(async () => {
+      const m = await this.sentinelMaster();
+      return m && m !== pod ? m : undefined;
+    }, timeoutMs, `Sentinels to name a master other than ${pod}`, 100) as Promise<string>;
+  }
+
+  /** What a failing test prints: roles, Sentinel views, pod list and the tail of each pod's log. */
+  async report(): Promise<string> {
+    const lines: string[] = [`cluster: ${this.sim.describe()}`];
+    try {
+      const view = await this.view();
+      for (const [host, n] of Object.entries(view.nodes)) {
+        lines.push(`ROLE ${host}: ${n.error ?? JSON.stringify(n.roleReply)}`);
+      }
+      for (const [ip, s] of Object.entries(view.sentinels)) {
+        if (!s.master) { lines.push(`SENTINEL ${ip}: ${s.error}`); continue; }
+        const m = s.master;
+        lines.push(`SENTINEL ${ip} MASTER: ${m.ip} flags=${m.flags} epoch=${m['config-epoch']} replicas=${m['num-slaves']} others=${m['num-other-sentinels']} ckquorum=${s.ckquorum}`);
+        lines.push(`  REPLICAS: ${(s.replicas ?? []).map((r) => `${r.ip}[${r.flags}]`).join(' ')}`);
+        lines.push(`  SENTINELS: ${(s.sentinels ?? []).map((r) => `${r.ip}[${r.flags}]`).join(' ')}`);
+      }
+    } catch (err) {
+      lines.push(`(inspection failed: ${(err as Error).message})`);
+    }
+    for (const p of this.sim.pods()) {
+      lines.push(`--- ${p.name} (${p.ip}, ${p.phase}, ready=${p.ready}, restarts=${p.restarts}) ---`);
+      lines.push(this.sim.logs(p.name, undefined, 12));
+    }
+    lines.push('--- client agent output ---', this.agent.output.slice(-3000));
+    lines.push('--- events ---', ...this.sim.events.slice(-30));
+    return lines.join('\n');
+  }
+
+  async stop(): Promise<void> {
+    await this.sim.stop();
+  }
+}
+
+/**
+ * Write outage around a fault at `faultAt`: the longest gap between consecutive
+ * acknowledged writes from just before the fault on. The writer acknowledges writes
+ * every few milliseconds while a master is up, so that gap runs from the last write the
+ * old master acknowledged to the first one the new master acknowledged.
+ */
+export function writeOutage(log: WriteRecord[], faultAt: number): number {
+  return longestPause(log.filter((w) => w.ack !== null && (w.ack as number) >= faultAt - 1000));
+}
+
+/** Longest gap between consecutive acknowledged writes. */
+export function longestPause(log: WriteRecord[]): number {
+  const acks = log.filter((w) => w.ack !== null).map((w) => w.ack as number).sort((a, b) => a - b);
+  let longest = 0;
+  for (let i = 1; i < acks.length; i++) longest = Math.max(longest, acks[i] - acks[i - 1]);
+  return longest;
+}
+
+export function confirmedWrites(log: WriteRecord[]): number[] {
+  return log.filter((w) => w.confirmed).map((w) => w.n);
+}
