@@ -37,13 +37,17 @@ now_ms() {
   esac
 }
 
-# replicas_caught_up: true when a connected replica has acknowledged the master's offset.
+# replicas_caught_up: true when every online replica has processed the master's whole
+# replication stream (Sentinel may promote any of them). Asked of the replicas
+# themselves: the offsets the master reports come from acknowledgements sent once a second.
 replicas_caught_up() {
-  _info="$(redis_cmd 127.0.0.1 INFO replication | tr -d '\r')"
-  _offset="$(echo "$_info" | awk -F: '$1 == "master_repl_offset" { print $2 }')"
-  echo "$_info" | awk -F'[:,=]' -v want="$_offset" '
-    /^slave[0-9]+:/ { for (i = 2; i < NF; i++) if ($i == "offset" && $(i + 1) == want) found = 1 }
-    END { exit !found }'
+  _offset="$(info_field 127.0.0.1 replication master_repl_offset)"
+  _online="$(redis_cmd 127.0.0.1 INFO replication | tr -d '\r' \
+    | sed -n 's/^slave[0-9]*:ip=\([^,]*\),.*state=online.*/\1/p')"
+  [ -n "$_online" ] || return 1
+  for _replica in $_online; do
+    [ "$(info_field "$_replica" replication slave_repl_offset)" = "$_offset" ] || return 1
+  done
 }
 
 if [ "$(redis_role 127.0.0.1)" != "master" ]; then
@@ -76,14 +80,14 @@ reply="$(sentinel_cmd "$SENTINEL" SENTINEL FAILOVER "$MASTER_NAME" || true)"
 [ "$reply" = "OK" ] || give_up "Sentinel $SENTINEL refused the failover: '$reply'"
 log "Sentinel $SENTINEL accepted the failover; waiting for a new master"
 
+# While the failover is reconfiguring the other replicas, the leading Sentinel already
+# answers GET-MASTER-ADDR-BY-NAME with the promoted replica.
 while :; do
   [ "$(now_ms)" -lt "$deadline_ms" ] || give_up "the Sentinels named no new master within ${HANDOVER_TIMEOUT_SECONDS}s"
-  view="$(sentinel_view "$SENTINEL")"
-  # shellcheck disable=SC2086
-  [ -n "$view" ] && set -- $view && [ "$2" != "$ME" ] && break
+  NEW_MASTER="$(sentinel_cmd "$SENTINEL" SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER_NAME" | head -n 1)"
+  [ -n "$NEW_MASTER" ] && [ "$NEW_MASTER" != "$ME" ] && break
   sleep 0.05
 done
-NEW_MASTER="$2"
 
 # Sentinel would demote this server only after several seconds; doing it here ends the
 # pause for clients now. Killing normal connections makes paused clients reconnect,
@@ -92,4 +96,4 @@ redis_cmd 127.0.0.1 REPLICAOF "$NEW_MASTER" "$REDIS_PORT" >/dev/null || true
 redis_cmd 127.0.0.1 CLIENT KILL TYPE normal >/dev/null || true
 redis_cmd 127.0.0.1 CLIENT UNPAUSE >/dev/null || true
 echo "replica $NEW_MASTER" > "$ROLE_FILE"
-log "handed over to $NEW_MASTER (epoch $1); shutting down as its replica"
+log "handed over to $NEW_MASTER; shutting down as its replica"

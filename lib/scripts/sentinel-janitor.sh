@@ -51,7 +51,12 @@ random_seconds() {
   echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % $1 ))
 }
 
+# As PID 1 a shell ignores SIGTERM; exit at once so pod deletion does not wait out the grace period.
+trap 'exit 0' TERM INT
+
 while :; do
-  sleep $(( JANITOR_INTERVAL_SECONDS + $(random_seconds "$JANITOR_INTERVAL_SECONDS") ))
+  # sleep in the background so the trap runs as soon as the signal arrives
+  sleep $(( JANITOR_INTERVAL_SECONDS + $(random_seconds "$JANITOR_INTERVAL_SECONDS") )) &
+  wait $!
   reset_if_phantoms || true
 done

@@ -16,7 +16,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const RETRYABLE = /READONLY|NOREPLICAS|LOADING|MASTERDOWN|Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|Command timed out|max retries|UNBLOCKED/i;
 
 function sentinelClient(role) {
-  return new Redis({
+  const client = new Redis({
     sentinels: [SENTINEL],
     name: MASTER_NAME,
     role,
@@ -32,15 +32,24 @@ function sentinelClient(role) {
     enableOfflineQueue: true,
     reconnectOnError: (err) => (/READONLY/.test(err.message) ? 2 : false),
   });
+  let lastError = '';
+  client.on('error', (err) => {
+    if (err.message !== lastError) console.error(`[${role}] ${err.message}`);
+    lastError = err.message;
+  });
+  return client;
 }
 
 function directClient(host, port = 6379, password = PASSWORD) {
-  return new Redis({
+  const client = new Redis({
     host, port, password, lazyConnect: true, connectTimeout: 800, commandTimeout: 1500,
     maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false,
   });
+  client.on('error', () => {}); // failures surface as rejected commands
+  return client;
 }
 
+/** One command on a fresh connection; password null means none (Sentinels have none). */
 async function once(host, port, password, args) {
   const c = directClient(host, port, password);
   try {
@@ -135,6 +144,12 @@ const ops = {
     writer = startWriter(args);
     return true;
   },
+  /** Time of the running writer's latest acknowledged write (0 if none). */
+  async writerLastAck() {
+    if (!writer) throw new Error('no writer running');
+    for (let i = writer.log.length - 1; i >= 0; i--) if (writer.log[i].ack) return writer.log[i].ack;
+    return 0;
+  },
   async stopWriter() {
     if (!writer) throw new Error('no writer running');
     writer.stop = true;
@@ -158,11 +173,11 @@ const ops = {
     await Promise.all(sentinels.map(async (host) => {
       try {
         const flat = (a) => Object.fromEntries(a.reduce((acc, v, i) => (i % 2 ? acc : [...acc, [v, a[i + 1]]]), []));
-        const m = flat(await once(host, 26379, undefined, ['SENTINEL', 'MASTER', MASTER_NAME]));
-        const replicas = (await once(host, 26379, undefined, ['SENTINEL', 'REPLICAS', MASTER_NAME])).map(flat);
-        const peers = (await once(host, 26379, undefined, ['SENTINEL', 'SENTINELS', MASTER_NAME])).map(flat);
+        const m = flat(await once(host, 26379, null, ['SENTINEL', 'MASTER', MASTER_NAME]));
+        const replicas = (await once(host, 26379, null, ['SENTINEL', 'REPLICAS', MASTER_NAME])).map(flat);
+        const peers = (await once(host, 26379, null, ['SENTINEL', 'SENTINELS', MASTER_NAME])).map(flat);
         let ckquorum;
-        try { ckquorum = await once(host, 26379, undefined, ['SENTINEL', 'CKQUORUM', MASTER_NAME]); } catch (e) { ckquorum = e.message; }
+        try { ckquorum = await once(host, 26379, null, ['SENTINEL', 'CKQUORUM', MASTER_NAME]); } catch (e) { ckquorum = e.message; }
         result.sentinels[host] = { master: m, replicas, sentinels: peers, ckquorum };
       } catch (err) {
         result.sentinels[host] = { error: err.message };
@@ -205,7 +220,7 @@ const ops = {
   },
   /** One command to one host (e.g. a Sentinel by IP) with a short timeout. */
   async call({ host, port, args, auth = true }) {
-    return once(host, port, auth ? PASSWORD : undefined, args);
+    return once(host, port, auth ? PASSWORD : null, args);
   },
   async close() {
     master?.disconnect();
@@ -223,4 +238,5 @@ process.on('message', async (msg) => {
   }
 });
 process.on('disconnect', () => process.exit(0));
+process.on('unhandledRejection', (err) => console.error(`unhandled rejection: ${err && err.stack ? err.stack : err}`));
 process.send({ ready: true });

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { SimCluster } from '../sim';
 import { waitFor } from '../sim/util';
 
@@ -10,7 +11,13 @@ import { waitFor } from '../sim/util';
  * and describe the cluster when something goes wrong.
  */
 
-export const ROOT = join(__dirname, '..', '..');
+/** The repository root (this file also runs bundled from build/, so look for package.json). */
+export const ROOT = (() => {
+  for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+  }
+  throw new Error(`no package.json above ${__dirname}`);
+})();
 export const MASTER_NAME = 'mymaster';
 
 export interface WriteRecord {
@@ -98,7 +105,7 @@ export class LiveCluster {
     const sim = await SimCluster.start({ manifests, secrets: { 'redis-auth': { password } } });
     try {
       await sim.waitReady(120_000);
-      const client = await sim.startClientPod('app', [process.execPath, join(__dirname, 'client-agent.cjs')], {
+      const client = await sim.startClientPod('app', [process.execPath, join(ROOT, 'test', 'live', 'client-agent.cjs')], {
         ipc: true, cwd: ROOT, env: { REDIS_PASSWORD: password, MASTER_NAME },
       });
       const agent = new Agent(client.proc);
@@ -201,27 +208,36 @@ export class LiveCluster {
     }, timeoutMs, `Sentinels to name a master other than ${pod}`, 100) as Promise<string>;
   }
 
-  /** What a failing test prints: roles, Sentinel views, pod list and the tail of each pod's log. */
+  /**
+   * What a failing test prints: each node's ROLE, each Sentinel's view, the pods, and the
+   * tail of each pod's log. Gathered with exec inside the pods, so it works even when the
+   * client agent is stuck.
+   */
   async report(): Promise<string> {
     const lines: string[] = [`cluster: ${this.sim.describe()}`];
-    try {
-      const view = await this.view();
-      for (const [host, n] of Object.entries(view.nodes)) {
-        lines.push(`ROLE ${host}: ${n.error ?? JSON.stringify(n.roleReply)}`);
+    const run = async (pod: string, container: string, script: string) => {
+      try {
+        const r = await this.sim.exec(pod, ['sh', '-c', script], { container, timeoutMs: 8000 });
+        return (r.stdout + r.stderr).trim();
+      } catch (err) {
+        return `(${(err as Error).message})`;
       }
-      for (const [ip, s] of Object.entries(view.sentinels)) {
-        if (!s.master) { lines.push(`SENTINEL ${ip}: ${s.error}`); continue; }
-        const m = s.master;
-        lines.push(`SENTINEL ${ip} MASTER: ${m.ip} flags=${m.flags} epoch=${m['config-epoch']} replicas=${m['num-slaves']} others=${m['num-other-sentinels']} ckquorum=${s.ckquorum}`);
-        lines.push(`  REPLICAS: ${(s.replicas ?? []).map((r) => `${r.ip}[${r.flags}]`).join(' ')}`);
-        lines.push(`  SENTINELS: ${(s.sentinels ?? []).map((r) => `${r.ip}[${r.flags}]`).join(' ')}`);
-      }
-    } catch (err) {
-      lines.push(`(inspection failed: ${(err as Error).message})`);
+    };
+    const auth = 'REDISCLI_AUTH="$(cat /etc/redis-auth/password)"; export REDISCLI_AUTH; ';
+    for (const pod of this.redisPods()) {
+      lines.push(`ROLE ${pod}: ${(await run(pod, 'redis', `${auth}timeout 3 redis-cli --no-auth-warning ROLE`)).replace(/\n/g, ' ')}`);
+    }
+    for (const pod of this.sentinelPods()) {
+      const q = (cmd: string) => `echo "== ${cmd}"; timeout 3 redis-cli -p 26379 ${cmd} | paste -sd' ' | cut -c1-1500`;
+      lines.push(`SENTINEL ${pod} (${this.sim.podIp(pod)}):`);
+      lines.push(await run(pod, 'sentinel', [q(`SENTINEL MASTER ${MASTER_NAME}`), q(`SENTINEL REPLICAS ${MASTER_NAME}`),
+        q(`SENTINEL SENTINELS ${MASTER_NAME}`), q(`SENTINEL CKQUORUM ${MASTER_NAME}`)].join('; ')));
     }
     for (const p of this.sim.pods()) {
       lines.push(`--- ${p.name} (${p.ip}, ${p.phase}, ready=${p.ready}, restarts=${p.restarts}) ---`);
-      lines.push(this.sim.logs(p.name, undefined, 12));
+      for (const c of p.name.startsWith('redis-sentinel') ? ['sentinel', 'janitor'] : ['redis']) {
+        lines.push(`[${c}]`, this.sim.logs(p.name, c, 30));
+      }
     }
     lines.push('--- client agent output ---', this.agent.output.slice(-3000));
     lines.push('--- events ---', ...this.sim.events.slice(-30));

@@ -166,6 +166,7 @@ export class SimCluster {
   private readonly rolling = new Set<Workload>();
   private readonly notices = new Set<string>();
   private readonly lastLogs = new Map<string, string>(); // "<pod>/<container>" -> log file
+  private readonly previousLogs = new Map<string, string>(); // same, for the pod instance before (kubectl logs --previous)
   private uidSeq = 0;
   private timer?: NodeJS.Timeout;
   private reconciling = false;
@@ -243,10 +244,11 @@ export class SimCluster {
     return waitFor(cond, timeoutMs, what);
   }
 
-  logs(pod: string, container?: string, lines = 50): string {
+  // previous: the log of the pod's instance before the current one (deleted and recreated).
+  logs(pod: string, container?: string, lines = 50, opts: { previous?: boolean } = {}): string {
     const p = this.podMap.get(pod);
     const cname = container ?? p?.containers[0]?.spec.name ?? [...this.lastLogs.keys()].find((k) => k.startsWith(`${pod}/`))?.split('/')[1];
-    const file = this.lastLogs.get(`${pod}/${cname}`);
+    const file = (opts.previous ? this.previousLogs : this.lastLogs).get(`${pod}/${cname}`);
     if (!file || !existsSync(file)) return '';
     return readFileSync(file, 'utf8').split('\n').slice(-lines - 1).join('\n');
   }
@@ -493,6 +495,8 @@ export class SimCluster {
         return undefined;
       }
       const logFile = join(this.dir, 'logs', `${podName}.${uid}.${cs.name}.log`);
+      const prior = this.lastLogs.get(`${podName}/${cs.name}`);
+      if (prior && prior !== logFile) this.previousLogs.set(`${podName}/${cs.name}`, prior);
       this.lastLogs.set(`${podName}/${cs.name}`, logFile);
       return { pod: p, spec: cs, init, argv: [], logFile, tmpDir: join(p.dir, 'tmp', cs.name), running: false, ready: false, startedAt: 0, gen: 0, restarts: 0, held: false };
     };
@@ -677,6 +681,7 @@ export class SimCluster {
     if (runHook && hook && !c.init && graceMs > 0) {
       const t0 = Date.now();
       const r = await this.runSandboxed(c.sandbox!, hook, graceMs);
+      this.appendToLog(c, r.stderr);
       this.event(`preStop ${c.pod.name}/${c.spec.name} exited ${r.code} after ${Date.now() - t0} ms${r.code ? `: ${(r.stdout + r.stderr).trim().slice(-500)}` : ''}`);
       deadline = Math.max(deadline, Date.now() + 2000); // the kubelet's minimum after a slow hook
     }
@@ -765,10 +770,18 @@ export class SimCluster {
     }
   }
 
+  // Hooks and probes run in a sandbox of their own (not the container's pid namespace),
+  // so the scripts' `exec 2>/proc/1/fd/2` cannot reach the container log as it does in
+  // Kubernetes; their stderr is appended to the log here instead.
+  private appendToLog(c: Container, text: string): void {
+    if (text.trim()) writeFileSync(c.logFile, text.endsWith('\n') ? text : `${text}\n`, { flag: 'a' });
+  }
+
   private async runProbe(c: Container, p: Probe): Promise<{ ok: boolean; out: string }> {
     const timeoutMs = (p.timeoutSeconds ?? 1) * 1000;
     if (p.exec) {
       const r = await this.runSandboxed(c.sandbox!, p.exec.command, timeoutMs);
+      this.appendToLog(c, r.stderr);
       return { ok: r.code === 0, out: r.stdout + r.stderr };
     }
     if (p.tcpSocket) {

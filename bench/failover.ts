@@ -1,0 +1,126 @@
+// Failover benchmark: `npm run bench:failover -- --env production --trials 5`.
+// Runs the environment's rendered overlay in the pod simulator with a client writing
+// continuously, then crashes the master N times and does N planned switchovers (graceful
+// deletion of the master pod). Prints per trial and as p50/max: the write outage, the
+// WAIT-confirmed writes lost, and for switchovers the failed writes and longest pause.
+// Writes the results as JSON (bench-results/failover-<env>.json). Reports, never asserts.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { checkLivePrerequisites } from '../test/sim';
+import { sleep, waitFor } from '../test/sim/util';
+import { confirmedWrites, LiveCluster, longestPause, ROOT, WriteRecord, writeOutage } from '../test/live/harness';
+
+interface Trial {
+  kind: 'crash' | 'switchover';
+  trial: number;
+  from: string;
+  to: string;
+  outageMs: number;
+  longestPauseMs: number;
+  failedWrites: number;
+  confirmedWrites: number;
+  lostConfirmedWrites: number;
+}
+
+const program = new Command()
+  .name('bench:failover')
+  .option('--env <name>', 'environment overlay to run', 'production')
+  .option('--trials <n>', 'crashes and planned switchovers, each', '5')
+  .option('--out <file>', 'JSON results file (default bench-results/failover-<env>.json)');
+program.parse(process.argv);
+const opts = program.opts<{ env: string; trials: string; out?: string }>();
+const trials = Number(opts.trials);
+if (!Number.isInteger(trials) || trials < 1 || trials > 100) {
+  console.error(`--trials must be an integer from 1 to 100, got ${JSON.stringify(opts.trials)}`);
+  process.exit(2);
+}
+
+async function trial(live: LiveCluster, kind: Trial['kind'], n: number): Promise<Trial> {
+  await live.waitHealthy(90_000);
+  const from = await live.onlyMaster();
+  const prefix = `${kind}-${n}`;
+  await live.agent.call('startWriter', { prefix, retries: kind === 'switchover' ? 40 : 0 });
+  await sleep(1000);
+  const faultAt = Date.now();
+  let log: WriteRecord[];
+  try {
+    if (kind === 'crash') {
+      await live.sim.killContainer(from, 'redis', { restart: false });
+    } else {
+      void live.sim.deletePod(from, { grace: true, recreate: true });
+    }
+    await live.waitForSentinelMasterOtherThan(from, 60_000);
+    const switchedAt = Date.now();
+    await waitFor(async () => (await live.agent.call<number>('writerLastAck')) > switchedAt, 30_000, 'the client to write to the new master');
+    await sleep(1000);
+  } finally {
+    log = await live.agent.call<WriteRecord[]>('stopWriter', {}, 60_000);
+  }
+  const to = await live.sentinelMaster() ?? '?';
+  const confirmed = confirmedWrites(log);
+  const lost = await live.agent.call<number[]>('missing', { prefix, ns: confirmed });
+  if (kind === 'crash') await live.sim.restartContainer(from, 'redis');
+  else await live.sim.waitPodReady(from, 60_000);
+  return {
+    kind, trial: n, from, to,
+    outageMs: Math.round(writeOutage(log, faultAt)),
+    longestPauseMs: Math.round(longestPause(log)),
+    failedWrites: log.filter((w) => w.error !== null).length,
+    confirmedWrites: confirmed.length,
+    lostConfirmedWrites: lost.length,
+  };
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+async function main() {
+  const missing = checkLivePrerequisites();
+  if (missing) {
+    console.error(`bench:failover cannot run: ${missing}`);
+    process.exit(1);
+  }
+  const live = await LiveCluster.start(opts.env);
+  const results: Trial[] = [];
+  try {
+    for (const kind of ['crash', 'switchover'] as const) {
+      for (let n = 1; n <= trials; n++) {
+        const t = await trial(live, kind, n);
+        results.push(t);
+        console.log(`${kind} ${n}: ${t.from} -> ${t.to}  outage ${t.outageMs} ms  longest pause ${t.longestPauseMs} ms  ` +
+          `failed writes ${t.failedWrites}  lost confirmed ${t.lostConfirmedWrites}/${t.confirmedWrites}`);
+      }
+    }
+  } catch (err) {
+    console.error(`bench:failover: ${(err as Error).message}\n${await live.report()}`);
+    process.exitCode = 1;
+  } finally {
+    await live.stop();
+  }
+  const summary: Record<string, unknown> = { env: opts.env, downAfterMs: live.downAfterMs, trials };
+  console.log(`\nenvironment ${opts.env}, downAfter ${live.downAfterMs} ms, ${trials} trials each`);
+  for (const kind of ['crash', 'switchover'] as const) {
+    const rows = results.filter((r) => r.kind === kind);
+    if (!rows.length) continue;
+    const metric = kind === 'crash' ? rows.map((r) => r.outageMs) : rows.map((r) => r.longestPauseMs);
+    const stats = {
+      p50: percentile(metric, 50),
+      max: Math.max(...metric),
+      failedWrites: rows.reduce((a, r) => a + r.failedWrites, 0),
+      lostConfirmedWrites: rows.reduce((a, r) => a + r.lostConfirmedWrites, 0),
+    };
+    summary[kind] = stats;
+    const label = kind === 'crash' ? 'write outage' : 'longest write pause';
+    console.log(`${kind.padEnd(10)} ${label}: p50 ${stats.p50} ms, max ${stats.max} ms ` +
+      `(p50 = downAfter + ${stats.p50 - live.downAfterMs} ms); failed writes ${stats.failedWrites}; lost confirmed writes ${stats.lostConfirmedWrites}`);
+  }
+  const out = opts.out ?? join(ROOT, 'bench-results', `failover-${opts.env}.json`);
+  mkdirSync(join(out, '..'), { recursive: true });
+  writeFileSync(out, `${JSON.stringify({ summary, results }, null, 2)}\n`);
+  console.log(`results written to ${out}`);
+}
+
+void main();
