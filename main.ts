@@ -28,7 +28,7 @@ export const ENVIRONMENTS: readonly EnvironmentProfile[] = [
       sentinelResources: { cpu: { request: Cpu.millis(100) }, memory: { request: Size.mebibytes(128), limit: Size.mebibytes(256) } },
       storageSize: Size.gibibytes(50),
       downAfter: Duration.seconds(5),
-      failoverTimeout: Duration.seconds(30),
+      failoverTimeout: Duration.seconds(10),
     },
   },
 ];

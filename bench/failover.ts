@@ -95,7 +95,7 @@ async function main() {
       }
     }
   } catch (err) {
-    console.error(`bench:failover: ${(err as Error).message}\n${await live.report()}`);
+    console.error(`bench:failover: ${(err as Error).message}\n${await live.report(400)}`);
     process.exitCode = 1;
   } finally {
     await live.stop();

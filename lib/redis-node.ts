@@ -12,7 +12,7 @@ import {
 } from './pod-spec';
 import { ResolvedResources, resolveResources } from './resources';
 import {
-  durationMillis, requireConfToken, requireDnsSubdomain, requireLabels, requirePinnedImage,
+  durationMillis, requireConfToken, requireIntegerInRange, requireDnsSubdomain, requireLabels, requirePinnedImage,
   sizeInBytes, sizeToQuantity, ValidationError,
 } from './validation';
 
@@ -70,6 +70,12 @@ export interface RedisNodeProps {
    * @default Duration.seconds(30)
    */
   readonly failoverWait?: Duration;
+  /**
+   * Sentinels that must agree before the readiness probe demotes a master they no
+   * longer name (the composite passes the Sentinel quorum).
+   * @default 2
+   */
+  readonly sentinelQuorum?: number;
   /**
    * How long the preStop hook of a master waits for the handover to a replica.
    * @default Duration.seconds(20)
@@ -174,6 +180,7 @@ export abstract class RedisNode extends Construct {
                   AUTH_FILE: `${AUTH_MOUNT}/password`,
                   FAILOVER_WAIT_SECONDS: failoverWaitSeconds,
                   HANDOVER_TIMEOUT_SECONDS: handoverSeconds,
+                  SENTINEL_QUORUM: requireIntegerInRange(`${field}.sentinelQuorum`, props.sentinelQuorum ?? 2, 1, 15),
                 }),
               ],
               resources: resourceRequirements(this.resources),

@@ -15,7 +15,7 @@ import {
   deriveMaxmemoryBytes, MAXMEMORY_POLICIES, MaxmemoryPolicy, renderRedisConf, renderSentinelConf,
 } from './render';
 import { loadScripts } from './scripts';
-import { SentinelQuorum } from './sentinel-quorum';
+import { resolveSentinelCounts, SentinelQuorum } from './sentinel-quorum';
 import {
   durationMillis, requireConfToken, requireDnsLabel, requireDnsSubdomain, requireIntegerInRange, requireLabels,
   requirePinnedImage, sizeInBytes, ValidationError,
@@ -61,8 +61,10 @@ export interface RedisSentinelHAProps {
    */
   readonly downAfter?: Duration;
   /**
-   * Sentinel's failover timeout (also the pause before retrying a failed failover).
-   * @default Duration.seconds(30)
+   * Sentinel's failover timeout: a failover that has not promoted a replica by then is
+   * abandoned, and no Sentinel tries again for twice this long, so a long timeout turns
+   * one failed attempt into minutes without a master.
+   * @default Duration.seconds(10)
    */
   readonly failoverTimeout?: Duration;
   /**
@@ -163,7 +165,7 @@ export class RedisSentinelHA extends Construct {
     if (this.downAfterMillis < 1000) {
       throw new ValidationError('downAfter', Duration.millis(this.downAfterMillis), 'must be at least 1s (Sentinel would fail over on ordinary network jitter)');
     }
-    this.failoverTimeoutMillis = durationMillis('failoverTimeout', props.failoverTimeout ?? Duration.seconds(30));
+    this.failoverTimeoutMillis = durationMillis('failoverTimeout', props.failoverTimeout ?? Duration.seconds(10));
     if (this.failoverTimeoutMillis <= this.downAfterMillis) {
       throw new ValidationError('failoverTimeout', Duration.millis(this.failoverTimeoutMillis),
         `must be longer than downAfter (${this.downAfterMillis}ms)`);
@@ -186,12 +188,14 @@ export class RedisSentinelHA extends Construct {
       throw new ValidationError('appendOnly', props.appendOnly, 'must be true or false');
     }
 
+    const { sentinels: sentinelCount, quorum } = resolveSentinelCounts(props.sentinels, props.quorum);
     const commonRedisProps = {
       image, masterName, authSecretName, clusterDomain, labels,
       resources: props.redisResources,
       storageSize: props.storageSize,
       storageClassName: props.storageClassName,
       failoverWait: Duration.millis(this.downAfterMillis * 2 + this.failoverTimeoutMillis),
+      sentinelQuorum: quorum,
     };
     // Validate the Redis props under the names this construct's users see, before the
     // StatefulSets (which would name their own fields) get them.
@@ -223,8 +227,6 @@ export class RedisSentinelHA extends Construct {
       minReplicasToWrite,
       minReplicasMaxLagSeconds: maxLagMillis / 1000,
     });
-    const sentinelCount = props.sentinels ?? 3;
-    const quorum = props.quorum ?? Math.floor(sentinelCount / 2) + 1;
     this.sentinelConf = renderSentinelConf({
       port: SENTINEL_PORT,
       masterName,

@@ -75,6 +75,17 @@ export interface SentinelQuorumProps {
   readonly podAnnotations?: Record<string, string>;
 }
 
+/** Validated Sentinel count (default 3) and quorum (default a majority). */
+export function resolveSentinelCounts(sentinels?: number, quorum?: number): { sentinels: number; quorum: number } {
+  const count = requireIntegerInRange('sentinels', sentinels ?? 3, 3, 15,
+    'must be an integer from 3 to 15 (fewer than 3 Sentinels cannot keep a majority when one fails)');
+  return {
+    sentinels: count,
+    quorum: requireIntegerInRange('quorum', quorum ?? Math.floor(count / 2) + 1, 1, count,
+      `must be an integer from 1 to the number of sentinels (${count})`),
+  };
+}
+
 const DEFAULT_SENTINEL_RESOURCES = {
   cpuRequest: Cpu.millis(50),
   memoryRequest: Size.mebibytes(64),
@@ -99,10 +110,7 @@ export class SentinelQuorum extends Construct {
 
   constructor(scope: Construct, id: string, props: SentinelQuorumProps = {}) {
     super(scope, id);
-    this.replicas = requireIntegerInRange('sentinels', props.replicas ?? 3, 3, 15,
-      'must be an integer from 3 to 15 (fewer than 3 Sentinels cannot keep a majority when one fails)');
-    this.quorum = requireIntegerInRange('quorum', props.quorum ?? Math.floor(this.replicas / 2) + 1, 1, this.replicas,
-      `must be an integer from 1 to the number of sentinels (${this.replicas})`);
+    ({ sentinels: this.replicas, quorum: this.quorum } = resolveSentinelCounts(props.replicas, props.quorum));
     this.masterName = requireConfToken('masterName', props.masterName ?? DEFAULT_MASTER_NAME);
     this.image = requirePinnedImage('sentinelImage', props.image ?? DEFAULT_REDIS_IMAGE);
     this.resources = resolveResources('sentinelResources', props.resources, DEFAULT_SENTINEL_RESOURCES);

@@ -5,11 +5,12 @@
 #              is up, so a rolling update never moves on while a replica is still syncing.
 # Readiness also records the role this pod is in on its data volume: when every
 # Sentinel is gone at once, that record is how redis-start.sh picks the right master.
-# And it guards against a second master: a master that the Sentinels (newest epoch) no
-# longer name, while the one they name answers as master, becomes its replica at once
-# instead of taking writes until Sentinel gets round to converting it.
+# And it guards against a second master: a master that the Sentinels agree (all that
+# answer, at least a quorum, no failover running) is not the master, while the one they
+# name answers as master, becomes its replica at once instead of taking writes until
+# Sentinel gets round to converting it.
 #
-# Extra environment: GOVERNING_SERVICE.
+# Extra environment: GOVERNING_SERVICE, SENTINEL_QUORUM.
 set -eu
 SCRIPT_NAME=redis-probe
 # shellcheck source=lib/scripts/common.sh
@@ -33,7 +34,7 @@ record_role() {
 
 demote_if_superseded() {
   [ "$(redis_role 127.0.0.1)" = "master" ] || return 0
-  _view="$(newest_sentinel_view "")"
+  _view="$(settled_sentinel_view)"
   [ -n "$_view" ] || return 0
   # shellcheck disable=SC2086
   set -- $_view

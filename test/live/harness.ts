@@ -213,7 +213,7 @@ export class LiveCluster {
    * tail of each pod's log. Gathered with exec inside the pods, so it works even when the
    * client agent is stuck.
    */
-  async report(): Promise<string> {
+  async report(logLines = 30): Promise<string> {
     const lines: string[] = [`cluster: ${this.sim.describe()}`];
     const run = async (pod: string, container: string, script: string) => {
       try {
@@ -236,7 +236,7 @@ export class LiveCluster {
     for (const p of this.sim.pods()) {
       lines.push(`--- ${p.name} (${p.ip}, ${p.phase}, ready=${p.ready}, restarts=${p.restarts}) ---`);
       for (const c of p.name.startsWith('redis-sentinel') ? ['sentinel', 'janitor'] : ['redis']) {
-        lines.push(`[${c}]`, this.sim.logs(p.name, c, 30));
+        lines.push(`[${c}]`, this.sim.logs(p.name, c, logLines));
       }
     }
     lines.push('--- client agent output ---', this.agent.output.slice(-3000));

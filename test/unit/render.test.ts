@@ -221,11 +221,11 @@ describe('sentinel.conf', () => {
     expect(directives(haConf({ quorum: 3 }).sentinelConf)).toContain('sentinel monitor mymaster redis-master-0.redis-master 6379 3');
   });
 
-  it('the staging sentinel.conf monitors mymaster with quorum 2, down after 5s, failover timeout 30s', () => {
+  it('the staging sentinel.conf monitors mymaster with quorum 2, down after 5s, failover timeout 10s', () => {
     const [staging] = findEnvironments(['staging']);
     const lines = directives(find(synthEnvironment(staging), 'ConfigMap', 'redis-sentinel-config').data['sentinel.conf']);
     expect(lines).toContain('sentinel monitor mymaster redis-master-0.redis-master 6379 2');
     expect(lines).toContain('sentinel down-after-milliseconds mymaster 5000');
-    expect(lines).toContain('sentinel failover-timeout mymaster 30000');
+    expect(lines).toContain('sentinel failover-timeout mymaster 10000');
   });
 });

@@ -140,7 +140,7 @@ describe('timings', () => {
   });
 
   it('a downAfter longer than the default failoverTimeout is rejected, showing the default in force', () => {
-    expectMessage(rejection({ downAfter: Duration.seconds(40) }), 'failoverTimeout', '30000ms', /must be longer than downAfter \(40000ms\)/);
+    expectMessage(rejection({ downAfter: Duration.seconds(40) }), 'failoverTimeout', '10000ms', /must be longer than downAfter \(40000ms\)/);
   });
 
   it('minReplicasMaxLag must be whole seconds', () => {
