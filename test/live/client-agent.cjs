@@ -21,17 +21,26 @@ function sentinelClient(role) {
     name: MASTER_NAME,
     role,
     password: PASSWORD,
-    // Reconnect quickly and ask the Sentinels again: that is how a client follows a failover.
+    // Reconnect quickly and ask the Sentinels again: that is how a client follows a
+    // failover. (ioredis' failoverDetector is left off: after a +switch-master that
+    // arrives mid-reconnect it can leave the client closed for good.)
     retryStrategy: () => 50,
     sentinelRetryStrategy: () => 100,
-    sentinelMaxConnections: 3,
-    failoverDetector: true,
     connectTimeout: 1000,
     commandTimeout: 1000,
     maxRetriesPerRequest: 2,
     enableOfflineQueue: true,
     reconnectOnError: (err) => (/READONLY/.test(err.message) ? 2 : false),
   });
+  // A command that times out usually means the server is unreachable (a partition):
+  // reconnect, which asks the Sentinels again, instead of waiting on a dead socket.
+  const sendCommand = client.sendCommand.bind(client);
+  client.sendCommand = (command, stream) => {
+    command.promise.catch((err) => {
+      if (/Command timed out/.test(err.message) && client.status === 'ready') client.disconnect(true);
+    });
+    return sendCommand(command, stream);
+  };
   let lastError = '';
   client.on('error', (err) => {
     if (err.message !== lastError) console.error(`[${role}] ${err.message}`);

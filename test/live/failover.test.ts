@@ -42,6 +42,14 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
       failure = err;
     }
     const log = await live.agent.call<WriteRecord[]>('stopWriter', {}, 60_000);
+    if (failure) {
+      const errors = new Map<string, number>();
+      for (const w of log) if (w.error) errors.set(w.error, (errors.get(w.error) ?? 0) + 1);
+      const acked = log.filter((w) => w.ack !== null);
+      const last = acked.length ? new Date(acked[acked.length - 1].ack as number).toISOString() : 'never';
+      console.log(`writer: ${log.length} writes, ${acked.length} acknowledged (last at ${last}); errors: ` +
+        `${[...errors].map(([m, n]) => `${n}x ${m}`).join('; ') || 'none'}`);
+    }
     if (failure) throw failure;
     return log;
   }

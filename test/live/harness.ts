@@ -106,7 +106,7 @@ export class LiveCluster {
     try {
       await sim.waitReady(120_000);
       const client = await sim.startClientPod('app', [process.execPath, join(ROOT, 'test', 'live', 'client-agent.cjs')], {
-        ipc: true, cwd: ROOT, env: { REDIS_PASSWORD: password, MASTER_NAME },
+        ipc: true, cwd: ROOT, env: { REDIS_PASSWORD: password, MASTER_NAME, DEBUG: process.env.AGENT_DEBUG ?? '' },
       });
       const agent = new Agent(client.proc);
       const live = new LiveCluster(env, namespace, sim, agent, password, downAfterMs);
