@@ -27,10 +27,18 @@ const program = new Command()
   .name('bench:failover')
   .option('--env <name>', 'environment overlay to run', 'production')
   .option('--trials <n>', 'crashes and planned switchovers, each', '5')
+  .option('--kinds <list>', 'which faults to run: crash, switchover or both', 'crash,switchover')
   .option('--out <file>', 'JSON results file (default bench-results/failover-<env>.json)');
 program.parse(process.argv);
-const opts = program.opts<{ env: string; trials: string; out?: string }>();
+const opts = program.opts<{ env: string; trials: string; kinds: string; out?: string }>();
 const trials = Number(opts.trials);
+const kinds = opts.kinds.split(',').map((k) => k.trim());
+for (const k of kinds) {
+  if (k !== 'crash' && k !== 'switchover') {
+    console.error(`--kinds: unknown fault ${JSON.stringify(k)}; known: crash, switchover`);
+    process.exit(2);
+  }
+}
 if (!Number.isInteger(trials) || trials < 1 || trials > 100) {
   console.error(`--trials must be an integer from 1 to 100, got ${JSON.stringify(opts.trials)}`);
   process.exit(2);
@@ -61,7 +69,12 @@ async function trial(live: LiveCluster, kind: Trial['kind'], n: number): Promise
   const confirmed = confirmedWrites(log);
   const lost = await live.agent.call<number[]>('missing', { prefix, ns: confirmed });
   if (kind === 'crash') await live.sim.restartContainer(from, 'redis');
-  else await live.sim.waitPodReady(from, 60_000);
+  else {
+    await live.sim.waitPodReady(from, 60_000);
+    // The handover's own account, from the deleted pod's log.
+    const handover = live.sim.logs(from, 'redis', 400, { previous: true }).split('\n').filter((l) => l.includes('redis-prestop'));
+    for (const line of handover) console.log(`    ${line}`);
+  }
   return {
     kind, trial: n, from, to,
     outageMs: Math.round(writeOutage(log, faultAt)),
@@ -86,7 +99,7 @@ async function main() {
   const live = await LiveCluster.start(opts.env);
   const results: Trial[] = [];
   try {
-    for (const kind of ['crash', 'switchover'] as const) {
+    for (const kind of kinds as Trial['kind'][]) {
       for (let n = 1; n <= trials; n++) {
         const t = await trial(live, kind, n);
         results.push(t);
