@@ -169,6 +169,7 @@ export abstract class RedisNode extends Construct {
               env: [
                 fieldEnv('POD_NAME', 'metadata.name'),
                 fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
+                fieldEnv('POD_IP', 'status.podIP'),
                 ...plainEnv({
                   CLUSTER_DOMAIN: this.clusterDomain,
                   GOVERNING_SERVICE: name,

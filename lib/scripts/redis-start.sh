@@ -3,8 +3,9 @@
 # Decides, before Redis accepts a single connection, whether this pod starts as master
 # or as a replica and of whom:
 #   1. Ask every Sentinel; the answer with the newest config epoch wins. A pod that
-#      Sentinel still lists as a master that is down waits for the failover to finish
-#      instead of coming back as a second master.
+#      Sentinel still lists as master waits for the failover to finish instead of coming
+#      back as a second master when Sentinel sees it down, or when its IP changed:
+#      Sentinel keeps using the IP it resolved, will find it down, and fail over anyway.
 #   2. Only when no Sentinel knows the master, follow this pod's own persisted record
 #      of its last role (written to the data volume by this script and the probe).
 #   3. Only on a true first boot (no record) does the bootstrap pod, redis-master-0,
@@ -12,13 +13,14 @@
 # Then it writes /etc/redis/redis.conf (template + password + announce + replicaof)
 # and execs redis-server.
 #
-# Extra environment: GOVERNING_SERVICE, BOOTSTRAP_MASTER, FAILOVER_WAIT_SECONDS.
+# Extra environment: GOVERNING_SERVICE, BOOTSTRAP_MASTER, FAILOVER_WAIT_SECONDS, POD_IP.
 set -eu
 SCRIPT_NAME=redis-start
 # shellcheck source=lib/scripts/common.sh
 . "$(dirname "$0")/common.sh"
 
 ROLE_FILE=/data/redis-ha-role
+IP_FILE=/data/redis-ha-ip
 TEMPLATE=/etc/redis-template/redis.conf
 CONFIG=/etc/redis/redis.conf
 
@@ -49,8 +51,9 @@ write_config() {
   mv "$CONFIG.tmp" "$CONFIG"
 }
 
-# A master Sentinel marks down is being (or about to be) replaced: wait for the new
-# master rather than accept writes that the failover will throw away.
+# A master that Sentinel cannot reach is being (or about to be) replaced: wait for the
+# new master rather than accept writes that the failover will throw away. If no
+# failover comes (no replica to promote, no Sentinel majority), start as master.
 wait_for_failover_of_self() {
   _deadline=$(( $(date +%s) + FAILOVER_WAIT_SECONDS ))
   while [ "$(date +%s)" -lt "$_deadline" ]; do
@@ -63,13 +66,6 @@ wait_for_failover_of_self() {
       start_as_replica_of "$2" "Sentinels failed over to it (epoch $1) while this pod was down"
       return 0
     fi
-    case "$4" in
-      *s_down*|*o_down*|*failover*) ;;
-      *)
-        start_as_master "the Sentinels still list it as master (epoch $1) and no longer see it down"
-        return 0
-        ;;
-    esac
   done
   start_as_master "the Sentinels list it as master and no failover happened within ${FAILOVER_WAIT_SECONDS}s"
 }
@@ -94,6 +90,8 @@ decide_from_own_record() {
 }
 
 ME="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
+PREVIOUS_IP="$(cat "$IP_FILE" 2>/dev/null || true)"
+echo "$POD_IP" > "$IP_FILE"
 VIEW="$(newest_sentinel_view "")"
 if [ -n "$VIEW" ]; then
   # shellcheck disable=SC2086
@@ -106,7 +104,14 @@ if [ -n "$VIEW" ]; then
         log "the Sentinels list this pod as master but see it down ($4); waiting up to ${FAILOVER_WAIT_SECONDS}s for their failover"
         wait_for_failover_of_self
         ;;
-      *) start_as_master "the Sentinels name this pod master (epoch $1)" ;;
+      *)
+        if [ -n "$PREVIOUS_IP" ] && [ "$PREVIOUS_IP" != "$POD_IP" ]; then
+          log "the Sentinels list this pod as master, but its IP changed ($PREVIOUS_IP -> $POD_IP) and Sentinel will not follow it; waiting up to ${FAILOVER_WAIT_SECONDS}s for their failover"
+          wait_for_failover_of_self
+        else
+          start_as_master "the Sentinels name this pod master (epoch $1)"
+        fi
+        ;;
     esac
   fi
 else

@@ -136,6 +136,25 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     expect(await live.onlyMaster()).toBe(promoted);
   });
 
+  test('master pod force-deleted and recreated at once with a new IP: it does not come back as master, no WAIT-confirmed write is lost', async () => {
+    await live.waitHealthy();
+    const oldIp = live.sim.podIp('redis-master-0');
+    let promoted = '';
+    const log = await runWriter('recreated', async () => {
+      await sleep(1000);
+      // Sentinel keeps the IP it resolved; the pod must not serve as master at the new one.
+      await live.sim.deletePod('redis-master-0', { grace: false, recreate: true });
+      promoted = await live.waitForSentinelMasterOtherThan('redis-master-0', 40_000);
+      await waitWriterPastFault(Date.now());
+    });
+    expect(live.sim.podIp('redis-master-0')).not.toBe(oldIp);
+    expect(promoted).toMatch(/^redis-slave-[01]$/);
+    await live.waitHealthy(40_000);
+    expect(await live.onlyMaster()).toBe(promoted);
+    expect(live.sim.logs('redis-master-0', 'redis', 400)).toMatch(/IP changed .* waiting up to/);
+    await expectNoConfirmedWriteLost('recreated', log);
+  });
+
   test('graceful deletion of the master hands over first: no failed write and a short pause', async () => {
     await live.waitHealthy();
     const log = await runWriter('planned', async () => {
