@@ -231,15 +231,6 @@ const ops = {
   async call({ host, port, args, auth = true }) {
     return once(host, port, auth ? PASSWORD : null, args);
   },
-  /** Every address the client pod resolves for a name (what a reconnect would use). */
-  async resolve({ host }) {
-    return (await require('node:dns').promises.lookup(host, { all: true })).map((a) => a.address);
-  },
-  async close() {
-    master?.disconnect();
-    replica?.disconnect();
-    return true;
-  },
 };
 
 process.on('message', async (msg) => {
