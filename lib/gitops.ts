@@ -19,7 +19,8 @@ function toYaml(value: unknown): string {
   return HEADER + stringify(value, { lineWidth: 0, aliasDuplicateObjects: false });
 }
 
-function objectKey(o: ManifestObject): string {
+/** `Kind/name`: how an object is matched between base and environment. */
+export function objectKey(o: { kind: string; metadata: { name: string } }): string {
   return `${o.kind}/${o.metadata.name}`;
 }
 

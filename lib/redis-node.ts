@@ -7,7 +7,7 @@ import {
   SENTINEL_HEADLESS_NAME, SENTINEL_PORT, selectorLabels,
 } from './names';
 import {
-  AUTH_MOUNT, configMapVolume, execProbe, fieldEnv, passwordVolume, plainEnv, preferSpreadOverNodes,
+  AUTH_MOUNT, configMapVolume, execProbe, fieldEnv, passwordVolume, plainEnv, preferSpreadOverNodes, SCRIPTS_MOUNT,
   resourceRequirements, restrictedContainerSecurity, restrictedPodSecurity, scriptCommand,
 } from './pod-spec';
 import { ResolvedResources, resolveResources } from './resources';
@@ -196,7 +196,7 @@ export abstract class RedisNode extends Construct {
                 { name: 'data', mountPath: '/data' },
                 { name: 'config', mountPath: '/etc/redis' },
                 { name: 'config-template', mountPath: '/etc/redis-template', readOnly: true },
-                { name: 'scripts', mountPath: '/opt/redis-ha', readOnly: true },
+                { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true },
                 { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true },
                 { name: 'tmp', mountPath: '/tmp' },
               ],

@@ -7,7 +7,7 @@ import {
   SENTINEL_PORT, selectorLabels,
 } from './names';
 import {
-  AUTH_MOUNT, configMapVolume, execProbe, fieldEnv, passwordVolume, plainEnv, preferSpreadOverNodes,
+  AUTH_MOUNT, configMapVolume, execProbe, fieldEnv, passwordVolume, plainEnv, preferSpreadOverNodes, SCRIPTS_MOUNT,
   resourceRequirements, restrictedContainerSecurity, restrictedPodSecurity, scriptCommand,
 } from './pod-spec';
 import { ResolvedResources, resolveResources } from './resources';
@@ -150,7 +150,7 @@ export class SentinelQuorum extends Construct {
         JANITOR_INTERVAL_SECONDS: janitorSeconds,
       }),
     ];
-    const scriptsMount = { name: 'scripts', mountPath: '/opt/redis-ha', readOnly: true };
+    const scriptsMount = { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true };
     const tmpMount = { name: 'tmp', mountPath: '/tmp' };
 
     this.deployment = new k8s.KubeDeployment(this, 'Deployment', {

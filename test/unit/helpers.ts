@@ -13,6 +13,7 @@ import * as modelsNetworkingV1 from 'kubernetes-models/networking.k8s.io/v1';
 import * as modelsRbacV1 from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import * as modelsBatchV1 from 'kubernetes-models/batch/v1';
 import type { ManifestObject } from '../../lib';
+import { objectKey } from '../../lib';
 
 export const ROOT = resolve(__dirname, '../..');
 
@@ -79,9 +80,7 @@ export function kustomize(dir: string): ManifestObject[] {
   }).filter((o) => o !== null);
 }
 
-export function objectKey(o: { kind: string; metadata: { name: string } }): string {
-  return `${o.kind}/${o.metadata.name}`;
-}
+export { objectKey };
 
 export function byKey(objects: ManifestObject[]): Map<string, ManifestObject> {
   const map = new Map<string, ManifestObject>();
