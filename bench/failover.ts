@@ -21,6 +21,7 @@ interface Trial {
   failedWrites: number;
   confirmedWrites: number;
   lostConfirmedWrites: number;
+  timeline: string;
 }
 
 const program = new Command()
@@ -49,7 +50,9 @@ async function trial(live: LiveCluster, kind: Trial['kind'], n: number): Promise
   const from = await live.onlyMaster();
   const prefix = `${kind}-${n}`;
   await live.agent.call('startWriter', { prefix, retries: kind === 'switchover' ? 40 : 0 });
-  await sleep(1000);
+  // A real fault comes at a random moment of Sentinel's one-second timers; without the
+  // random part, the fault would keep the same phase relative to the health check above.
+  await sleep(1000 + Math.random() * 2000);
   const faultAt = Date.now();
   let log: WriteRecord[];
   try {
@@ -66,6 +69,7 @@ async function trial(live: LiveCluster, kind: Trial['kind'], n: number): Promise
     log = await live.agent.call<WriteRecord[]>('stopWriter', {}, 60_000);
   }
   const to = await live.sentinelMaster() ?? '?';
+  const timeline = `${sentinelTimeline(live, faultAt)} | longest pause ${pauseWindow(log, faultAt)}`;
   const confirmed = confirmedWrites(log);
   const lost = await live.agent.call<number[]>('missing', { prefix, ns: confirmed });
   if (kind === 'crash') await live.sim.restartContainer(from, 'redis');
@@ -82,7 +86,40 @@ async function trial(live: LiveCluster, kind: Trial['kind'], n: number): Promise
     failedWrites: log.filter((w) => w.error !== null).length,
     confirmedWrites: confirmed.length,
     lostConfirmedWrites: lost.length,
+    timeline,
   };
+}
+
+const EVENTS = ['+sdown master', '+odown', '+try-failover', '+elected-leader', '+selected-slave', '+promoted-slave', '+switch-master'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/**
+ * When each Sentinel logged the failover's milestones, in ms after the fault
+ * ("+sdown master 5083/5101/5140 | +odown 5102 | ..."), so a slow trial shows which
+ * step took the time. Sentinel's log lines carry local wall-clock time in milliseconds.
+ */
+function sentinelTimeline(live: LiveCluster, faultAt: number): string {
+  const seen = new Map<string, number[]>();
+  for (const pod of live.sentinelPods()) {
+    for (const line of live.sim.logs(pod, 'sentinel', 400).split('\n')) {
+      const m = /(\d{2}) (\w{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2})\.(\d{3}) [#*] (\+[a-z-]+(?: master)?)/.exec(line);
+      if (!m) continue;
+      const event = EVENTS.find((e) => m[8].startsWith(e));
+      if (!event) continue;
+      const at = new Date(Number(m[3]), MONTHS.indexOf(m[2]), Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]), Number(m[7])).getTime() - faultAt;
+      if (at < 0 || at > 60_000) continue;
+      seen.set(event, [...(seen.get(event) ?? []), at]);
+    }
+  }
+  return EVENTS.filter((e) => seen.has(e)).map((e) => `${e} ${seen.get(e)!.sort((a, b) => a - b).join('/')}`).join(' | ');
+}
+
+/** "<from>-<to>" ms after the fault: where the longest gap between acknowledged writes lies. */
+function pauseWindow(log: WriteRecord[], faultAt: number): string {
+  const acks = log.filter((w) => w.ack !== null).map((w) => w.ack as number).sort((a, b) => a - b);
+  let best = [0, 0];
+  for (let i = 1; i < acks.length; i++) if (acks[i] - acks[i - 1] > best[1] - best[0]) best = [acks[i - 1], acks[i]];
+  return `${Math.round(best[0] - faultAt)}-${Math.round(best[1] - faultAt)}`;
 }
 
 function percentile(values: number[], p: number): number {
@@ -105,6 +142,7 @@ async function main() {
         results.push(t);
         console.log(`${kind} ${n}: ${t.from} -> ${t.to}  outage ${t.outageMs} ms  longest pause ${t.longestPauseMs} ms  ` +
           `failed writes ${t.failedWrites}  lost confirmed ${t.lostConfirmedWrites}/${t.confirmedWrites}`);
+        console.log(`    sentinel events (ms after the fault): ${t.timeline}`);
       }
     }
   } catch (err) {

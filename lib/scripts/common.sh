@@ -100,3 +100,58 @@ redis_role() {
 info_field() {
   redis_cmd "$1" INFO "$2" | tr -d '\r' | awk -F: -v f="$3" '$1 == f { print $2 }'
 }
+
+# promotion_forecast < SENTINEL REPLICAS output: "<age-ms> <oldest-age-ms> <name>", where
+# <name> is the replica that Sentinel would promote right now and <age-ms> how long ago
+# that Sentinel last had INFO from it; <oldest-age-ms> is the largest such age among all
+# candidates. Candidates and order as in Sentinel's own selection: replicas that are not
+# down or disconnected and have a non-zero priority, by lowest slave-priority, then
+# highest replication offset, then lowest run ID. Nothing when there is no candidate.
+promotion_forecast() {
+  awk '
+    NR % 2 == 1 { key = $0; next }
+    key == "name" { n++ }
+    { v[n, key] = $0 }
+    function better(a, b) {
+      if (v[a, "slave-priority"] + 0 != v[b, "slave-priority"] + 0) return v[a, "slave-priority"] + 0 < v[b, "slave-priority"] + 0
+      if (v[a, "slave-repl-offset"] + 0 != v[b, "slave-repl-offset"] + 0) return v[a, "slave-repl-offset"] + 0 > v[b, "slave-repl-offset"] + 0
+      return tolower(v[a, "runid"]) < tolower(v[b, "runid"])
+    }
+    END {
+      best = 0; oldest = 0
+      for (i = 1; i <= n; i++) {
+        if (v[i, "flags"] != "slave" || v[i, "slave-priority"] + 0 == 0) continue
+        if (v[i, "info-refresh"] + 0 > oldest) oldest = v[i, "info-refresh"] + 0
+        if (!best || better(i, best)) best = i
+      }
+      if (best) print v[best, "info-refresh"] + 0, oldest, v[best, "name"]
+    }'
+}
+
+# ensure_sentinel_timings HOST: apply SENTINEL_TIMINGS ("param value ...") with SENTINEL
+# DEBUG when that Sentinel reports other values, as it does after every start.
+ensure_sentinel_timings() {
+  [ -n "${SENTINEL_TIMINGS:-}" ] || return 0
+  _host="$1"
+  _current=" $(sentinel_cmd "$_host" SENTINEL DEBUG | tr '\n' ' ' | tr '[:upper:]' '[:lower:]')"
+  [ "$_current" != " " ] || return 0
+  # shellcheck disable=SC2086
+  set -- $SENTINEL_TIMINGS
+  while [ $# -ge 2 ]; do
+    case "$_current" in
+      *" $1 $2 "*) shift 2 ;;
+      *)
+        # shellcheck disable=SC2086
+        _reply="$(sentinel_cmd "$_host" SENTINEL DEBUG $SENTINEL_TIMINGS || true)"
+        if [ "$_reply" = "OK" ]; then
+          log "set Sentinel timings on $_host: $SENTINEL_TIMINGS"
+        elif [ -z "${TIMINGS_REFUSED:-}" ]; then
+          # Redis before 7.0 has no SENTINEL DEBUG: it still works, with the default periods.
+          log "Sentinel $_host refused 'SENTINEL DEBUG $SENTINEL_TIMINGS': '$_reply'; failovers will take up to a second longer"
+          TIMINGS_REFUSED=1
+        fi
+        return 0
+        ;;
+    esac
+  done
+}

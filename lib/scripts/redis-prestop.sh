@@ -58,17 +58,54 @@ if [ "$(info_field 127.0.0.1 replication connected_slaves)" = "0" ]; then
   give_up "no replica is connected"
 fi
 
-SENTINEL=""
+SENTINELS=""
 for addr in $(sentinel_addresses); do
   view="$(sentinel_view "$addr")"
   # shellcheck disable=SC2086
-  [ -n "$view" ] && set -- $view && [ "$2" = "$ME" ] && { SENTINEL="$addr"; break; }
+  [ -n "$view" ] && set -- $view && [ "$2" = "$ME" ] && SENTINELS="$SENTINELS $addr"
 done
-[ -n "$SENTINEL" ] || give_up "no Sentinel that names this pod master is reachable"
+[ -n "$SENTINELS" ] || give_up "no Sentinel that names this pod master is reachable"
+
+# Pick the moment and the Sentinel. Sentinel notices the promotion only in its next INFO
+# to the promoted replica, once a second; the failover sends SLAVEOF NO ONE about three
+# timer ticks (150-300 ms) after SENTINEL FAILOVER. Asking a Sentinel whose last INFO to
+# that replica was ALIGN_MIN_MS..ALIGN_MAX_MS ago puts its next INFO just after the
+# promotion, instead of up to a second later. The other candidates must not be due for
+# INFO before Sentinel selects (their offsets would change and with them its choice).
+# Nothing is paused yet, so waiting here costs clients nothing; after ALIGN_WAIT_MS it
+# goes ahead unaligned.
+ALIGN_MIN_MS=560
+ALIGN_MAX_MS=660
+ALIGN_OTHERS_MAX_MS=780
+ALIGN_WAIT_MS=2500
+align_deadline_ms=$(( $(now_ms) + ALIGN_WAIT_MS ))
+SENTINEL=""
+while [ -z "$SENTINEL" ] && [ "$(now_ms)" -lt "$align_deadline_ms" ]; do
+  for addr in $SENTINELS; do
+    forecast="$(sentinel_cmd "$addr" SENTINEL REPLICAS "$MASTER_NAME" | promotion_forecast)"
+    [ -n "$forecast" ] || continue
+    # shellcheck disable=SC2086
+    set -- $forecast
+    if [ "$1" -ge "$ALIGN_MIN_MS" ] && [ "$1" -le "$ALIGN_MAX_MS" ] && [ "$2" -le "$ALIGN_OTHERS_MAX_MS" ]; then
+      SENTINEL="$addr"
+      aligned_at_ms="$(now_ms)"
+      log "Sentinel $addr would promote $3 and last had INFO from it $1 ms ago; handing over now"
+      break
+    fi
+  done
+done
+if [ -z "$SENTINEL" ]; then
+  # shellcheck disable=SC2086
+  set -- $SENTINELS
+  SENTINEL="$1"
+  aligned_at_ms="$(now_ms)"
+  log "no Sentinel's INFO timing lined up within ${ALIGN_WAIT_MS} ms; handing over through $SENTINEL unaligned"
+fi
 
 deadline_ms=$(( $(now_ms) + HANDOVER_TIMEOUT_SECONDS * 1000 ))
 redis_cmd 127.0.0.1 CLIENT PAUSE $(( HANDOVER_TIMEOUT_SECONDS * 1000 + 2000 )) WRITE >/dev/null \
   || give_up "CLIENT PAUSE failed"
+paused_at_ms="$(now_ms)"
 log "writes paused; waiting for a replica to catch up"
 
 until replicas_caught_up; do
@@ -78,7 +115,7 @@ done
 
 reply="$(sentinel_cmd "$SENTINEL" SENTINEL FAILOVER "$MASTER_NAME" || true)"
 [ "$reply" = "OK" ] || give_up "Sentinel $SENTINEL refused the failover: '$reply'"
-log "Sentinel $SENTINEL accepted the failover; waiting for a new master"
+log "Sentinel $SENTINEL accepted the failover $(( $(now_ms) - aligned_at_ms )) ms after the timing check; waiting for a new master"
 
 # While the failover is reconfiguring the other replicas, the leading Sentinel already
 # answers GET-MASTER-ADDR-BY-NAME with the promoted replica.
@@ -96,4 +133,4 @@ redis_cmd 127.0.0.1 REPLICAOF "$NEW_MASTER" "$REDIS_PORT" >/dev/null || true
 redis_cmd 127.0.0.1 CLIENT KILL TYPE normal >/dev/null || true
 redis_cmd 127.0.0.1 CLIENT UNPAUSE >/dev/null || true
 echo "replica $NEW_MASTER" > "$ROLE_FILE"
-log "handed over to $NEW_MASTER; shutting down as its replica"
+log "handed over to $NEW_MASTER after a $(( $(now_ms) - paused_at_ms )) ms write pause; shutting down as its replica"
