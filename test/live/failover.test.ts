@@ -88,6 +88,13 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     for (const [ip, s] of Object.entries(view.sentinels)) {
       expect(s.ckquorum, `sentinel ${ip}`).toMatch(/^OK 3 usable Sentinels/);
     }
+    // The janitor applies Sentinel's INFO period (SENTINEL DEBUG is runtime-only).
+    for (const pod of live.sentinelPods()) {
+      await waitFor(async () => {
+        const r = await live.sim.exec(pod, ['sh', '-c', 'timeout 3 redis-cli -p 26379 SENTINEL DEBUG | paste -sd" "'], { container: 'sentinel' });
+        return /INFO-PERIOD 1000 /.test(r.stdout);
+      }, 10_000, `${pod} to run with INFO-PERIOD 1000`);
+    }
     expect(await live.agent.call('write', { key: 'cold', value: 'start', wait: 2 })).toBe(2);
     expect(await live.agent.call('replicaRole')).toBe('slave');
     expect(await live.agent.call('readReplica', { key: 'cold' })).toBe('start');
@@ -157,10 +164,11 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
 
   test('graceful deletion of the master hands over first: no failed write and a short pause', async () => {
     await live.waitHealthy();
+    let promoted = '';
     const log = await runWriter('planned', async () => {
       await sleep(1000);
       const deleting = live.sim.deletePod('redis-master-0', { grace: true, recreate: true });
-      await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
+      promoted = await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
       await deleting;
       await live.sim.waitPodReady('redis-master-0', 60_000);
       await sleep(500);
@@ -173,6 +181,11 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     expect(failed.map((w) => w.error)).toEqual([]);
     expect(pause).toBeLessThan(live.downAfterMs);
     expect(handoverLog).toMatch(/handed over to redis-slave-[01]/);
+    // When the handover was timed to a Sentinel's INFO, it forecast which replica that
+    // Sentinel would promote; the forecast must match what Sentinel did.
+    const forecast = /would promote (\S+):6379/.exec(handoverLog)?.[1];
+    if (forecast) expect(forecast).toBe(live.fqdn(promoted));
+    else console.log('the handover did not line up with a Sentinel INFO (allowed, slower)');
     await expectNoConfirmedWriteLost('planned', log);
     await live.waitHealthy(30_000);
     expect(await live.onlyMaster()).toMatch(/^redis-slave-[01]$/);
