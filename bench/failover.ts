@@ -55,20 +55,24 @@ async function trial(live: LiveCluster, kind: Trial['kind'], n: number): Promise
   await sleep(1000 + Math.random() * 2000);
   const faultAt = Date.now();
   let log: WriteRecord[];
+  let to = '?';
   try {
     if (kind === 'crash') {
       await live.sim.killContainer(from, 'redis', { restart: false });
     } else {
       void live.sim.deletePod(from, { grace: true, recreate: true });
     }
-    await live.waitForSentinelMasterOtherThan(from, 60_000);
+    to = await live.waitForSentinelMasterOtherThan(from, 60_000);
     const switchedAt = Date.now();
     await waitFor(async () => (await live.agent.call<number>('writerLastAck')) > switchedAt, 30_000, 'the client to write to the new master');
     await sleep(1000);
   } finally {
     log = await live.agent.call<WriteRecord[]>('stopWriter', {}, 60_000);
   }
-  const to = await live.sentinelMaster() ?? '?';
+  // Every Sentinel should name the new master by now (the last one learns it from a hello
+  // message within about two seconds); say so when one does not.
+  const views = Object.entries((await live.view()).sentinels).map(([ip, v]) => `${ip}: ${v.master?.ip ?? '?'} epoch ${v.master?.['config-epoch'] ?? '?'}`);
+  if (new Set(views.map((v) => v.split(' ')[1])).size !== 1) console.log(`    Sentinels disagree after the trial: ${views.join('; ')}`);
   const timeline = `${sentinelTimeline(live, faultAt)} | longest pause ${pauseWindow(log, faultAt)}`;
   const confirmed = confirmedWrites(log);
   const lost = await live.agent.call<number[]>('missing', { prefix, ns: confirmed });
