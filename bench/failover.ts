@@ -71,7 +71,7 @@ async function trial(live: LiveCluster, kind: Trial['kind'], n: number): Promise
   }
   // Every Sentinel should name the new master by now (the last one learns it from a hello
   // message within about two seconds); say so when one does not.
-  const views = Object.entries((await live.view()).sentinels).map(([ip, v]) => `${ip}: ${v.master?.ip ?? '?'} epoch ${v.master?.['config-epoch'] ?? '?'}`);
+  const views = Object.entries((await live.view()).sentinels).map(([ip, v]) => `${ip}: ${v.address?.[0] ?? '?'} epoch ${v.master?.['config-epoch'] ?? '?'}`);
   if (new Set(views.map((v) => v.split(' ')[1])).size !== 1) console.log(`    Sentinels disagree after the trial: ${views.join('; ')}`);
   const timeline = `${sentinelTimeline(live, faultAt)} | longest pause ${pauseWindow(log, faultAt)}`;
   const confirmed = confirmedWrites(log);

@@ -187,7 +187,8 @@ const ops = {
         const peers = (await once(host, 26379, null, ['SENTINEL', 'SENTINELS', MASTER_NAME])).map(flat);
         let ckquorum;
         try { ckquorum = await once(host, 26379, null, ['SENTINEL', 'CKQUORUM', MASTER_NAME]); } catch (e) { ckquorum = e.message; }
-        result.sentinels[host] = { master: m, replicas, sentinels: peers, ckquorum };
+        const address = await once(host, 26379, null, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME]);
+        result.sentinels[host] = { master: m, address, replicas, sentinels: peers, ckquorum };
       } catch (err) {
         result.sentinels[host] = { error: err.message };
       }

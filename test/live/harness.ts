@@ -79,6 +79,8 @@ export class Agent {
 export interface NodeView { role: string; roleReply?: any[]; info?: string; error?: string }
 export interface SentinelView {
   master?: Record<string, string>;
+  /** GET-MASTER-ADDR-BY-NAME: what clients are told (the leader names the promoted replica before its MASTER output switches). */
+  address?: [string, string];
   replicas?: Record<string, string>[];
   sentinels?: Record<string, string>[];
   ckquorum?: string;
@@ -136,14 +138,18 @@ export class LiveCluster {
     return this.agent.call<ClusterView>('inspect', { nodes: this.redisPods().map((p) => this.fqdn(p)), sentinels }, 20_000);
   }
 
-  /** Pod name of the master the Sentinels name (newest config epoch), or undefined. */
+  /**
+   * Pod name of the master the Sentinels tell clients about: GET-MASTER-ADDR-BY-NAME of the
+   * Sentinel with the newest config epoch (the failover leader answers with the promoted
+   * replica about a second before its SENTINEL MASTER output switches), or undefined.
+   */
   async sentinelMaster(): Promise<string | undefined> {
     const view = await this.view();
     let best: { epoch: number; host: string } | undefined;
     for (const s of Object.values(view.sentinels)) {
       if (!s.master) continue;
       const epoch = Number(s.master['config-epoch']);
-      if (!best || epoch > best.epoch) best = { epoch, host: s.master.ip };
+      if (!best || epoch > best.epoch) best = { epoch, host: s.address?.[0] ?? s.master.ip };
     }
     return best?.host.split('.')[0];
   }
