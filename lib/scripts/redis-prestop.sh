@@ -8,8 +8,9 @@
 #   3. ask a Sentinel for a failover and wait until the Sentinels name a new master;
 #   4. turn this server into a replica of it and drop client connections, so clients
 #      reconnect through Sentinel to the new master.
-# On any problem it unpauses and lets shutdown continue: Sentinel then fails over after
-# down-after-milliseconds, as for a crash.
+# On any problem before the failover request it unpauses and lets shutdown continue:
+# Sentinel then fails over after down-after-milliseconds, as for a crash. After the
+# request it keeps writes paused (a replica may already be master) and lets shutdown go on.
 #
 # Extra environment: GOVERNING_SERVICE, HANDOVER_TIMEOUT_SECONDS.
 set -eu
@@ -17,12 +18,21 @@ SCRIPT_NAME=redis-prestop
 # shellcheck source=lib/scripts/common.sh
 . "$(dirname "$0")/common.sh"
 # kubelet does not show a hook's output; send it to the container log instead.
-if [ -w /proc/1/fd/2 ]; then exec 2>/proc/1/fd/2; fi
+# (HOOK_LOG and ROLE_FILE are overridden only by the unit tests.)
+HOOK_LOG="${HOOK_LOG:-/proc/1/fd/2}"
+if [ -w "$HOOK_LOG" ]; then exec 2>"$HOOK_LOG"; fi
 
-ROLE_FILE=/data/redis-ha-role
+ROLE_FILE="${ROLE_FILE:-/data/redis-ha-role}"
 ME="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
 
 give_up() {
+  if [ -n "${FAILOVER_REQUESTED:-}" ]; then
+    # A Sentinel may have promoted a replica already: unpausing could let this server take
+    # writes that the new master never sees. It is shutting down anyway; clients reconnect.
+    log "no handover: $1; writes stay paused until shutdown because a replica may already be master"
+    redis_cmd 127.0.0.1 CLIENT PAUSE 60000 WRITE >/dev/null || true
+    exit 0
+  fi
   log "no handover: $1; Sentinel will fail over after down-after-milliseconds"
   redis_cmd 127.0.0.1 CLIENT UNPAUSE >/dev/null || true
   exit 0
@@ -115,6 +125,7 @@ done
 
 reply="$(sentinel_cmd "$SENTINEL" SENTINEL FAILOVER "$MASTER_NAME" || true)"
 [ "$reply" = "OK" ] || give_up "Sentinel $SENTINEL refused the failover: '$reply'"
+FAILOVER_REQUESTED=1
 log "Sentinel $SENTINEL accepted the failover $(( $(now_ms) - aligned_at_ms )) ms after the timing check; waiting for a new master"
 
 # While the failover is reconfiguring the other replicas, the leading Sentinel already

@@ -145,3 +145,90 @@ echo OK
     }
   });
 });
+
+describe('redis-prestop.sh (the master hands over before shutdown)', () => {
+  const ME = 'redis-master-0.redis-master.ns.svc.cluster.local';
+  const REPLICA = 'redis-slave-0.redis-slave.ns.svc.cluster.local';
+
+  /**
+   * Runs the hook against stand-ins: this server is a master with one caught-up replica,
+   * one Sentinel names it master and, when asked, answers SENTINEL FAILOVER with
+   * `failoverReply` and then names `newMaster`. Returns the commands the hook sent.
+   */
+  function runHook(failoverReply: string, newMaster: string) {
+    const dir = mkdtempSync(join(tmpdir(), 'prestop-'));
+    try {
+      writeFileSync(join(dir, 'password'), 'secret\n');
+      writeFileSync(join(dir, 'getent'), '#!/bin/sh\necho "10.0.0.5 STREAM $2"\n');
+      writeFileSync(join(dir, 'redis-cli'), `#!/bin/sh
+host=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h) host="$2"; shift 2 ;;
+    -p) shift 2 ;;
+    --raw|--no-auth-warning) shift ;;
+    *) break ;;
+  esac
+done
+echo "$host $*" >> "${dir}/calls"
+case "$host $*" in
+  "127.0.0.1 ROLE") printf 'master\\n100\\n' ;;
+  "127.0.0.1 INFO replication") printf 'role:master\\r\\nconnected_slaves:1\\r\\nslave0:ip=${REPLICA},port=6379,state=online,offset=100,lag=0\\r\\nmaster_repl_offset:100\\r\\n' ;;
+  "${REPLICA} INFO replication") printf 'role:slave\\r\\nslave_repl_offset:100\\r\\n' ;;
+  *"SENTINEL MASTER mymaster") printf 'name\\nmymaster\\nip\\n${ME}\\nport\\n6379\\nflags\\nmaster\\nconfig-epoch\\n3\\n' ;;
+  *"SENTINEL REPLICAS mymaster") printf 'name\\n${REPLICA}:6379\\nrunid\\nabc\\nflags\\nslave\\ninfo-refresh\\n600\\nslave-priority\\n100\\nslave-repl-offset\\n100\\n' ;;
+  *"SENTINEL FAILOVER mymaster") echo "${failoverReply}"; touch "${dir}/failover" ;;
+  *"SENTINEL GET-MASTER-ADDR-BY-NAME mymaster") if [ -e "${dir}/failover" ]; then printf '${newMaster}\\n6379\\n'; else printf '${ME}\\n6379\\n'; fi ;;
+  *) echo OK ;;
+esac
+`);
+      chmodSync(join(dir, 'redis-cli'), 0o755);
+      chmodSync(join(dir, 'getent'), 0o755);
+      const r = spawnSync('sh', [join(ROOT, 'lib/scripts/redis-prestop.sh')], {
+        encoding: 'utf8', timeout: 20_000,
+        env: {
+          PATH: `${dir}:${process.env.PATH}`, POD_NAME: 'redis-master-0', POD_NAMESPACE: 'ns', CLUSTER_DOMAIN: 'cluster.local',
+          MASTER_NAME: 'mymaster', REDIS_PORT: '6379', SENTINEL_PORT: '26379', SENTINEL_SERVICE: 'redis-sentinel-headless',
+          AUTH_FILE: join(dir, 'password'), GOVERNING_SERVICE: 'redis-master', HANDOVER_TIMEOUT_SECONDS: '1',
+          HOOK_LOG: '/nonexistent', ROLE_FILE: join(dir, 'role'),
+        },
+      });
+      let role = '';
+      try { role = readFileSync(join(dir, 'role'), 'utf8').trim(); } catch { /* not written */ }
+      return { status: r.status, log: r.stderr, calls: readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n'), role };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const local = (calls: string[]) => calls.filter((c) => c.startsWith('127.0.0.1 ')).map((c) => c.slice('127.0.0.1 '.length));
+
+  it('pauses writes, asks for the failover, then follows the new master and unpauses', () => {
+    const r = runHook('OK', REPLICA);
+    expect(r.status).toBe(0);
+    const cmds = local(r.calls);
+    const order = ['CLIENT PAUSE', 'REPLICAOF', 'CLIENT KILL TYPE normal', 'CLIENT UNPAUSE'].map((c) => cmds.findIndex((x) => x.startsWith(c)));
+    expect(order.every((i) => i >= 0), cmds.join('\n')).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    expect(cmds).toContain(`REPLICAOF ${REPLICA} 6379`);
+    expect(r.calls.findIndex((c) => c.endsWith('SENTINEL FAILOVER mymaster'))).toBeGreaterThan(r.calls.findIndex((c) => c.includes('CLIENT PAUSE')));
+    expect(r.role).toBe(`replica ${REPLICA}`);
+    expect(r.log).toMatch(/would promote redis-slave-0\.redis-slave\.ns\.svc\.cluster\.local:6379 and last had INFO from it 600 ms ago/);
+  });
+
+  it('unpauses when the Sentinel refuses the failover (nothing was promoted)', () => {
+    const r = runHook('NOGOODSLAVE No suitable replica to promote', REPLICA);
+    expect(r.status).toBe(0);
+    expect(local(r.calls)).toContain('CLIENT UNPAUSE');
+    expect(local(r.calls).some((c) => c.startsWith('REPLICAOF'))).toBe(false);
+    expect(r.log).toMatch(/refused the failover/);
+  });
+
+  it('keeps writes paused when a requested failover names no new master in time (a replica may be master already)', () => {
+    const r = runHook('OK', ME);
+    expect(r.status).toBe(0);
+    expect(local(r.calls)).not.toContain('CLIENT UNPAUSE');
+    expect(local(r.calls)).toContain('CLIENT PAUSE 60000 WRITE');
+    expect(r.log).toMatch(/writes stay paused until shutdown/);
+    expect(r.role).toBe('');
+  });
+});
