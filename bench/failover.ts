@@ -4,7 +4,7 @@
 // deletion of the master pod). Prints per trial and as p50/max: the write outage, the
 // WAIT-confirmed writes lost, and for switchovers the failed writes and longest pause.
 // Writes the results as JSON (bench-results/failover-<env>.json). Reports, never asserts.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { checkLivePrerequisites } from '../test/sim';
@@ -39,6 +39,11 @@ for (const k of kinds) {
     console.error(`--kinds: unknown fault ${JSON.stringify(k)}; known: crash, switchover`);
     process.exit(2);
   }
+}
+const knownEnvs = existsSync(join(ROOT, 'dist', 'overlays')) ? readdirSync(join(ROOT, 'dist', 'overlays')).sort() : [];
+if (!knownEnvs.includes(opts.env)) {
+  console.error(`--env: no overlay ${JSON.stringify(opts.env)} in dist/overlays; known: ${knownEnvs.join(', ') || 'none (run npm run synth first)'}`);
+  process.exit(2);
 }
 if (!Number.isInteger(trials) || trials < 1 || trials > 100) {
   console.error(`--trials must be an integer from 1 to 100, got ${JSON.stringify(opts.trials)}`);
