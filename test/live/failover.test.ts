@@ -191,6 +191,28 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     expect(await live.onlyMaster()).toMatch(/^redis-slave-[01]$/);
   });
 
+  test('rolling restart of every Redis pod (both StatefulSets, the master among the replicas): no failed write, no lost write', async () => {
+    await live.waitHealthy();
+    // Move the master into redis-slave first, so the redis-slave rollout restarts it too.
+    await live.sim.deletePod('redis-master-0', { grace: true, recreate: true });
+    await live.sim.waitPodReady('redis-master-0', 60_000);
+    await live.waitHealthy(60_000);
+    expect(await live.onlyMaster()).toMatch(/^redis-slave-[01]$/);
+    const log = await runWriter('rolling', async () => {
+      await sleep(500);
+      await live.sim.rolloutStatefulSet('redis-slave');
+      await live.sim.rolloutStatefulSet('redis-master');
+      await sleep(500);
+    }, { retries: 40 });
+    const failed = log.filter((w) => w.error !== null);
+    const pause = longestPause(log);
+    console.log(`rolling restart: ${log.length} writes, ${failed.length} failed, longest write pause ${pause.toFixed(0)} ms`);
+    expect(failed.map((w) => w.error)).toEqual([]);
+    expect(pause).toBeLessThan(live.downAfterMs);
+    await expectNoConfirmedWriteLost('rolling', log);
+    await live.waitHealthy(60_000);
+  });
+
   test('partitioned master: the majority promotes a replica, the old master is demoted after healing, no WAIT-confirmed write is lost', async () => {
     await live.waitHealthy();
     let isolatedWrites = '';
