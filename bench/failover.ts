@@ -1,8 +1,9 @@
 // Failover benchmark: `npm run bench:failover -- --env production --trials 5`.
 // Runs the environment's rendered overlay in the pod simulator with a client writing
 // continuously, then crashes the master N times and does N planned switchovers (graceful
-// deletion of the master pod). Prints per trial and as p50/max: the write outage, the
-// WAIT-confirmed writes lost, and for switchovers the failed writes and longest pause.
+// deletion of the master pod); `--kinds partition` cuts the master's network N times.
+// Prints per trial and as p50/max: the write outage, the WAIT-confirmed writes lost, and
+// for switchovers the failed writes and longest pause.
 // Writes the results as JSON (bench-results/failover-<env>.json). Reports, never asserts.
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { sleep, waitFor } from '../test/sim/util';
 import { confirmedWrites, LiveCluster, longestPause, ROOT, WriteRecord, writeOutage } from '../test/live/harness';
 
 interface Trial {
-  kind: 'crash' | 'switchover';
+  kind: 'crash' | 'switchover' | 'partition';
   trial: number;
   from: string;
   to: string;
@@ -28,15 +29,15 @@ const program = new Command()
   .name('bench:failover')
   .option('--env <name>', 'environment overlay to run', 'production')
   .option('--trials <n>', 'crashes and planned switchovers, each', '5')
-  .option('--kinds <list>', 'which faults to run: crash, switchover or both', 'crash,switchover')
+  .option('--kinds <list>', 'which faults to run: crash, switchover, partition (comma-separated)', 'crash,switchover')
   .option('--out <file>', 'JSON results file (default bench-results/failover-<env>.json)');
 program.parse(process.argv);
 const opts = program.opts<{ env: string; trials: string; kinds: string; out?: string }>();
 const trials = Number(opts.trials);
 const kinds = opts.kinds.split(',').map((k) => k.trim());
 for (const k of kinds) {
-  if (k !== 'crash' && k !== 'switchover') {
-    console.error(`--kinds: unknown fault ${JSON.stringify(k)}; known: crash, switchover`);
+  if (k !== 'crash' && k !== 'switchover' && k !== 'partition') {
+    console.error(`--kinds: unknown fault ${JSON.stringify(k)}; known: crash, switchover, partition`);
     process.exit(2);
   }
 }
@@ -64,6 +65,9 @@ async function trial(live: LiveCluster, kind: Trial['kind'], n: number): Promise
   try {
     if (kind === 'crash') {
       await live.sim.killContainer(from, 'redis', { restart: false });
+    } else if (kind === 'partition') {
+      // The master's network is cut, its process lives on (a node failure looks the same to Sentinel).
+      await live.sim.partition(from);
     } else {
       void live.sim.deletePod(from, { grace: true, recreate: true });
     }
@@ -82,6 +86,7 @@ async function trial(live: LiveCluster, kind: Trial['kind'], n: number): Promise
   const confirmed = confirmedWrites(log);
   const lost = await live.agent.call<number[]>('missing', { prefix, ns: confirmed });
   if (kind === 'crash') await live.sim.restartContainer(from, 'redis');
+  else if (kind === 'partition') await live.sim.heal(from);
   else {
     await live.sim.waitPodReady(from, 60_000);
     // The handover's own account, from the deleted pod's log.
@@ -162,10 +167,10 @@ async function main() {
   }
   const summary: Record<string, unknown> = { env: opts.env, downAfterMs: live.downAfterMs, trials };
   console.log(`\nenvironment ${opts.env}, downAfter ${live.downAfterMs} ms, ${trials} trials each`);
-  for (const kind of ['crash', 'switchover'] as const) {
+  for (const kind of ['crash', 'partition', 'switchover'] as const) {
     const rows = results.filter((r) => r.kind === kind);
     if (!rows.length) continue;
-    const metric = kind === 'crash' ? rows.map((r) => r.outageMs) : rows.map((r) => r.longestPauseMs);
+    const metric = kind === 'switchover' ? rows.map((r) => r.longestPauseMs) : rows.map((r) => r.outageMs);
     const stats = {
       p50: percentile(metric, 50),
       max: Math.max(...metric),
@@ -173,8 +178,8 @@ async function main() {
       lostConfirmedWrites: rows.reduce((a, r) => a + r.lostConfirmedWrites, 0),
     };
     summary[kind] = stats;
-    const label = kind === 'crash' ? 'write outage' : 'longest write pause';
-    const relative = kind === 'crash' ? ` (p50 = downAfter + ${stats.p50 - live.downAfterMs} ms, max = downAfter + ${stats.max - live.downAfterMs} ms)` : '';
+    const label = kind === 'switchover' ? 'longest write pause' : 'write outage';
+    const relative = kind !== 'switchover' ? ` (p50 = downAfter + ${stats.p50 - live.downAfterMs} ms, max = downAfter + ${stats.max - live.downAfterMs} ms)` : '';
     console.log(`${kind.padEnd(10)} ${label}: p50 ${stats.p50} ms, max ${stats.max} ms${relative}; ` +
       `failed writes ${stats.failedWrites}; lost confirmed writes ${stats.lostConfirmedWrites}`);
   }
