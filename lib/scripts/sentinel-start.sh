@@ -8,7 +8,8 @@
 #      themselves: the one that reports role master with the largest replication offset;
 #   3. otherwise it waits: starting with a guess could elect a stale master.
 # A restarted container keeps its Sentinel ID (read back from the previous config), so
-# it is not counted as a new voter by its peers.
+# it is not counted as a new voter by its peers. Every other Redis pod is listed as a
+# known replica, so a Sentinel that starts while the master is down can still fail over.
 #
 # Extra environment: POD_IP, REDIS_NODES (space-separated short DNS names), SENTINEL_DATA.
 set -eu
@@ -69,6 +70,13 @@ find_master
   if [ -n "$MY_ID" ]; then
     echo "sentinel myid $MY_ID"
   fi
+  # Sentinel learns replicas from the master's INFO. A Sentinel that starts while the
+  # master is down would know none, and if it then won the vote it would abort the
+  # failover for lack of a replica, and nobody would retry for 2 x failover-timeout.
+  for node in $REDIS_NODES; do
+    host="$(fqdn "$node")"
+    [ "$host" = "$MASTER_HOST" ] || echo "sentinel known-replica $MASTER_NAME $host $REDIS_PORT"
+  done
 } > "$CONFIG.tmp"
 chmod 0600 "$CONFIG.tmp"
 mv "$CONFIG.tmp" "$CONFIG"

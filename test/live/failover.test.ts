@@ -276,6 +276,29 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     await expectNoConfirmedWriteLost('crash-redis-master-0', log);
   });
 
+  test('the Sentinel leading a failover restarts right after its election: the failover still completes without waiting out 2 x failover-timeout', async () => {
+    await live.waitHealthy();
+    let promoted = '';
+    const log = await runWriter('leader-restart', async () => {
+      await sleep(1000);
+      const faultAt = Date.now();
+      await live.sim.killContainer('redis-master-0', 'redis', { restart: false });
+      const leader = await waitFor<string | undefined>(() => live.sentinelPods().find((p) => /\+elected-leader/.test(live.sim.logs(p, 'sentinel', 40))),
+        30_000, 'a Sentinel to be elected leader', 10);
+      await live.sim.killContainer(leader as string, 'sentinel', { restart: 1000 });
+      // The restarted leader comes back knowing no replica unless its start script lists them;
+      // if it wins the next vote without one it aborts, and no Sentinel retries for 20s.
+      promoted = await live.waitForSentinelMasterOtherThan('redis-master-0', 20_000);
+      console.log(`leader ${leader} restarted; ${promoted} promoted ${Date.now() - faultAt} ms after the crash`);
+      await waitWriterPastFault(Date.now());
+    });
+    expect(promoted).toMatch(/^redis-slave-[01]$/);
+    await expectNoConfirmedWriteLost('leader-restart', log);
+    await live.sim.restartContainer('redis-master-0', 'redis');
+    await live.waitHealthy(60_000);
+    expect(await live.onlyMaster()).toBe(promoted);
+  });
+
   test('one Sentinel down: failover still works', async () => {
     await live.waitHealthy();
     const [down] = live.sentinelPods();
