@@ -6,7 +6,10 @@
 #      with the current state instead of the bootstrap master;
 #   2. if no Sentinel knows it (all of them were replaced at once), from the Redis pods
 #      themselves: the one that reports role master with the largest replication offset;
-#   3. otherwise it waits: starting with a guess could elect a stale master.
+#   3. if none reports master (it is down as well), the master every reachable replica
+#      follows: the Sentinels then see it down and fail over to one of those replicas;
+#   4. otherwise (replicas disagree or none answers) it waits: starting with a guess
+#      could elect a stale master.
 # A restarted container keeps its Sentinel ID (read back from the previous config), so
 # it is not counted as a new voter by its peers. Every other Redis pod is listed as a
 # known replica, so a Sentinel that starts while the master is down can still fail over.
@@ -32,6 +35,14 @@ master_from_redis_nodes() {
   done | sort -n -r -k 2,2 | head -n 1
 }
 
+# master_followed_by_replicas: the master_host that every reachable replica follows, when
+# at least one answers and they all name the same one; nothing otherwise.
+master_followed_by_replicas() {
+  for _node in $REDIS_NODES; do
+    info_field "$(fqdn "$_node")" replication master_host
+  done | sort -u | awk 'NF { n++; host = $0 } END { if (n == 1) print host }'
+}
+
 find_master() {
   while :; do
     _view="$(newest_sentinel_view "$POD_IP")"
@@ -48,6 +59,13 @@ find_master() {
       MASTER_HOST="${_found%% *}"
       EPOCH=0
       log "monitoring $MASTER_HOST because no Sentinel knows the master and it reports role master"
+      return 0
+    fi
+    _followed="$(master_followed_by_replicas)"
+    if [ -n "$_followed" ]; then
+      MASTER_HOST="$_followed"
+      EPOCH=0
+      log "monitoring $MASTER_HOST because no Sentinel knows the master, no Redis pod reports role master, and every reachable replica follows it (if it is down, the Sentinels fail over)"
       return 0
     fi
     log "no Sentinel and no Redis pod names a master yet; retrying"

@@ -299,6 +299,24 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     expect(await live.onlyMaster()).toBe(promoted);
   });
 
+  test('every Sentinel pod replaced while the master is down: the new Sentinels take the master the replicas follow and fail over', async () => {
+    await live.waitHealthy();
+    let promoted = '';
+    const log = await runWriter('sentinels-replaced', async () => {
+      await sleep(1000);
+      await live.sim.killContainer('redis-master-0', 'redis', { restart: false });
+      // No Sentinel survives to tell the new ones the master, and no Redis pod reports role master.
+      await Promise.all(live.sentinelPods().map((p) => live.sim.deletePod(p, { grace: false, recreate: true })));
+      promoted = await live.waitForSentinelMasterOtherThan('redis-master-0', 60_000);
+      await waitWriterPastFault(Date.now());
+    });
+    expect(promoted).toMatch(/^redis-slave-[01]$/);
+    await expectNoConfirmedWriteLost('sentinels-replaced', log);
+    await live.sim.restartContainer('redis-master-0', 'redis');
+    await live.waitHealthy(60_000);
+    expect(await live.onlyMaster()).toBe(promoted);
+  }, 150_000);
+
   test('one Sentinel down: failover still works', async () => {
     await live.waitHealthy();
     const [down] = live.sentinelPods();

@@ -47,6 +47,7 @@ export class Agent {
       if (m.ok) p.resolve(m.result);
       else p.reject(new Error(m.error));
     });
+    proc.on('error', (err) => { this.output += `\n(client agent: ${err.message})`; });
     proc.on('exit', (code, signal) => {
       this.output += `\n(client agent exited: code ${code}, signal ${signal})`;
       for (const p of this.pending.values()) p.reject(new Error('client agent exited'));
@@ -71,7 +72,13 @@ export class Agent {
         reject(new Error(`client agent is not running: ${this.output.slice(-500)}`));
         return;
       }
-      this.proc.send({ id, op, ...args });
+      // With a callback, a send to an agent that just died rejects instead of raising EPIPE.
+      this.proc.send({ id, op, ...args }, (err) => {
+        if (!err || !this.pending.has(id)) return;
+        this.pending.delete(id);
+        clearTimeout(timer);
+        reject(new Error(`client agent: cannot send ${op}: ${err.message}`));
+      });
     });
   }
 }
