@@ -250,6 +250,33 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     await live.waitHealthy(30_000);
   });
 
+  test('frozen master (every process stopped past downAfter, like a stalled node): after the failover it resumes, accepts no write and follows the new master', async () => {
+    await live.waitHealthy();
+    let promoted = '';
+    let watched: { roles: Record<string, number>; writesAccepted: number; errors: Record<string, number> } | undefined;
+    const log = await runWriter('frozen', async () => {
+      await sleep(1000);
+      await live.sim.freezePod('redis-master-0');
+      try {
+        promoted = await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
+        await waitWriterPastFault(Date.now());
+      } finally {
+        // Watch the old master from the moment it resumes: its clients may still write to it.
+        const watching = live.agent.call<typeof watched>('watchNode', { host: live.fqdn('redis-master-0'), durationMs: 10_000 }, 30_000);
+        await sleep(200);
+        await live.sim.thawPod('redis-master-0');
+        watched = await watching;
+      }
+    });
+    console.log(`old master after it resumed: ${JSON.stringify(watched)}`);
+    expect(promoted).toMatch(/^redis-slave-[01]$/);
+    expect(watched!.writesAccepted).toBe(0);
+    expect(watched!.roles.slave).toBeGreaterThan(0);
+    await expectNoConfirmedWriteLost('frozen', log);
+    await live.waitHealthy(60_000);
+    expect(await live.onlyMaster()).toBe(promoted);
+  });
+
   test('replica crash and restart: it resynchronises and serves reads again', async () => {
     await live.waitHealthy();
     await live.sim.killContainer('redis-slave-1', 'redis', { restart: false });

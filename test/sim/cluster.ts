@@ -313,6 +313,30 @@ export class SimCluster {
     await this.setLink(name, true);
   }
 
+  // Every process of the pod stopped (SIGSTOP), as a stalled node or a long VM pause
+  // does: its sockets stay open and nothing answers. thawPod resumes them (SIGCONT).
+  async freezePod(name: string): Promise<void> {
+    await this.signalPod(name, 'SIGSTOP');
+  }
+
+  async thawPod(name: string): Promise<void> {
+    await this.signalPod(name, 'SIGCONT');
+  }
+
+  private async signalPod(name: string, signal: NodeJS.Signals): Promise<void> {
+    const p = this.podMap.get(name);
+    if (!p?.net) throw new Error(`no running pod ${name}`);
+    const pids = (await run('ip', ['netns', 'pids', p.net.netns])).split('\n').map(Number).filter((n) => n > 0);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // exited meanwhile
+      }
+    }
+    this.event(`${signal === 'SIGSTOP' ? 'froze' : 'thawed'} pod ${name} (${pids.length} processes)`);
+  }
+
   // RollingUpdate of a Deployment to a new pod-template-hash: surge new pods, wait
   // until they are ready, then delete old pods gracefully, one batch at a time.
   async rolloutDeployment(name: string, timeoutMs = 300_000): Promise<void> {
