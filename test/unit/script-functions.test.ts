@@ -2,7 +2,7 @@
 // their own: which replica Sentinel is about to promote, and when the janitor re-applies
 // Sentinel's timings. They run under the machine's POSIX sh; Sentinel is replaced by a
 // stand-in redis-cli that serves canned replies and records what it was asked.
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
@@ -95,54 +95,43 @@ echo OK
     });
     const calls = () => { try { return readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n'); } catch { return []; } };
     const values = () => readFileSync(state, 'utf8');
-    return { run, calls, values, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+    made.push(dir);
+    return { run, calls, values };
   }
+  const made: string[] = [];
+  afterEach(() => {
+    for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
 
   it('sets the values a restarted Sentinel lost, then leaves a correct Sentinel alone', () => {
     const s = fakeSentinel({ 'info-period': 10000, 'ping-period': 1000 });
-    try {
-      const first = s.run('info-period 1000');
-      expect(s.values()).toContain('INFO-PERIOD\n1000\n');
-      expect(s.values()).toContain('PING-PERIOD\n1000\n');
-      expect(first.stderr).toMatch(/set Sentinel timings on 10\.0\.0\.5: info-period 1000/);
-      expect(s.calls().filter((c) => /DEBUG info-period 1000/.test(c))).toHaveLength(1);
+    const first = s.run('info-period 1000');
+    expect(s.values()).toContain('INFO-PERIOD\n1000\n');
+    expect(s.values()).toContain('PING-PERIOD\n1000\n');
+    expect(first.stderr).toMatch(/set Sentinel timings on 10\.0\.0\.5: info-period 1000/);
+    expect(s.calls().filter((c) => /DEBUG info-period 1000/.test(c))).toHaveLength(1);
 
-      const second = s.run('info-period 1000');
-      expect(second.stderr).toBe('');
-      expect(s.calls()).toHaveLength(3); // get, set, get: no second set
-    } finally {
-      s.cleanup();
-    }
+    const second = s.run('info-period 1000');
+    expect(second.stderr).toBe('');
+    expect(s.calls()).toHaveLength(3); // get, set, get: no second set
   });
 
   it('does not mistake a value that only starts with the wanted one (10000 for 1000)', () => {
     const s = fakeSentinel({ 'info-period': 10000 });
-    try {
-      s.run('info-period 1000');
-      expect(s.values()).toContain('INFO-PERIOD\n1000\n');
-    } finally {
-      s.cleanup();
-    }
+    s.run('info-period 1000');
+    expect(s.values()).toContain('INFO-PERIOD\n1000\n');
   });
 
   it('reports a Sentinel without SENTINEL DEBUG (Redis before 7.0) and carries on', () => {
     const s = fakeSentinel({ 'info-period': 10000 }, true);
-    try {
-      const r = s.run('info-period 1000');
-      expect(r.stderr).toMatch(/refused 'SENTINEL DEBUG info-period 1000': 'ERR Unknown sentinel subcommand/);
-    } finally {
-      s.cleanup();
-    }
+    const r = s.run('info-period 1000');
+    expect(r.stderr).toMatch(/refused 'SENTINEL DEBUG info-period 1000': 'ERR Unknown sentinel subcommand/);
   });
 
   it('does nothing without SENTINEL_TIMINGS', () => {
     const s = fakeSentinel({ 'info-period': 10000 });
-    try {
-      s.run('');
-      expect(s.calls()).toEqual([]);
-    } finally {
-      s.cleanup();
-    }
+    s.run('');
+    expect(s.calls()).toEqual([]);
   });
 });
 
