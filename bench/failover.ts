@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { checkLivePrerequisites } from '../test/sim';
 import { sleep, waitFor } from '../test/sim/util';
-import { confirmedWrites, LiveCluster, longestPause, ROOT, WriteRecord, writeOutage } from '../test/live/harness';
+import { confirmedWrites, LiveCluster, longestGap, longestPause, ROOT, WriteRecord, writeOutage } from '../test/live/harness';
 
 interface Trial {
   kind: 'crash' | 'switchover' | 'partition';
@@ -130,10 +130,8 @@ function sentinelTimeline(live: LiveCluster, faultAt: number): string {
 
 /** "<from>-<to>" ms after the fault: where the longest gap between acknowledged writes lies. */
 function pauseWindow(log: WriteRecord[], faultAt: number): string {
-  const acks = log.filter((w) => w.ack !== null).map((w) => w.ack as number).sort((a, b) => a - b);
-  let best = [0, 0];
-  for (let i = 1; i < acks.length; i++) if (acks[i] - acks[i - 1] > best[1] - best[0]) best = [acks[i - 1], acks[i]];
-  return `${Math.round(best[0] - faultAt)}-${Math.round(best[1] - faultAt)}`;
+  const gap = longestGap(log);
+  return `${Math.round(gap.from - faultAt)}-${Math.round(gap.to - faultAt)}`;
 }
 
 function percentile(values: number[], p: number): number {

@@ -7,6 +7,15 @@
 # MASTER_NAME, REDIS_PORT, SENTINEL_PORT, SENTINEL_SERVICE, AUTH_FILE.
 
 CLI_TIMEOUT="${CLI_TIMEOUT:-2}"
+# A Redis pod's last known role ("master" or "replica <host>"), kept on its volume by the
+# readiness probe and the preStop hook, read by the start script. (The unit tests set it.)
+ROLE_FILE="${ROLE_FILE:-/data/redis-ha-role}"
+
+# to_container_log: kubelet shows neither a probe's nor a hook's output, so send this
+# script's log lines to the container's main process instead. (The unit tests set HOOK_LOG.)
+to_container_log() {
+  if [ -w "${HOOK_LOG:-/proc/1/fd/2}" ]; then exec 2>"${HOOK_LOG:-/proc/1/fd/2}"; fi
+}
 
 log() {
   echo "$(date -u '+%Y-%m-%dT%H:%M:%SZ') ${SCRIPT_NAME:-redis-ha}: $*" >&2

@@ -17,12 +17,8 @@ set -eu
 SCRIPT_NAME=redis-prestop
 # shellcheck source=lib/scripts/common.sh
 . "$(dirname "$0")/common.sh"
-# kubelet does not show a hook's output; send it to the container log instead.
-# (HOOK_LOG and ROLE_FILE are overridden only by the unit tests.)
-HOOK_LOG="${HOOK_LOG:-/proc/1/fd/2}"
-if [ -w "$HOOK_LOG" ]; then exec 2>"$HOOK_LOG"; fi
+to_container_log
 
-ROLE_FILE="${ROLE_FILE:-/data/redis-ha-role}"
 ME="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
 
 give_up() {
@@ -98,7 +94,6 @@ while [ -z "$SENTINEL" ] && [ "$(now_ms)" -lt "$align_deadline_ms" ]; do
     set -- $forecast
     if [ "$1" -ge "$ALIGN_MIN_MS" ] && [ "$1" -le "$ALIGN_MAX_MS" ] && [ "$2" -le "$ALIGN_OTHERS_MAX_MS" ]; then
       SENTINEL="$addr"
-      aligned_at_ms="$(now_ms)"
       log "Sentinel $addr would promote $3 and last had INFO from it $1 ms ago; handing over now"
       break
     fi
@@ -108,9 +103,9 @@ if [ -z "$SENTINEL" ]; then
   # shellcheck disable=SC2086
   set -- $SENTINELS
   SENTINEL="$1"
-  aligned_at_ms="$(now_ms)"
   log "no Sentinel's INFO timing lined up within ${ALIGN_WAIT_MS} ms; handing over through $SENTINEL unaligned"
 fi
+aligned_at_ms="$(now_ms)"
 
 deadline_ms=$(( $(now_ms) + HANDOVER_TIMEOUT_SECONDS * 1000 ))
 redis_cmd 127.0.0.1 CLIENT PAUSE $(( HANDOVER_TIMEOUT_SECONDS * 1000 + 2000 )) WRITE >/dev/null \

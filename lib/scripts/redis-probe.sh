@@ -15,10 +15,7 @@ set -eu
 SCRIPT_NAME=redis-probe
 # shellcheck source=lib/scripts/common.sh
 . "$(dirname "$0")/common.sh"
-# kubelet does not show a probe's stderr; send decisions to the container log instead.
-if [ -w /proc/1/fd/2 ]; then exec 2>/proc/1/fd/2; fi
-
-ROLE_FILE=/data/redis-ha-role
+to_container_log
 
 record_role() {
   _role="$(redis_cmd 127.0.0.1 ROLE | head -n 2)"

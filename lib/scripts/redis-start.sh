@@ -19,7 +19,6 @@ SCRIPT_NAME=redis-start
 # shellcheck source=lib/scripts/common.sh
 . "$(dirname "$0")/common.sh"
 
-ROLE_FILE=/data/redis-ha-role
 IP_FILE=/data/redis-ha-ip
 TEMPLATE=/etc/redis-template/redis.conf
 CONFIG=/etc/redis/redis.conf

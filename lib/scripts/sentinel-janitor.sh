@@ -62,12 +62,17 @@ random_seconds() {
 # As PID 1 a shell ignores SIGTERM; exit at once so pod deletion does not wait out the grace period.
 trap 'exit 0' TERM INT
 
-next_check=$(( $(date +%s) + JANITOR_INTERVAL_SECONDS + $(random_seconds "$JANITOR_INTERVAL_SECONDS") ))
+# next_phantom_check: when to look for phantoms next (the interval plus jitter from now).
+next_phantom_check() {
+  echo $(( $(date +%s) + JANITOR_INTERVAL_SECONDS + $(random_seconds "$JANITOR_INTERVAL_SECONDS") ))
+}
+
+next_check="$(next_phantom_check)"
 while :; do
   ensure_sentinel_timings 127.0.0.1 || true
   if [ "$(date +%s)" -ge "$next_check" ]; then
     reset_if_phantoms || true
-    next_check=$(( $(date +%s) + JANITOR_INTERVAL_SECONDS + $(random_seconds "$JANITOR_INTERVAL_SECONDS") ))
+    next_check="$(next_phantom_check)"
   fi
   # sleep in the background so the trap runs as soon as the signal arrives
   sleep 1 &

@@ -54,17 +54,26 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     return log;
   }
 
-  async function crashMasterAndWaitForFailover(master: string): Promise<{ log: WriteRecord[]; faultAt: number; promoted: string }> {
+  /**
+   * With the client writing: `fault` takes redis-master-0 out, then waits until the
+   * Sentinels name another master and the client has written to it.
+   */
+  async function faultAndWaitForFailover(prefix: string, fault: () => Promise<void>, timeoutMs = 30_000):
+  Promise<{ log: WriteRecord[]; faultAt: number; promoted: string }> {
     let faultAt = 0;
     let promoted = '';
-    const log = await runWriter(`crash-${master}`, async () => {
+    const log = await runWriter(prefix, async () => {
       await sleep(1000);
       faultAt = Date.now();
-      await live.sim.killContainer(master, 'redis', { restart: false });
-      promoted = await live.waitForSentinelMasterOtherThan(master, 30_000);
+      await fault();
+      promoted = await live.waitForSentinelMasterOtherThan('redis-master-0', timeoutMs);
       await waitWriterPastFault(Date.now());
     });
     return { log, faultAt, promoted };
+  }
+
+  function crashMasterAndWaitForFailover() {
+    return faultAndWaitForFailover('crash-redis-master-0', () => live.sim.killContainer('redis-master-0', 'redis', { restart: false }));
   }
 
   async function expectNoConfirmedWriteLost(prefix: string, log: WriteRecord[]) {
@@ -72,6 +81,14 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     expect(confirmed.length).toBeGreaterThan(0);
     const lost = await live.agent.call<number[]>('missing', { prefix, ns: confirmed });
     expect(lost, `WAIT 1-confirmed writes lost: ${lost.slice(0, 20).join(', ')}`).toEqual([]);
+  }
+
+  /** Crashes redis-master-0 and expects a replica to take over, with no WAIT-confirmed write lost. */
+  async function expectMasterCrashFailsOver() {
+    const { log, promoted } = await crashMasterAndWaitForFailover();
+    expect(promoted).toMatch(/^redis-slave-[01]$/);
+    expect(await live.onlyMaster()).toBe(promoted);
+    await expectNoConfirmedWriteLost('crash-redis-master-0', log);
   }
 
   /**
@@ -114,7 +131,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
 
   test('master crash: a replica is promoted, the other follows it, the client resumes, no WAIT-confirmed write is lost', async () => {
     await live.waitHealthy();
-    const { log, faultAt, promoted: named } = await crashMasterAndWaitForFailover('redis-master-0');
+    const { log, faultAt, promoted: named } = await crashMasterAndWaitForFailover();
     expect(named).toMatch(/^redis-slave-[01]$/);
     const promoted = await live.onlyMaster();
     expect(promoted).toBe(named);
@@ -158,14 +175,9 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
   test('master pod force-deleted and recreated at once with a new IP: it does not come back as master, no WAIT-confirmed write is lost', async () => {
     await live.waitHealthy();
     const oldIp = live.sim.podIp('redis-master-0');
-    let promoted = '';
-    const log = await runWriter('recreated', async () => {
-      await sleep(1000);
-      // Sentinel keeps the IP it resolved; the pod must not serve as master at the new one.
-      await live.sim.deletePod('redis-master-0', { grace: false, recreate: true });
-      promoted = await live.waitForSentinelMasterOtherThan('redis-master-0', 40_000);
-      await waitWriterPastFault(Date.now());
-    });
+    // Sentinel keeps the IP it resolved; the pod must not serve as master at the new one.
+    const { log, promoted } = await faultAndWaitForFailover('recreated',
+      () => live.sim.deletePod('redis-master-0', { grace: false, recreate: true }), 40_000);
     expect(live.sim.podIp('redis-master-0')).not.toBe(oldIp);
     expect(promoted).toMatch(/^redis-slave-[01]$/);
     await live.waitHealthy(40_000);
@@ -309,42 +321,31 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     const rolledAt = Date.now();
     await live.waitHealthy(90_000);
     console.log(`sentinel rollouts: phantom Sentinels gone ${((Date.now() - rolledAt) / 1000).toFixed(1)} s after the third rollout`);
-    const { log, promoted } = await crashMasterAndWaitForFailover('redis-master-0');
-    expect(promoted).toMatch(/^redis-slave-[01]$/);
-    expect(await live.onlyMaster()).toBe(promoted);
-    await expectNoConfirmedWriteLost('crash-redis-master-0', log);
+    await expectMasterCrashFailsOver();
   });
 
   test('the Sentinel leading a failover restarts right after its election: the failover still completes without waiting out 2 x failover-timeout', async () => {
     await live.waitHealthy();
-    let promoted = '';
-    const log = await runWriter('leader-restart', async () => {
-      await sleep(1000);
-      const faultAt = Date.now();
+    let leader: string | undefined;
+    // The restarted leader comes back knowing no replica unless its start script lists them;
+    // if it wins the next vote without one it aborts, and no Sentinel retries for 20s.
+    const { log, faultAt, promoted } = await faultAndWaitForFailover('leader-restart', async () => {
       await live.sim.killContainer('redis-master-0', 'redis', { restart: false });
-      const leader = await waitFor<string | undefined>(() => live.sentinelPods().find((p) => /\+elected-leader/.test(live.sim.logs(p, 'sentinel', 40))),
+      leader = await waitFor(() => live.sentinelPods().find((p) => /\+elected-leader/.test(live.sim.logs(p, 'sentinel', 40))),
         30_000, 'a Sentinel to be elected leader', 10);
       await live.sim.killContainer(leader as string, 'sentinel', { restart: 1000 });
-      // The restarted leader comes back knowing no replica unless its start script lists them;
-      // if it wins the next vote without one it aborts, and no Sentinel retries for 20s.
-      promoted = await live.waitForSentinelMasterOtherThan('redis-master-0', 20_000);
-      console.log(`leader ${leader} restarted; ${promoted} promoted ${Date.now() - faultAt} ms after the crash`);
-      await waitWriterPastFault(Date.now());
-    });
+    }, 20_000);
+    console.log(`leader ${leader} restarted; ${promoted} promoted and written to ${Date.now() - faultAt} ms after the crash`);
     await expectCrashedMasterRejoins('leader-restart', log, promoted);
   });
 
   test('every Sentinel pod replaced while the master is down: the new Sentinels take the master the replicas follow and fail over', async () => {
     await live.waitHealthy();
-    let promoted = '';
-    const log = await runWriter('sentinels-replaced', async () => {
-      await sleep(1000);
+    // No Sentinel survives to tell the new ones the master, and no Redis pod reports role master.
+    const { log, promoted } = await faultAndWaitForFailover('sentinels-replaced', async () => {
       await live.sim.killContainer('redis-master-0', 'redis', { restart: false });
-      // No Sentinel survives to tell the new ones the master, and no Redis pod reports role master.
       await Promise.all(live.sentinelPods().map((p) => live.sim.deletePod(p, { grace: false, recreate: true })));
-      promoted = await live.waitForSentinelMasterOtherThan('redis-master-0', 60_000);
-      await waitWriterPastFault(Date.now());
-    });
+    }, 60_000);
     await expectCrashedMasterRejoins('sentinels-replaced', log, promoted);
   }, 150_000);
 
@@ -352,10 +353,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     await live.waitHealthy();
     const [down] = live.sentinelPods();
     await live.sim.killContainer(down, 'sentinel', { restart: false });
-    const { log, promoted } = await crashMasterAndWaitForFailover('redis-master-0');
-    expect(promoted).toMatch(/^redis-slave-[01]$/);
-    expect(await live.onlyMaster()).toBe(promoted);
-    await expectNoConfirmedWriteLost('crash-redis-master-0', log);
+    await expectMasterCrashFailsOver();
   });
 
   test('two Sentinels down: no failover happens and no second master appears', async () => {

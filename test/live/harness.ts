@@ -272,12 +272,18 @@ export function writeOutage(log: WriteRecord[], faultAt: number): number {
   return longestPause(log.filter((w) => w.ack !== null && (w.ack as number) >= faultAt - 1000));
 }
 
-/** Longest gap between consecutive acknowledged writes. */
-export function longestPause(log: WriteRecord[]): number {
+/** Longest gap between consecutive acknowledged writes: the ack before it and the ack after. */
+export function longestGap(log: WriteRecord[]): { from: number; to: number } {
   const acks = log.filter((w) => w.ack !== null).map((w) => w.ack as number).sort((a, b) => a - b);
-  let longest = 0;
-  for (let i = 1; i < acks.length; i++) longest = Math.max(longest, acks[i] - acks[i - 1]);
-  return longest;
+  let gap = { from: 0, to: 0 };
+  for (let i = 1; i < acks.length; i++) if (acks[i] - acks[i - 1] > gap.to - gap.from) gap = { from: acks[i - 1], to: acks[i] };
+  return gap;
+}
+
+/** Longest gap between consecutive acknowledged writes, in ms. */
+export function longestPause(log: WriteRecord[]): number {
+  const gap = longestGap(log);
+  return gap.to - gap.from;
 }
 
 export function confirmedWrites(log: WriteRecord[]): number[] {

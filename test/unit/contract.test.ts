@@ -46,26 +46,18 @@ describe('the seed\'s objects, with their names, replicas and ports', () => {
     ]);
   });
 
-  it('redis-master is a StatefulSet of 1 pod governed by the headless Service redis-master on 6379', () => {
-    const sts = find(stagingObjects, 'StatefulSet', 'redis-master');
-    expect(sts.spec.replicas).toBe(1);
-    expect(sts.spec.serviceName).toBe('redis-master');
-    const svc = find(stagingObjects, 'Service', 'redis-master');
-    expect(svc.spec.clusterIP).toBe('None');
-    expect(svc.spec.ports).toEqual([{ name: 'redis', port: 6379, targetPort: 'redis' }]);
-    expect(container(sts, 'redis').ports).toEqual([{ name: 'redis', containerPort: 6379 }]);
-    expect(svc.spec.selector).toEqual(sts.spec.selector.matchLabels);
-  });
-
-  it('redis-slave is a StatefulSet of 2 pods governed by the headless Service redis-slave on 6379', () => {
-    const sts = find(stagingObjects, 'StatefulSet', 'redis-slave');
-    expect(sts.spec.replicas).toBe(2);
-    expect(sts.spec.serviceName).toBe('redis-slave');
-    const svc = find(stagingObjects, 'Service', 'redis-slave');
-    expect(svc.spec.clusterIP).toBe('None');
-    expect(svc.spec.ports).toEqual([{ name: 'redis', port: 6379, targetPort: 'redis' }]);
-    expect(svc.spec.selector).toEqual(sts.spec.selector.matchLabels);
-  });
+  for (const [name, pods, checkContainerPort] of [['redis-master', 1, true], ['redis-slave', 2, false]] as const) {
+    it(`${name} is a StatefulSet of ${pods} pod${pods > 1 ? 's' : ''} governed by the headless Service ${name} on 6379`, () => {
+      const sts = find(stagingObjects, 'StatefulSet', name);
+      expect(sts.spec.replicas).toBe(pods);
+      expect(sts.spec.serviceName).toBe(name);
+      const svc = find(stagingObjects, 'Service', name);
+      expect(svc.spec.clusterIP).toBe('None');
+      expect(svc.spec.ports).toEqual([{ name: 'redis', port: 6379, targetPort: 'redis' }]);
+      if (checkContainerPort) expect(container(sts, 'redis').ports).toEqual([{ name: 'redis', containerPort: 6379 }]);
+      expect(svc.spec.selector).toEqual(sts.spec.selector.matchLabels);
+    });
+  }
 
   it('headless Services publish not-ready pods, so pods find each other by DNS name before they are ready', () => {
     for (const name of ['redis-master', 'redis-slave', 'redis-sentinel-headless']) {

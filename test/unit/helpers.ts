@@ -1,5 +1,6 @@
 // Shared equipment of the unit tests: running the real synth command, reading output
 // trees, rendering with kustomize, and checking objects against the Kubernetes API.
+import { afterAll, beforeAll } from 'vitest';
 import { spawnSync, SpawnSyncReturns } from 'child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'fs';
 import { tmpdir } from 'os';
@@ -48,6 +49,23 @@ export class TempDirs {
   public cleanup(): void {
     for (const dir of this.dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * For a test file that reads synthesized output: builds the synth command and synthesizes
+ * into a temporary directory once before its tests; every directory of `temp` is removed
+ * after them. `outdir()` is that output directory.
+ */
+export function useSynthOutput(label: string): { temp: TempDirs; outdir: () => string } {
+  const temp = new TempDirs();
+  let dir = '';
+  beforeAll(() => {
+    buildSynthCommand();
+    dir = temp.make(label);
+    synthInto(dir);
+  });
+  afterAll(() => temp.cleanup());
+  return { temp, outdir: () => dir };
 }
 
 /** Every file below `dir`, as relative path -> content. Missing directory: empty map. */

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { parse } from 'yaml';
@@ -7,18 +7,10 @@ import {
   EnvironmentProfile, ManifestObject, renderBase, renderOverlay, synthBase, synthEnvironment, writeTree,
 } from '../../lib';
 import { ENVIRONMENTS, findEnvironments, renderDist } from '../../main';
-import { buildSynthCommand, byKey, find, kustomize, synthInto, TempDirs } from './helpers';
+import { byKey, find, kustomize, useSynthOutput } from './helpers';
 
 const [staging, production] = findEnvironments(['staging', 'production']);
-const temp = new TempDirs();
-let outdir: string;
-
-beforeAll(() => {
-  buildSynthCommand();
-  outdir = temp.make('kustomize');
-  synthInto(outdir);
-});
-afterAll(() => temp.cleanup());
+const { temp, outdir } = useSynthOutput('kustomize');
 
 /** Same objects, compared as a set keyed by kind/name, each deep-equal. */
 function expectSameObjects(rendered: ManifestObject[], expected: ManifestObject[]) {
@@ -33,7 +25,7 @@ function expectSameObjects(rendered: ManifestObject[], expected: ManifestObject[
 describe('kubectl kustomize renders exactly what the charts synthesize', () => {
   for (const profile of ENVIRONMENTS) {
     it(`the ${profile.name} overlay renders exactly the objects of the ${profile.name} environment chart`, () => {
-      expectSameObjects(kustomize(join(outdir, 'overlays', profile.name)), synthEnvironment(profile));
+      expectSameObjects(kustomize(join(outdir(), 'overlays', profile.name)), synthEnvironment(profile));
     });
   }
 
@@ -47,7 +39,7 @@ describe('kubectl kustomize renders exactly what the charts synthesize', () => {
   });
 
   it('the base renders on its own, exactly the base chart, with no namespace', () => {
-    const rendered = kustomize(join(outdir, 'base'));
+    const rendered = kustomize(join(outdir(), 'base'));
     expectSameObjects(rendered, synthBase());
     expect(rendered.filter((o) => o.metadata.namespace !== undefined)).toEqual([]);
   });
@@ -63,11 +55,11 @@ describe('each environment lives in its own namespace', () => {
 
   for (const profile of ENVIRONMENTS) {
     it(`the ${profile.name} overlay sets namespace ${profile.namespace}, creates it, and puts every object in it`, () => {
-      const kustomization = parse(readFileSync(join(outdir, 'overlays', profile.name, 'kustomization.yaml'), 'utf8'));
+      const kustomization = parse(readFileSync(join(outdir(), 'overlays', profile.name, 'kustomization.yaml'), 'utf8'));
       expect(kustomization.namespace).toBe(profile.namespace);
       expect(kustomization.resources[0]).toBe('../../base');
 
-      const rendered = kustomize(join(outdir, 'overlays', profile.name));
+      const rendered = kustomize(join(outdir(), 'overlays', profile.name));
       const namespace = find(rendered, 'Namespace', profile.namespace);
       expect(namespace.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('restricted');
       for (const o of rendered.filter((x) => x.kind !== 'Namespace')) {

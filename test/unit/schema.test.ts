@@ -1,21 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { join } from 'path';
 import { ManifestObject, synthBase, synthEnvironment } from '../../lib';
 import { ENVIRONMENTS, findEnvironments } from '../../main';
 import {
-  buildSynthCommand, fieldsUnknownToKubernetes128, find, kubernetes128Errors, kustomize, openApiSchemaErrors,
-  synthInto, TempDirs,
+  fieldsUnknownToKubernetes128, find, kubernetes128Errors, kustomize, openApiSchemaErrors, useSynthOutput,
 } from './helpers';
 
-const temp = new TempDirs();
-let outdir: string;
-
-beforeAll(() => {
-  buildSynthCommand();
-  outdir = temp.make('schema');
-  synthInto(outdir);
-});
-afterAll(() => temp.cleanup());
+const { outdir } = useSynthOutput('schema');
 
 function allErrors(objects: ManifestObject[]): string[] {
   return objects.flatMap(kubernetes128Errors);
@@ -34,14 +25,14 @@ describe('every synthesized object is valid Kubernetes 1.28', () => {
     });
 
     it(`the ${profile.name} overlay as kubectl kustomize renders it`, () => {
-      const rendered = kustomize(join(outdir, 'overlays', profile.name));
+      const rendered = kustomize(join(outdir(), 'overlays', profile.name));
       expect(rendered.length).toBe(synthEnvironment(profile).length);
       expect(allErrors(rendered)).toEqual([]);
     });
   }
 
   it('the base as kubectl kustomize renders it', () => {
-    const rendered = kustomize(join(outdir, 'base'));
+    const rendered = kustomize(join(outdir(), 'base'));
     expect(rendered.length).toBe(synthBase().length);
     expect(allErrors(rendered)).toEqual([]);
   });
