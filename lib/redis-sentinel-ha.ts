@@ -4,7 +4,7 @@ import { ContainerResources, k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import {
   commonLabels, DEFAULT_AUTH_SECRET, DEFAULT_CLUSTER_DOMAIN, DEFAULT_MASTER_NAME, DEFAULT_REDIS_IMAGE,
-  REDIS_CONFIG_NAME, REDIS_MASTER_NAME, REDIS_POD_LABELS, REDIS_PORT, REDIS_SCRIPTS_NAME, SENTINEL_CONFIG_NAME,
+  REDIS_CONFIG_NAME, REDIS_MASTER_NAME, REDIS_POD_LABELS, REDIS_PORT, REDIS_REPLICA_NAME, REDIS_SCRIPTS_NAME, SENTINEL_CONFIG_NAME,
   SENTINEL_NAME, SENTINEL_PORT, selectorLabels,
 } from './names';
 import { RedisMaster } from './redis-master';
@@ -196,6 +196,11 @@ export class RedisSentinelHA extends Construct {
       storageClassName: props.storageClassName,
       failoverWait: Duration.millis(this.downAfterMillis * 2 + this.failoverTimeoutMillis),
       sentinelQuorum: quorum,
+      sentinelCount,
+      redisPodDnsNames: [
+        `${REDIS_MASTER_NAME}-0.${REDIS_MASTER_NAME}`,
+        ...Array.from({ length: replicas }, (_, i) => `${REDIS_REPLICA_NAME}-${i}.${REDIS_REPLICA_NAME}`),
+      ],
     };
     // Validate the Redis props under the names this construct's users see, before the
     // StatefulSets (which would name their own fields) get them.
