@@ -52,7 +52,14 @@ describe('lib/scripts', () => {
     });
   }
 
-  for (const script of scripts.filter((s) => s !== 'common.sh')) {
+  // Libraries of functions, sourced by the scripts that run (they say so on their second line).
+  const libraries = scripts.filter((s) => /^# .*sourced/m.test(source(s).split('\n').slice(1, 3).join('\n')));
+
+  it('the sourced libraries are common.sh and redis-decide.sh', () => {
+    expect(libraries).toEqual(['common.sh', 'redis-decide.sh']);
+  });
+
+  for (const script of scripts.filter((s) => !libraries.includes(s))) {
     it(`${script} runs with set -eu and sources common.sh with a shellcheck source directive`, () => {
       const code = codeLines(source(script));
       expect(code).toContain('set -eu');
@@ -62,8 +69,8 @@ describe('lib/scripts', () => {
     });
   }
 
-  it('common.sh is only sourced: it sets no shell options of its own (set -- in a function only sets its arguments)', () => {
-    expect(codeLines(source('common.sh')).filter((l) => /^\s*set -(?!-)/.test(l))).toEqual([]);
+  it('the libraries are only sourced: they set no shell options of their own (set -- in a function only sets its arguments)', () => {
+    for (const library of libraries) expect(codeLines(source(library)).filter((l) => /^\s*set -(?!-)/.test(l)), library).toEqual([]);
   });
 
   it('every redis-cli call is wrapped in timeout', () => {
