@@ -203,7 +203,7 @@ probe_sentinels() {
 # sentinels_backing ME < probe_sentinels: how many Sentinels answer, name ME master and
 # see it up with no failover running.
 sentinels_backing() {
-  awk -v me="$1" '$2 != "-" && $4 == me && $6 == "master" { n++ } END { print n + 0 }'
+  awk -v me="$1" '$2 != "-" && $3 == me && $5 == "master" { n++ } END { print n + 0 }'
 }
 
 # superseded_by ME < probe_sentinels: "<epoch> <host> <port>" when at least SENTINEL_QUORUM
@@ -213,8 +213,8 @@ sentinels_backing() {
 superseded_by() {
   awk -v me="$1" -v need="$SENTINEL_QUORUM" '
     $2 == "-" { next }
-    { n++; if (n == 1) { host = $4; port = $5 } }
-    $4 != host || $6 != "master" { bad = 1 }
+    { n++; if (n == 1) { host = $3; port = $4 } }
+    $3 != host || $5 != "master" { bad = 1 }
     $2 > epoch { epoch = $2 }
     END { if (n >= need && !bad && host != me) print epoch, host, port }'
 }

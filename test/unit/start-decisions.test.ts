@@ -1,0 +1,242 @@
+// How a Redis pod starts (decide_start) and when its guard fences a master (fence_verdict
+// and the counts it reads), from lib/scripts/redis-decide.sh. The functions run under the
+// machine's POSIX sh against stand-in `redis-cli` and `getent`: each Redis pod and each
+// Sentinel is a file of canned replies, and a missing file is a pod that does not answer.
+import { afterEach, describe, expect, it } from 'vitest';
+import { spawnSync } from 'child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { ROOT } from './helpers';
+
+const NS = 'redis-staging';
+const fq = (short: string) => `${short}.${NS}.svc.cluster.local`;
+const MASTER0 = fq('redis-master-0.redis-master');
+const SLAVE0 = fq('redis-slave-0.redis-slave');
+const SLAVE1 = fq('redis-slave-1.redis-slave');
+
+interface Node { role: 'master' | 'slave'; keys: number; loading?: boolean; masterHost?: string; replid?: string; replid2?: string; offset?: number }
+interface SentinelAnswer { epoch: number; host: string; flags?: string }
+
+interface World {
+  me: string; // short pod name, e.g. redis-master-0
+  governing: string;
+  nodes?: Record<string, Node>; // fqdn -> answers INFO; absent = unreachable
+  sentinels?: SentinelAnswer[]; // each answers SENTINEL MASTER; [] = none reachable
+  volume?: 'empty' | { keys?: number; replid?: string }; // own /data: no data files, or data files with the guard's record
+  roleRecord?: string;
+  allowEmpty?: boolean;
+  waited?: number;
+  previousIp?: string;
+}
+
+const made: string[] = [];
+afterEach(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function info(n: Node): string {
+  return [
+    '# Replication', `role:${n.role}`, ...(n.masterHost ? [`master_host:${n.masterHost}`] : []),
+    `master_replid:${n.replid ?? 'a'.repeat(40)}`, `master_replid2:${n.replid2 ?? '0'.repeat(40)}`,
+    `master_repl_offset:${n.offset ?? 100}`, '# Persistence', `loading:${n.loading ? 1 : 0}`, '# Keyspace',
+    ...(n.keys > 0 ? [`db0:keys=${n.keys},expires=0,avg_ttl=0`] : []),
+  ].join('\r\n') + '\r\n';
+}
+
+function decide(w: World): string {
+  const dir = mkdtempSync(join(tmpdir(), 'decide-'));
+  made.push(dir);
+  const data = join(dir, 'data');
+  mkdirSync(join(dir, 'redis'));
+  mkdirSync(join(dir, 'sentinel'));
+  mkdirSync(data);
+  writeFileSync(join(dir, 'password'), 'secret\n');
+  for (const [host, n] of Object.entries(w.nodes ?? {})) writeFileSync(join(dir, 'redis', host), info(n));
+  const sentinels = w.sentinels ?? [];
+  sentinels.forEach((s, i) => writeFileSync(join(dir, 'sentinel', `10.0.0.${i + 5}`),
+    ['name', 'mymaster', 'ip', s.host, 'port', '6379', 'flags', s.flags ?? 'master', 'config-epoch', String(s.epoch)].join('\n') + '\n'));
+  writeFileSync(join(dir, 'getent'), `#!/bin/sh\nfor f in ${dir}/sentinel/*; do [ -e "$f" ] && echo "$(basename "$f") STREAM $2"; done\nexit 0\n`);
+  writeFileSync(join(dir, 'redis-cli'), `#!/bin/sh
+host=""; port=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h) host="$2"; shift 2 ;;
+    -p) port="$2"; shift 2 ;;
+    --raw|--no-auth-warning) shift ;;
+    *) break ;;
+  esac
+done
+if [ "$port" = 26379 ]; then f="${dir}/sentinel/$host"; else f="${dir}/redis/$host"; fi
+[ -e "$f" ] || exit 1
+case "$*" in
+  INFO*) cat "$f" ;;
+  ROLE) tr -d '\\r' < "$f" | sed -n 's/^role://p' ;;
+  "SENTINEL MASTER mymaster") cat "$f" ;;
+  *) exit 1 ;;
+esac
+`);
+  chmodSync(join(dir, 'redis-cli'), 0o755);
+  chmodSync(join(dir, 'getent'), 0o755);
+  if (w.volume !== 'empty') {
+    mkdirSync(join(data, 'appendonlydir'));
+    writeFileSync(join(data, 'appendonlydir', 'appendonly.aof.1.base.rdb'), 'REDIS0010...');
+    const v = w.volume ?? {};
+    if (v.keys !== undefined) writeFileSync(join(data, 'redis-ha-state'), `role master\nkeys ${v.keys}\nreplid ${v.replid ?? 'a'.repeat(40)}\noffset 90\n`);
+  }
+  if (w.roleRecord) writeFileSync(join(data, 'redis-ha-role'), `${w.roleRecord}\n`);
+  if (w.allowEmpty) writeFileSync(join(data, 'redis-ha-allow-empty-master'), '');
+  const me = fq(`${w.me}.${w.governing}`);
+  const r = spawnSync('sh', ['-c', `set -eu; . "${ROOT}/lib/scripts/common.sh"; . "${ROOT}/lib/scripts/redis-decide.sh"; ME="${me}"; decide_start ${w.waited ?? 0} "${w.previousIp ?? ''}"`], {
+    encoding: 'utf8',
+    env: {
+      PATH: `${dir}:${process.env.PATH}`, POD_NAMESPACE: NS, CLUSTER_DOMAIN: 'cluster.local', POD_IP: '10.1.0.9',
+      MASTER_NAME: 'mymaster', REDIS_PORT: '6379', SENTINEL_PORT: '26379', SENTINEL_SERVICE: 'redis-sentinel-headless',
+      AUTH_FILE: join(dir, 'password'), DATA_DIR: data, ROLE_FILE: join(data, 'redis-ha-role'),
+      REDIS_NODES: 'redis-master-0.redis-master redis-slave-0.redis-slave redis-slave-1.redis-slave',
+      BOOTSTRAP_MASTER: 'redis-master-0.redis-master', FAILOVER_WAIT_SECONDS: '20', SENTINEL_QUORUM: '2', SENTINEL_COUNT: '3',
+    },
+  });
+  if (r.status !== 0) throw new Error(`decide_start exited ${r.status}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+const master0 = { me: 'redis-master-0', governing: 'redis-master' };
+const slave0 = { me: 'redis-slave-0', governing: 'redis-slave' };
+const replicaWithData = (keys = 500): Node => ({ role: 'slave', keys, masterHost: MASTER0 });
+const emptyReplica: Node = { role: 'slave', keys: 0, masterHost: MASTER0 };
+
+describe('decide_start: a pod whose volume is empty', () => {
+  it('waits, instead of starting as master, when the Sentinels still name it but a replica holds data', () => {
+    const v = decide({ ...master0, volume: 'empty', sentinels: [{ epoch: 0, host: MASTER0 }, { epoch: 0, host: MASTER0 }],
+      nodes: { [SLAVE0]: replicaWithData(), [SLAVE1]: replicaWithData() } });
+    expect(v).toMatch(/^wait - the Sentinels still name this pod master \(epoch 0\), this pod's volume is empty and .*redis-slave-0.* holds data/);
+  });
+
+  it('waits on a cold start of everything when no Sentinel knows a master and a replica holds data (even a loading one)', () => {
+    const v = decide({ ...master0, volume: 'empty', sentinels: [],
+      nodes: { [SLAVE0]: emptyReplica, [SLAVE1]: { ...emptyReplica, loading: true } } });
+    expect(v).toMatch(/^wait - no Sentinel knows the master, this pod's volume is empty and \S*redis-slave-1\S* holds data/);
+  });
+
+  it('waits when a Redis pod that may hold data does not answer', () => {
+    const v = decide({ ...master0, volume: 'empty', sentinels: [], nodes: { [SLAVE0]: emptyReplica } });
+    expect(v).toMatch(/^wait - .*redis-slave-1\S* does not answer \(it may hold data\)/);
+  });
+
+  it('starts the bootstrap pod as master on a true first boot: every other pod answers and none holds data', () => {
+    const v = decide({ ...master0, volume: 'empty', sentinels: [], nodes: { [SLAVE0]: emptyReplica, [SLAVE1]: emptyReplica } });
+    expect(v).toBe('master - no Sentinel knows the master, and no Redis pod holds data (first boot)');
+  });
+
+  it('follows the master the Sentinels name (it has nothing to lose)', () => {
+    const v = decide({ ...slave0, volume: 'empty', sentinels: [{ epoch: 4, host: SLAVE1 }], nodes: { [SLAVE1]: { role: 'master', keys: 9 } } });
+    expect(v).toBe(`replica ${SLAVE1} the Sentinels name it master (epoch 4)`);
+  });
+
+  it('a non-bootstrap pod follows the bootstrap master when no Sentinel knows one', () => {
+    const v = decide({ ...slave0, volume: 'empty', sentinels: [], nodes: {} });
+    expect(v).toMatch(new RegExp(`^replica ${MASTER0.replace(/\./g, '\\.')} no Sentinel knows the master`));
+  });
+
+  it('starts as master when an operator allowed it (a deliberate reset), whatever the others hold', () => {
+    const v = decide({ ...master0, volume: 'empty', allowEmpty: true, sentinels: [], nodes: { [SLAVE0]: replicaWithData() } });
+    expect(v).toMatch(/^master - an operator allowed this pod to start as an empty master/);
+  });
+
+  it('a volume with data files but a record of zero keys counts as empty', () => {
+    const v = decide({ ...master0, volume: { keys: 0 }, sentinels: [{ epoch: 2, host: MASTER0 }], nodes: { [SLAVE0]: replicaWithData(), [SLAVE1]: replicaWithData() } });
+    expect(v).toMatch(/^wait - the Sentinels still name this pod master/);
+  });
+});
+
+describe('decide_start: a pod with data', () => {
+  it('follows the newest epoch when the Sentinels disagree (a stale record says master)', () => {
+    const v = decide({ ...master0, volume: { keys: 100 }, roleRecord: 'master',
+      sentinels: [{ epoch: 3, host: MASTER0 }, { epoch: 4, host: SLAVE1 }, { epoch: 3, host: MASTER0 }],
+      nodes: { [SLAVE1]: { role: 'master', keys: 100 } } });
+    expect(v).toBe(`replica ${SLAVE1} the Sentinels name it master (epoch 4)`);
+  });
+
+  it('a restarted master that the Sentinels still name waits for their failover while a replica with data can take over', () => {
+    const world = { ...master0, volume: { keys: 100 }, sentinels: [{ epoch: 1, host: MASTER0 }], nodes: { [SLAVE0]: replicaWithData(), [SLAVE1]: replicaWithData() } };
+    expect(decide(world)).toMatch(/^wait - the Sentinels name this pod master and it restarted, and \S*redis-slave-0\S* \S*redis-slave-1\S* can take over/);
+    expect(decide({ ...world, waited: 20 })).toMatch(/^master - .*no failover happened within 20s/);
+  });
+
+  it('a restarted master comes back at once when no replica with data answers', () => {
+    const v = decide({ ...master0, volume: { keys: 100 }, sentinels: [{ epoch: 1, host: MASTER0 }], nodes: {} });
+    expect(v).toBe('master - the Sentinels name this pod master (epoch 1) and no replica with data answers');
+  });
+
+  it('waits when the Sentinels see it down or its IP changed', () => {
+    expect(decide({ ...master0, volume: { keys: 5 }, sentinels: [{ epoch: 1, host: MASTER0, flags: 's_down,master' }], nodes: {} }))
+      .toMatch(/^wait - the Sentinels name this pod master but see it down \(s_down,master\)/);
+    expect(decide({ ...master0, volume: { keys: 5 }, previousIp: '10.1.0.2', sentinels: [{ epoch: 1, host: MASTER0 }], nodes: {} }))
+      .toMatch(/^wait - .*its IP changed \(10\.1\.0\.2 -> 10\.1\.0\.9\)/);
+  });
+
+  it('follows its own record when no Sentinel answers', () => {
+    expect(decide({ ...slave0, volume: { keys: 5 }, roleRecord: `replica ${SLAVE1}`, sentinels: [], nodes: {} }))
+      .toMatch(new RegExp(`^replica ${SLAVE1.replace(/\./g, '\\.')} no Sentinel knows the master and this pod's data volume says it followed`));
+    expect(decide({ ...master0, volume: { keys: 5 }, roleRecord: 'master', sentinels: [], nodes: {} }))
+      .toMatch(/^master - no Sentinel knows the master and this pod's data volume says it was master/);
+  });
+
+  it('never follows an empty master from another replication history (its full resync would erase this data)', () => {
+    const empty = { role: 'master' as const, keys: 0, replid: 'f'.repeat(40), replid2: '0'.repeat(40) };
+    expect(decide({ ...slave0, volume: { keys: 50, replid: 'a'.repeat(40) }, sentinels: [{ epoch: 5, host: MASTER0 }], nodes: { [MASTER0]: empty } }))
+      .toMatch(/^wait - the Sentinels name \S+ \(epoch 5\), but it is an empty master from another replication history/);
+    // The same empty master continuing this pod's history (the data was deleted on purpose) is followed.
+    expect(decide({ ...slave0, volume: { keys: 50, replid: 'a'.repeat(40) }, sentinels: [{ epoch: 5, host: MASTER0 }], nodes: { [MASTER0]: { ...empty, replid2: 'a'.repeat(40) } } }))
+      .toBe(`replica ${MASTER0} the Sentinels name it master (epoch 5)`);
+  });
+});
+
+describe('the guard\'s fencing rule', () => {
+  function run(script: string, stdin = '') {
+    const r = spawnSync('sh', ['-c', `set -eu; . "${ROOT}/lib/scripts/common.sh"; DATA_DIR=/nonexistent; . "${ROOT}/lib/scripts/redis-decide.sh"; ${script}`], {
+      input: stdin, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', SENTINEL_COUNT: '3', SENTINEL_QUORUM: '2', FENCE_AFTER_ROUNDS: '2' },
+    });
+    if (r.status !== 0) throw new Error(r.stderr);
+    return r.stdout.trim();
+  }
+  const verdict = (fenced: number, backing: number, healthy: number, expected: number, rounds: number) =>
+    run(`fence_verdict ${fenced} ${backing} ${healthy} ${expected} ${rounds}`);
+
+  it('fences a master that lost the Sentinel majority and a replica, after two checks in a row', () => {
+    expect(verdict(0, 1, 1, 2, 1)).toBe('keep');
+    expect(verdict(0, 1, 1, 2, 2)).toBe('fence 1 of 3 Sentinels back this master (need 2), 1 of 2 replicas healthy, for 2 checks in a row');
+  });
+
+  it('keeps writing with two of three Sentinels gone while every replica is attached (no failover can be under way)', () => {
+    expect(verdict(0, 1, 2, 2, 9)).toBe('keep');
+  });
+
+  it('keeps writing with a replica gone while the Sentinel majority backs it', () => {
+    expect(verdict(0, 2, 1, 2, 9)).toBe('keep');
+  });
+
+  it('lifts the fence once the majority backs it again or every replica is back', () => {
+    expect(verdict(1, 2, 0, 2, 0)).toMatch(/^unfence 2 of 3 Sentinels/);
+    expect(verdict(1, 0, 2, 2, 0)).toMatch(/^unfence 0 of 3 Sentinels back this master \(need 2\), 2 of 2 replicas healthy/);
+    expect(verdict(1, 1, 1, 2, 5)).toBe('keep');
+  });
+
+  const me = MASTER0;
+  const probes = (...lines: string[]) => lines.join('\n') + '\n';
+
+  it('counts as backing only Sentinels that answer, name this master and see it up', () => {
+    expect(run(`sentinels_backing ${me}`, probes(`10.0.0.5 3 ${me} 6379 master`, `10.0.0.6 3 ${me} 6379 s_down,master`,
+      `10.0.0.7 4 ${SLAVE0} 6379 master`, '10.0.0.8 -'))).toBe('1');
+  });
+
+  it('reports the replacing master only when every answering Sentinel (at least a quorum) agrees and none is failing over', () => {
+    expect(run(`superseded_by ${me}`, probes(`10.0.0.5 4 ${SLAVE0} 6379 master`, `10.0.0.6 4 ${SLAVE0} 6379 master`, '10.0.0.7 -')))
+      .toBe(`4 ${SLAVE0} 6379`);
+    expect(run(`superseded_by ${me}`, probes(`10.0.0.5 4 ${SLAVE0} 6379 master`, `10.0.0.6 3 ${me} 6379 master`))).toBe('');
+    expect(run(`superseded_by ${me}`, probes(`10.0.0.5 4 ${SLAVE0} 6379 master`, '10.0.0.6 -', '10.0.0.7 -'))).toBe('');
+    expect(run(`superseded_by ${me}`, probes(`10.0.0.5 4 ${SLAVE0} 6379 master,failover_in_progress`, `10.0.0.6 4 ${SLAVE0} 6379 master`))).toBe('');
+    expect(run(`superseded_by ${me}`, probes(`10.0.0.5 3 ${me} 6379 master`, `10.0.0.6 3 ${me} 6379 master`))).toBe('');
+  });
+});
