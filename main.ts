@@ -24,7 +24,10 @@ export const ENVIRONMENTS: readonly EnvironmentProfile[] = [
     name: 'production',
     namespace: 'redis-production',
     redis: {
-      redisResources: { cpu: { request: Cpu.units(1) }, memory: { request: Size.gibibytes(4), limit: Size.gibibytes(8) } },
+      // Memory request = limit: the scheduler reserves all of it, so the node never
+      // overcommits the memory Redis, its forks and replication buffers may use, and a
+      // node under memory pressure evicts pods using more than they requested first.
+      redisResources: { cpu: { request: Cpu.units(1) }, memory: { request: Size.gibibytes(8), limit: Size.gibibytes(8) } },
       sentinelResources: { cpu: { request: Cpu.millis(100) }, memory: { request: Size.mebibytes(128), limit: Size.mebibytes(256) } },
       storageSize: Size.gibibytes(50),
       downAfter: Duration.seconds(5),

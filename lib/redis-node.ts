@@ -71,17 +71,41 @@ export interface RedisNodeProps {
    */
   readonly failoverWait?: Duration;
   /**
-   * Sentinels that must agree before the readiness probe demotes a master they no
-   * longer name (the composite passes the Sentinel quorum).
+   * Sentinels that must agree before the guard demotes a master they no longer name
+   * (the composite passes the Sentinel quorum).
    * @default 2
    */
   readonly sentinelQuorum?: number;
+  /**
+   * Number of Sentinel pods: a master that fewer than a majority of them back (and that
+   * misses a replica) fences itself.
+   * @default 3
+   */
+  readonly sentinelCount?: number;
+  /**
+   * DNS names (relative to the namespace) of every Redis pod of the system, master and
+   * replicas: the start script asks each of them what data it holds, and the guard counts
+   * the replicas a master should have.
+   * @default - this StatefulSet's own pods
+   */
+  readonly redisPodDnsNames?: string[];
   /**
    * How long the preStop hook of a master waits for the handover to a replica.
    * @default Duration.seconds(20)
    */
   readonly handoverTimeout?: Duration;
 }
+
+const DATA_MOUNT = '/data';
+
+/**
+ * How the guard checks a master: every 0.2s, each Sentinel and replica asked at once with
+ * a 0.5s timeout, fenced after two failed checks in a row. A partitioned master stops
+ * taking writes about 1-1.5s after the split, well before down-after-milliseconds lets the
+ * other side promote a replica; one slow answer does not fence.
+ */
+const GUARD_TIMINGS = { FENCE_CHECK_INTERVAL: '0.2', FENCE_PROBE_TIMEOUT: '0.5', FENCE_AFTER_ROUNDS: 2 };
+const GUARD_RESOURCES = { cpuRequest: '20m', memoryRequest: '16Mi', memoryLimit: '64Mi' };
 
 export const DEFAULT_REDIS_RESOURCES = {
   cpuRequest: Cpu.millis(250),
@@ -126,6 +150,9 @@ export abstract class RedisNode extends Construct {
       throw new ValidationError(`${field}.handoverTimeout`, props.handoverTimeout, 'must be at least 1s (Duration.seconds(20) is a good value)');
     }
 
+    const redisNodes = props.redisPodDnsNames ?? this.podDnsNames();
+    const sentinelCount = requireIntegerInRange(`${field}.sentinelCount`, props.sentinelCount ?? 3, 1, 15);
+    const sentinelQuorum = requireIntegerInRange(`${field}.sentinelQuorum`, props.sentinelQuorum ?? 2, 1, 15);
     const selector = selectorLabels(component);
     const metadata = (objectName: string): ApiObjectMetadata => ({ name: objectName, labels: { ...labels, ...selector } });
 
@@ -141,6 +168,27 @@ export abstract class RedisNode extends Construct {
       },
     });
 
+    const env: k8s.EnvVar[] = [
+      fieldEnv('POD_NAME', 'metadata.name'),
+      fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
+      fieldEnv('POD_IP', 'status.podIP'),
+      ...plainEnv({
+        CLUSTER_DOMAIN: this.clusterDomain,
+        GOVERNING_SERVICE: name,
+        BOOTSTRAP_MASTER: `${REDIS_MASTER_NAME}-0.${REDIS_MASTER_NAME}`,
+        MASTER_NAME: this.masterName,
+        REDIS_PORT,
+        SENTINEL_PORT,
+        SENTINEL_SERVICE: SENTINEL_HEADLESS_NAME,
+        AUTH_FILE: `${AUTH_MOUNT}/password`,
+        DATA_DIR: DATA_MOUNT,
+        REDIS_NODES: redisNodes.join(' '),
+        FAILOVER_WAIT_SECONDS: failoverWaitSeconds,
+        HANDOVER_TIMEOUT_SECONDS: handoverSeconds,
+        SENTINEL_COUNT: sentinelCount,
+        SENTINEL_QUORUM: sentinelQuorum,
+      }),
+    ];
     const probeTiming = { periodSeconds: 5, timeoutSeconds: 4, failureThreshold: 3 };
     this.statefulSet = new k8s.KubeStatefulSet(this, 'StatefulSet', {
       metadata: metadata(name),
@@ -166,24 +214,7 @@ export abstract class RedisNode extends Construct {
               image: this.image,
               command: scriptCommand('redis-start.sh'),
               ports: [{ name: 'redis', containerPort: REDIS_PORT }],
-              env: [
-                fieldEnv('POD_NAME', 'metadata.name'),
-                fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
-                fieldEnv('POD_IP', 'status.podIP'),
-                ...plainEnv({
-                  CLUSTER_DOMAIN: this.clusterDomain,
-                  GOVERNING_SERVICE: name,
-                  BOOTSTRAP_MASTER: `${REDIS_MASTER_NAME}-0.${REDIS_MASTER_NAME}`,
-                  MASTER_NAME: this.masterName,
-                  REDIS_PORT,
-                  SENTINEL_PORT,
-                  SENTINEL_SERVICE: SENTINEL_HEADLESS_NAME,
-                  AUTH_FILE: `${AUTH_MOUNT}/password`,
-                  FAILOVER_WAIT_SECONDS: failoverWaitSeconds,
-                  HANDOVER_TIMEOUT_SECONDS: handoverSeconds,
-                  SENTINEL_QUORUM: requireIntegerInRange(`${field}.sentinelQuorum`, props.sentinelQuorum ?? 2, 1, 15),
-                }),
-              ],
+              env,
               resources: resourceRequirements(this.resources),
               securityContext: restrictedContainerSecurity(),
               startupProbe: execProbe(scriptCommand('redis-probe.sh', 'liveness'),
@@ -193,12 +224,27 @@ export abstract class RedisNode extends Construct {
               readinessProbe: execProbe(scriptCommand('redis-probe.sh', 'readiness'), probeTiming),
               lifecycle: { preStop: { exec: { command: scriptCommand('redis-prestop.sh') } } },
               volumeMounts: [
-                { name: 'data', mountPath: '/data' },
+                { name: 'data', mountPath: DATA_MOUNT },
                 { name: 'config', mountPath: '/etc/redis' },
                 { name: 'config-template', mountPath: '/etc/redis-template', readOnly: true },
                 { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true },
                 { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true },
                 { name: 'tmp', mountPath: '/tmp' },
+              ],
+            }, {
+              // The guard: records this pod's data for the start script, fences a master
+              // cut off from the Sentinels and a replica, demotes a replaced master.
+              name: 'guard',
+              image: this.image,
+              command: scriptCommand('redis-guard.sh'),
+              env: [...env, ...plainEnv(GUARD_TIMINGS)],
+              resources: resourceRequirements(GUARD_RESOURCES),
+              securityContext: restrictedContainerSecurity(),
+              volumeMounts: [
+                { name: 'data', mountPath: DATA_MOUNT },
+                { name: 'config-template', mountPath: '/etc/redis-template', readOnly: true },
+                { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true },
+                { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true },
               ],
             }],
             volumes: [

@@ -4,7 +4,7 @@ import { ContainerResources, k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import {
   commonLabels, DEFAULT_AUTH_SECRET, DEFAULT_CLUSTER_DOMAIN, DEFAULT_MASTER_NAME, DEFAULT_REDIS_IMAGE,
-  REDIS_CONFIG_NAME, REDIS_MASTER_NAME, REDIS_POD_LABELS, REDIS_PORT, REDIS_SCRIPTS_NAME, SENTINEL_CONFIG_NAME,
+  REDIS_CONFIG_NAME, REDIS_MASTER_NAME, REDIS_POD_LABELS, REDIS_PORT, REDIS_REPLICA_NAME, REDIS_SCRIPTS_NAME, SENTINEL_CONFIG_NAME,
   SENTINEL_NAME, SENTINEL_PORT, selectorLabels,
 } from './names';
 import { RedisMaster } from './redis-master';
@@ -12,13 +12,14 @@ import { DEFAULT_REDIS_RESOURCES } from './redis-node';
 import { resolveResources } from './resources';
 import { RedisReplicaSet } from './redis-replica-set';
 import {
-  deriveMaxmemoryBytes, MAXMEMORY_POLICIES, MaxmemoryPolicy, renderRedisConf, renderSentinelConf,
+  deriveMaxmemoryBytes, deriveReplicationSizing, largestFittingMaxmemoryBytes, MAXMEMORY_POLICIES, MaxmemoryPolicy,
+  renderRedisConf, renderSentinelConf,
 } from './render';
 import { loadScripts } from './scripts';
 import { resolveSentinelCounts, SentinelQuorum } from './sentinel-quorum';
 import {
   durationMillis, requireConfToken, requireDnsLabel, requireDnsSubdomain, requireIntegerInRange, requireLabels,
-  requirePinnedImage, sizeInBytes, ValidationError,
+  requirePinnedImage, sizeInBytes, sizeToQuantity, ValidationError,
 } from './validation';
 
 /** Smallest Redis memory limit accepted: room for Redis itself, its data, forks and buffers. */
@@ -98,7 +99,9 @@ export interface RedisSentinelHAProps {
    */
   readonly appendOnly?: boolean;
   /**
-   * Redis `maxmemory`; must stay below the memory limit.
+   * Redis `maxmemory`. The rest of the memory limit must hold the replication backlog
+   * (maxmemory/16), the replica output buffer (maxmemory/8) and fork copy-on-write
+   * (maxmemory/8), so it can be at most about 76% of the limit.
    * @default - 75% of the Redis memory limit, rounded down to whole MiB
    */
   readonly maxmemory?: Size;
@@ -147,6 +150,14 @@ export class RedisSentinelHA extends Construct {
   public readonly redisConf: string;
   public readonly sentinelConf: string;
   public readonly maxmemoryBytes: number;
+  /** `repl-backlog-size`: maxmemory/16, at least 1MiB. */
+  public readonly replBacklogBytes: number;
+  /** Hard limit of `client-output-buffer-limit replica`: twice the backlog, maxmemory/8. */
+  public readonly replicaOutputBufferLimitBytes: number;
+  /** Copy-on-write room for a fork that the headroom above maxmemory must leave at least: maxmemory/8. */
+  public readonly copyOnWriteAllowanceBytes: number;
+  /** Redis memory limit minus maxmemory: what holds the backlog, replica buffers and fork copy-on-write. */
+  public readonly memoryHeadroomBytes: number;
   public readonly downAfterMillis: number;
   public readonly failoverTimeoutMillis: number;
 
@@ -196,6 +207,11 @@ export class RedisSentinelHA extends Construct {
       storageClassName: props.storageClassName,
       failoverWait: Duration.millis(this.downAfterMillis * 2 + this.failoverTimeoutMillis),
       sentinelQuorum: quorum,
+      sentinelCount,
+      redisPodDnsNames: [
+        `${REDIS_MASTER_NAME}-0.${REDIS_MASTER_NAME}`,
+        ...Array.from({ length: replicas }, (_, i) => `${REDIS_REPLICA_NAME}-${i}.${REDIS_REPLICA_NAME}`),
+      ],
     };
     // Validate the Redis props under the names this construct's users see, before the
     // StatefulSets (which would name their own fields) get them.
@@ -218,10 +234,26 @@ export class RedisSentinelHA extends Construct {
     } else {
       this.maxmemoryBytes = deriveMaxmemoryBytes(limitBytes);
     }
+    const replication = deriveReplicationSizing(this.maxmemoryBytes);
+    this.replBacklogBytes = replication.replBacklogBytes;
+    this.replicaOutputBufferLimitBytes = replication.replicaOutputBufferLimitBytes;
+    this.copyOnWriteAllowanceBytes = replication.copyOnWriteAllowanceBytes;
+    this.memoryHeadroomBytes = limitBytes - this.maxmemoryBytes;
+    // The derived maxmemory (75%) always fits; only a maxmemory set by hand can leave too little.
+    if (this.memoryHeadroomBytes < replication.requiredHeadroomBytes) {
+      const q = (bytes: number) => sizeToQuantity(Size.kibibytes(bytes / 1024));
+      throw new ValidationError('maxmemory', props.maxmemory,
+        `must leave at least ${q(replication.requiredHeadroomBytes)} of the Redis memory limit (${redisResources.memoryLimit}) free for `
+        + `the replication backlog (${q(replication.replBacklogBytes)}), the replica output buffer (${q(replication.replicaOutputBufferLimitBytes)}) `
+        + `and fork copy-on-write (${q(replication.copyOnWriteAllowanceBytes)}), all derived from maxmemory; `
+        + `lower maxmemory to at most ${q(largestFittingMaxmemoryBytes(limitBytes))}, raise the limit, or omit maxmemory to use 75% of the limit`);
+    }
 
     this.redisConf = renderRedisConf({
       port: REDIS_PORT,
       maxmemoryBytes: this.maxmemoryBytes,
+      replBacklogBytes: this.replBacklogBytes,
+      replicaOutputBufferLimitBytes: this.replicaOutputBufferLimitBytes,
       maxmemoryPolicy,
       appendOnly: props.appendOnly ?? true,
       minReplicasToWrite,
@@ -253,8 +285,9 @@ export class RedisSentinelHA extends Construct {
       data: scripts,
     });
 
-    const scriptsText = Object.entries(scripts).map(([k, v]) => `${k}\n${v}`).join('\n');
-    const redisPodAnnotations = { 'redis-sentinel-ha/config-hash': hash(this.redisConf + scriptsText) };
+    // Each tier's pods carry the hash of what they use, so a change to one tier's
+    // configuration or scripts rolls only that tier.
+    const redisPodAnnotations = { [CONFIG_HASH_ANNOTATION]: configHash('redis', this.redisConf, scripts) };
     this.master = new RedisMaster(this, 'Master', { ...commonRedisProps, podAnnotations: redisPodAnnotations });
     this.replicaSet = new RedisReplicaSet(this, 'Replicas', { ...commonRedisProps, replicas, podAnnotations: redisPodAnnotations });
     this.sentinels = new SentinelQuorum(this, 'Sentinels', {
@@ -267,7 +300,7 @@ export class RedisSentinelHA extends Construct {
       clusterDomain,
       labels,
       redisPodDnsNames: [...this.master.podDnsNames(), ...this.replicaSet.podDnsNames()],
-      podAnnotations: { 'redis-sentinel-ha/config-hash': hash(this.sentinelConf + scriptsText) },
+      podAnnotations: { [CONFIG_HASH_ANNOTATION]: configHash('sentinel', this.sentinelConf, scripts) },
     });
 
     // At most one Redis pod and one Sentinel pod down for voluntary disruptions (drains).
@@ -278,7 +311,21 @@ export class RedisSentinelHA extends Construct {
   }
 }
 
-function hash(text: string): string {
+/** Pod-template annotation whose change rolls the pods when their configuration changes. */
+export const CONFIG_HASH_ANNOTATION = 'redis-sentinel-ha/config-hash';
+
+/**
+ * The scripts a tier's pods run: common.sh and every script named for the tier
+ * (`redis-*.sh` or `sentinel-*.sh`), so a new script joins its tier's hash by its name.
+ */
+export function tierScripts(tier: 'redis' | 'sentinel', scripts: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(scripts).filter(([name]) => name === 'common.sh' || name.startsWith(`${tier}-`)));
+}
+
+/** Hash of a tier's configuration file and the scripts its pods run. */
+export function configHash(tier: 'redis' | 'sentinel', conf: string, scripts: Record<string, string>): string {
+  const used = Object.entries(tierScripts(tier, scripts)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const text = conf + used.map(([name, content]) => `${name}\n${content}`).join('\n');
   return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
 

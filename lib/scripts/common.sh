@@ -84,22 +84,6 @@ newest_sentinel_view() {
   done | sort -n -r -k 1,1 | head -n 1
 }
 
-# settled_sentinel_view: "<config-epoch> <master host> <master port>" when at least
-# SENTINEL_QUORUM Sentinels answer and all of them name the same master, see it up and
-# run no failover; nothing otherwise. While a failover runs, Sentinels disagree for a
-# moment (the leader has promoted a replica, the others still name the old master), and
-# acting on either answer then would undo the failover.
-settled_sentinel_view() {
-  for _addr in $(sentinel_addresses); do
-    sentinel_view "$_addr"
-  done | awk -v need="$SENTINEL_QUORUM" '
-    NF < 4 { next }
-    { n++; if (n == 1) { host = $2; port = $3; epoch = $1 } }
-    $2 != host || $4 != "master" { bad = 1 }
-    $1 > epoch { epoch = $1 }
-    END { if (n >= need && !bad) print epoch, host, port }'
-}
-
 # redis_role HOST: first line of ROLE ("master", "slave" or "sentinel"), empty if unreachable.
 redis_role() {
   redis_cmd "$1" ROLE | head -n 1

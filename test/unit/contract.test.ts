@@ -1,7 +1,9 @@
 // The seed's resource contract: names, replica counts, ports and sizes that clients,
 // runbooks and the GitOps repository rely on.
 import { describe, expect, it } from 'vitest';
-import { ManifestObject, synthBase, synthEnvironment } from '../../lib';
+import { Duration } from 'cdk8s';
+import { CONFIG_HASH_ANNOTATION, configHash, ManifestObject, synthBase, synthEnvironment, tierScripts } from '../../lib';
+import { loadScripts } from '../../lib/scripts';
 import { ENVIRONMENTS, findEnvironments } from '../../main';
 import { find, objectKey, quantityBytes } from './helpers';
 
@@ -124,6 +126,14 @@ describe('per-environment sizing', () => {
     }
   });
 
+  it('production Redis requests all the memory it is limited to (8Gi), so the node never overcommits it', () => {
+    for (const name of ['redis-master', 'redis-slave']) {
+      const { request, limit } = memory(productionObjects, 'StatefulSet', name, 'redis');
+      expect(limit, name).toBe('8Gi');
+      expect(quantityBytes(request), name).toBe(quantityBytes(limit));
+    }
+  });
+
   it('production has higher memory limits than staging for Redis and Sentinel', () => {
     for (const [kind, name, c] of [['StatefulSet', 'redis-master', 'redis'], ['StatefulSet', 'redis-slave', 'redis'], ['Deployment', 'redis-sentinel', 'sentinel']]) {
       const stagingLimit = quantityBytes(memory(stagingObjects, kind, name, c).limit);
@@ -189,5 +199,69 @@ describe('names and selectors are stable', () => {
       expect(namespace).toEqual([]);
       expect(rest).toEqual(base);
     }
+  });
+});
+
+describe('each tier rolls only when what it uses changes', () => {
+  const hashes = (redis: Partial<typeof staging.redis>) => {
+    const objects = synthEnvironment({ ...staging, redis: { ...staging.redis, ...redis } });
+    const of = (kind: string, name: string) => find(objects, kind, name).spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION];
+    return { master: of('StatefulSet', 'redis-master'), slave: of('StatefulSet', 'redis-slave'), sentinel: of('Deployment', 'redis-sentinel') };
+  };
+  const before = hashes({});
+
+  it('both StatefulSets carry the same Redis hash, and the Sentinels a different one', () => {
+    expect(before.master).toMatch(/^[0-9a-f]{16}$/);
+    expect(before.slave).toBe(before.master);
+    expect(before.sentinel).toMatch(/^[0-9a-f]{16}$/);
+    expect(before.sentinel).not.toBe(before.master);
+  });
+
+  it('a sentinel.conf change (downAfter) rolls the Sentinels and leaves the Redis pods alone', () => {
+    // minReplicasMaxLag pinned, so the change does not reach redis.conf through its default.
+    const pinned = { minReplicasMaxLag: Duration.seconds(5) };
+    const base = hashes(pinned);
+    const after = hashes({ ...pinned, downAfter: Duration.seconds(7) });
+    expect(after.sentinel).not.toBe(base.sentinel);
+    expect(after.master).toBe(base.master);
+    expect(after.slave).toBe(base.slave);
+  });
+
+  it('a Sentinel-only change (parallelSyncs) leaves both StatefulSets byte-for-byte unchanged', () => {
+    const statefulSets = (redis: Partial<typeof staging.redis>) => synthEnvironment({ ...staging, redis: { ...staging.redis, ...redis } })
+      .filter((o) => o.kind === 'StatefulSet');
+    expect(statefulSets({ parallelSyncs: 2 })).toEqual(statefulSets({}));
+    expect(hashes({ parallelSyncs: 2 }).sentinel).not.toBe(before.sentinel);
+  });
+
+  it('a redis.conf change (maxmemoryPolicy) rolls the Redis pods and leaves the Sentinels alone', () => {
+    const after = hashes({ maxmemoryPolicy: 'allkeys-lru' });
+    expect(after.master).not.toBe(before.master);
+    expect(after.slave).toBe(after.master);
+    expect(after.sentinel).toBe(before.sentinel);
+    const sentinelDeployment = (redis: Partial<typeof staging.redis>) =>
+      find(synthEnvironment({ ...staging, redis: { ...staging.redis, ...redis } }), 'Deployment', 'redis-sentinel');
+    expect(sentinelDeployment({ maxmemoryPolicy: 'allkeys-lru' })).toEqual(sentinelDeployment({}));
+  });
+
+  it('scripts belong to a tier by name: common.sh to both, redis-* to Redis, sentinel-* to Sentinel', () => {
+    const scripts = loadScripts();
+    expect(Object.keys(tierScripts('redis', scripts))).toEqual(['common.sh', 'redis-prestop.sh', 'redis-probe.sh', 'redis-start.sh']);
+    expect(Object.keys(tierScripts('sentinel', scripts))).toEqual(['common.sh', 'sentinel-janitor.sh', 'sentinel-probe.sh', 'sentinel-start.sh']);
+  });
+
+  it('a new redis-* script changes only the Redis hash; a sentinel-* script only the Sentinel hash; common.sh both', () => {
+    const scripts = { 'common.sh': 'c', 'redis-start.sh': 'r', 'sentinel-start.sh': 's' };
+    const both = (s: Record<string, string>) => ({ redis: configHash('redis', 'port 6379', s), sentinel: configHash('sentinel', 'port 26379', s) });
+    const base = both(scripts);
+    const guard = both({ ...scripts, 'redis-guard.sh': 'g' });
+    expect(guard.redis).not.toBe(base.redis);
+    expect(guard.sentinel).toBe(base.sentinel);
+    const janitor = both({ ...scripts, 'sentinel-start.sh': 's2' });
+    expect(janitor.sentinel).not.toBe(base.sentinel);
+    expect(janitor.redis).toBe(base.redis);
+    const common = both({ ...scripts, 'common.sh': 'c2' });
+    expect(common.redis).not.toBe(base.redis);
+    expect(common.sentinel).not.toBe(base.sentinel);
   });
 });

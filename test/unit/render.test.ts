@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { App, Chart, Duration, Size } from 'cdk8s';
 import {
-  deriveMaxmemoryBytes, MAXMEMORY_HEADROOM, RedisConfInput, RedisSentinelHA, renderRedisConf, renderSentinelConf,
-  SentinelConfInput, synthEnvironment,
+  deriveMaxmemoryBytes, deriveReplicationSizing, largestFittingMaxmemoryBytes, MAXMEMORY_HEADROOM, RedisConfInput,
+  RedisSentinelHA, renderRedisConf, renderSentinelConf, SentinelConfInput, synthEnvironment,
 } from '../../lib';
 import { findEnvironments } from '../../main';
 import { find } from './helpers';
@@ -13,6 +13,8 @@ const GiB = 1024 * MiB;
 const redisInput: RedisConfInput = {
   port: 6379,
   maxmemoryBytes: deriveMaxmemoryBytes(2 * GiB),
+  replBacklogBytes: 96 * MiB,
+  replicaOutputBufferLimitBytes: 192 * MiB,
   maxmemoryPolicy: 'noeviction',
   appendOnly: true,
   minReplicasToWrite: 1,
@@ -137,6 +139,77 @@ describe('redis.conf', () => {
   it('is a pure function of its input', () => {
     expect(renderRedisConf({ ...redisInput })).toBe(conf);
     expect(conf.endsWith('\n')).toBe(true);
+  });
+});
+
+describe('replication is sized from maxmemory', () => {
+  it('staging (2Gi limit, maxmemory 1536MiB): backlog 96MiB, replica output buffer 192MiB, no soft limit', () => {
+    const [staging] = findEnvironments(['staging']);
+    const lines = directives(find(synthEnvironment(staging), 'ConfigMap', 'redis-config').data['redis.conf']);
+    expect(lines).toContain(`repl-backlog-size ${96 * MiB}`);
+    expect(lines).toContain(`client-output-buffer-limit replica ${192 * MiB} 0 0`);
+    expect(lines).toContain('repl-timeout 60');
+  });
+
+  it('production (8Gi limit, maxmemory 6GiB): backlog 384MiB, replica output buffer 768MiB', () => {
+    const [production] = findEnvironments(['production']);
+    const lines = directives(find(synthEnvironment(production), 'ConfigMap', 'redis-config').data['redis.conf']);
+    expect(lines).toContain(`repl-backlog-size ${384 * MiB}`);
+    expect(lines).toContain(`client-output-buffer-limit replica ${768 * MiB} 0 0`);
+  });
+
+  it('the construct exposes the derived values, and the headroom of the default maxmemory holds all of them', () => {
+    const ha = haConf();
+    expect(ha.replBacklogBytes).toBe(96 * MiB);
+    expect(ha.replicaOutputBufferLimitBytes).toBe(192 * MiB);
+    expect(ha.copyOnWriteAllowanceBytes).toBe(192 * MiB);
+    expect(ha.memoryHeadroomBytes).toBe(512 * MiB);
+    expect(ha.replBacklogBytes + ha.replicaOutputBufferLimitBytes + ha.copyOnWriteAllowanceBytes).toBeLessThanOrEqual(ha.memoryHeadroomBytes);
+  });
+
+  it('an explicit maxmemory sizes the backlog and buffer, rounded down to whole MiB', () => {
+    const ha = haConf({ maxmemory: Size.mebibytes(1000) });
+    expect(ha.replBacklogBytes).toBe(62 * MiB); // 62.5MiB
+    expect(ha.replicaOutputBufferLimitBytes).toBe(124 * MiB);
+    const lines = directives(ha.redisConf);
+    expect(lines).toContain(`repl-backlog-size ${62 * MiB}`);
+    expect(lines).toContain(`client-output-buffer-limit replica ${124 * MiB} 0 0`);
+  });
+
+  it('the replica output buffer limit is above the backlog, so a replica the backlog can serve is never cut off', () => {
+    for (const maxmemory of [MiB, 5 * MiB, 48 * MiB, 1536 * MiB, 6 * GiB, 100 * GiB]) {
+      const sizing = deriveReplicationSizing(maxmemory);
+      expect(sizing.replicaOutputBufferLimitBytes).toBeGreaterThan(sizing.replBacklogBytes);
+    }
+  });
+
+  it('the backlog never falls below Redis\' own 1MiB default', () => {
+    expect(deriveReplicationSizing(8 * MiB).replBacklogBytes).toBe(MiB);
+    expect(deriveReplicationSizing(8 * MiB).replicaOutputBufferLimitBytes).toBe(2 * MiB);
+    expect(deriveReplicationSizing(16 * MiB).replBacklogBytes).toBe(MiB);
+    expect(deriveReplicationSizing(32 * MiB).replBacklogBytes).toBe(2 * MiB);
+  });
+
+  it('for every accepted memory limit the derived maxmemory leaves headroom for backlog, buffer and copy-on-write', () => {
+    for (let limit = 64 * MiB; limit <= 64 * GiB; limit = Math.floor(limit * 1.37)) {
+      const maxmemory = deriveMaxmemoryBytes(limit);
+      expect(limit - maxmemory, `limit ${limit}`).toBeGreaterThanOrEqual(deriveReplicationSizing(maxmemory).requiredHeadroomBytes);
+    }
+  });
+
+  it('the largest fitting maxmemory fits, and one MiB more does not (about 16/21 of the limit)', () => {
+    for (const limit of [64 * MiB, 2 * GiB, 8 * GiB, 3 * GiB + 12345]) {
+      const largest = largestFittingMaxmemoryBytes(limit);
+      expect(largest + deriveReplicationSizing(largest).requiredHeadroomBytes).toBeLessThanOrEqual(limit);
+      expect(largest + MiB + deriveReplicationSizing(largest + MiB).requiredHeadroomBytes).toBeGreaterThan(limit);
+    }
+    expect(largestFittingMaxmemoryBytes(2 * GiB)).toBe(1562 * MiB); // 1562 + 97 + 194 + 195 = 2048
+  });
+
+  it('renderRedisConf refuses a backlog or buffer limit of 0 (Redis reads 0 as "no limit")', () => {
+    expect(() => renderRedisConf({ ...redisInput, replBacklogBytes: 0 })).toThrow(/^replBacklogBytes must be a positive whole number of bytes/);
+    expect(() => renderRedisConf({ ...redisInput, replicaOutputBufferLimitBytes: 0 }))
+      .toThrow(/^replicaOutputBufferLimitBytes must be a positive whole number of bytes/);
   });
 });
 

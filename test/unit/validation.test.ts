@@ -110,6 +110,21 @@ describe('memory and CPU', () => {
     expectMessage(rejection({ maxmemory: Size.gibibytes(3) }), 'maxmemory', '3Gi', /must be below the Redis memory limit \(2Gi\)/);
   });
 
+  it('a maxmemory that leaves too little headroom for backlog, replica buffer and copy-on-write is rejected, saying how much fits', () => {
+    // 1800Mi of 2Gi leaves 248Mi; the budget is 112Mi backlog + 224Mi buffer + 225Mi copy-on-write.
+    expectMessage(rejection({ maxmemory: Size.mebibytes(1800) }), 'maxmemory', '1800Mi', new RegExp(
+      '^environment "staging": maxmemory must leave at least 561Mi of the Redis memory limit \\(2Gi\\) free for the replication '
+      + 'backlog \\(112Mi\\), the replica output buffer \\(224Mi\\) and fork copy-on-write \\(225Mi\\), all derived from '
+      + 'maxmemory; lower maxmemory to at most 1562Mi, raise the limit, or omit maxmemory to use 75% of the limit, got 1800Mi$'));
+    expectMessage(rejection({ maxmemory: Size.mebibytes(1563) }), 'maxmemory', '1563Mi', /lower maxmemory to at most 1562Mi/);
+    expectMessage(rejection({ redisResources: { memory: { request: Size.gibibytes(8), limit: Size.gibibytes(8) } }, maxmemory: Size.gibibytes(7) }),
+      'maxmemory', '7Gi', /at least 2240Mi of the Redis memory limit \(8Gi\).*lower maxmemory to at most 6242Mi/);
+  });
+
+  it('the largest maxmemory that fits the headroom budget is accepted', () => {
+    expect(() => synthEnvironment({ ...staging, redis: { ...staging.redis, maxmemory: Size.mebibytes(1562) } })).not.toThrow();
+  });
+
   it('a zero maxmemory (which Redis reads as "no limit") is rejected', () => {
     expectMessage(rejection({ maxmemory: Size.mebibytes(0) }), 'maxmemory', '0Ki', /must be a positive whole size/);
   });

@@ -1,0 +1,119 @@
+#!/bin/sh
+# The guard: a sidecar beside every Redis server, the one place that changes Redis state
+# at run time (probes only report). Every FENCE_CHECK_INTERVAL seconds it:
+#   - records this pod's role and data (keys, replication ID, offset) on the volume, which
+#     is what redis-start.sh decides from after a restart;
+#   - on a master, fences: when fewer than a majority of the Sentinels back this master
+#     and not every replica is healthy, for FENCE_AFTER_ROUNDS checks in a row, writes are
+#     refused (min-replicas-to-write above the number of replicas, so clients get
+#     NOREPLICAS at once) until the Sentinels back it again or every replica is back. The
+#     majority on the other side can only promote a replica after down-after-milliseconds;
+#     the fence is up well before that, so the writes a partitioned master can still take
+#     and later lose are those of the detection window only (fence_verdict has the rule);
+#   - on a master the Sentinels agree they replaced (a quorum, no failover running) while
+#     the new master answers as master: becomes its replica and drops client connections.
+#
+# Extra environment: GOVERNING_SERVICE, FENCE_CHECK_INTERVAL, FENCE_PROBE_TIMEOUT,
+# FENCE_AFTER_ROUNDS (and those of redis-decide.sh).
+set -eu
+SCRIPT_NAME=redis-guard
+# shellcheck source=lib/scripts/common.sh
+. "$(dirname "$0")/common.sh"
+# shellcheck source=lib/scripts/redis-decide.sh
+. "$(dirname "$0")/redis-decide.sh"
+
+TEMPLATE=/etc/redis-template/redis.conf
+ME="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
+REPLICAS_EXPECTED=$(( $(echo "$REDIS_NODES" | wc -w) - 1 ))
+MIN_REPLICAS_CONFIGURED="$(awk '$1 == "min-replicas-to-write" { print $2 }' "$TEMPLATE")"
+MIN_REPLICAS_CONFIGURED="${MIN_REPLICAS_CONFIGURED:-0}"
+FENCED_VALUE=$(( REPLICAS_EXPECTED + 1 ))
+
+# record INFO: the state record (read by redis-start.sh) and the role record (also kept
+# by the preStop hook), each rewritten only when it changes.
+record() {
+  echo "$1" | tr -d '\r' | awk -F: '
+    $1 == "role" { role = $2 }
+    $1 == "master_host" { mh = $2 }
+    $1 == "master_replid" { r1 = $2 }
+    $1 == "master_repl_offset" { off = $2 }
+    /^db[0-9]+:keys=/ { split($2, a, /[=,]/); keys += a[2] }
+    END { print "role", role; print "master", (mh == "" ? "-" : mh); print "keys", keys + 0; print "replid", r1; print "offset", off + 0 }' \
+    > "$STATE_FILE.new"
+  replace_if_changed "$STATE_FILE"
+  if [ "$(state_field role)" = "master" ]; then echo "master"; else echo "replica $(state_field master)"; fi > "$ROLE_FILE.new"
+  replace_if_changed "$ROLE_FILE"
+}
+
+replace_if_changed() {
+  if cmp -s "$1.new" "$1"; then rm -f "$1.new"; else mv "$1.new" "$1"; fi
+}
+
+# demote_to EPOCH HOST PORT: the Sentinels agree HOST replaced this master; once HOST
+# answers as master, become its replica and drop clients so they ask Sentinel again.
+demote_to() {
+  [ "$(redis_role "$2")" = "master" ] || return 1
+  log "demoting: this server is a master but the Sentinels name $2 (epoch $1), which answers as master; becoming its replica"
+  redis_cmd 127.0.0.1 REPLICAOF "$2" "$3" >/dev/null || true
+  redis_cmd 127.0.0.1 CLIENT KILL TYPE normal >/dev/null || true
+}
+
+set_min_replicas() {
+  redis_cmd 127.0.0.1 CONFIG SET min-replicas-to-write "$1" >/dev/null
+}
+
+# As PID 1 a shell ignores SIGTERM; exit at once so pod deletion does not wait out the grace period.
+trap 'exit 0' TERM INT
+
+# A guard that restarts finds the server as it left it: fenced or not.
+FENCED=0
+BAD_ROUNDS=0
+while :; do
+  INFO="$(redis_cmd 127.0.0.1 INFO || true)"
+  ROLE="$(echo "$INFO" | tr -d '\r' | awk -F: '$1 == "role" { print $2 }')"
+  LOADING="$(echo "$INFO" | tr -d '\r' | awk -F: '$1 == "loading" { print $2 }')"
+  if [ -n "$ROLE" ] && [ "$LOADING" = 0 ]; then
+    record "$INFO"
+    CURRENT="$(redis_cmd 127.0.0.1 CONFIG GET min-replicas-to-write | sed -n 2p)"
+    if [ "$ROLE" = "master" ]; then
+      [ "$CURRENT" = "$FENCED_VALUE" ] && [ "$FENCED_VALUE" != "$MIN_REPLICAS_CONFIGURED" ] && FENCED=1
+      PROBES="$(probe_sentinels)"
+      NEWER="$(echo "$PROBES" | superseded_by "$ME")"
+      # shellcheck disable=SC2086
+      if [ -n "$NEWER" ] && demote_to $NEWER; then
+        sleep "$FENCE_CHECK_INTERVAL"
+        continue
+      fi
+      BACKING="$(echo "$PROBES" | sentinels_backing "$ME")"
+      HEALTHY="$(replicas_healthy "$INFO")"
+      if [ "$BACKING" -lt $(( SENTINEL_COUNT / 2 + 1 )) ] && [ "$HEALTHY" -lt "$REPLICAS_EXPECTED" ]; then
+        BAD_ROUNDS=$(( BAD_ROUNDS + 1 ))
+      else
+        BAD_ROUNDS=0
+      fi
+      VERDICT="$(fence_verdict "$FENCED" "$BACKING" "$HEALTHY" "$REPLICAS_EXPECTED" "$BAD_ROUNDS")"
+      case "$VERDICT" in
+        fence*)
+          if set_min_replicas "$FENCED_VALUE"; then
+            FENCED=1
+            log "fencing: ${VERDICT#fence }; refusing writes (min-replicas-to-write $FENCED_VALUE) so a failover elsewhere cannot lose them"
+          fi
+          ;;
+        unfence*)
+          if set_min_replicas "$MIN_REPLICAS_CONFIGURED"; then
+            FENCED=0
+            log "unfencing: ${VERDICT#unfence }; accepting writes again (min-replicas-to-write $MIN_REPLICAS_CONFIGURED)"
+          fi
+          ;;
+      esac
+    elif [ -n "$CURRENT" ] && [ "$CURRENT" != "$MIN_REPLICAS_CONFIGURED" ]; then
+      # A fenced master that became a replica must not be fenced if it is promoted later.
+      set_min_replicas "$MIN_REPLICAS_CONFIGURED" && log "lifting the fence: this server is now a replica"
+      FENCED=0
+      BAD_ROUNDS=0
+    fi
+  fi
+  # sleep in the background so the trap runs as soon as the signal arrives
+  sleep "$FENCE_CHECK_INTERVAL" &
+  wait $!
+done
