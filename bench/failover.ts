@@ -1,27 +1,46 @@
 // Failover benchmark: `npm run bench:failover -- --env production --trials 5`.
 // Runs the environment's rendered overlay in the pod simulator with a client writing
 // continuously, then crashes the master N times and does N planned switchovers (graceful
-// deletion of the master pod); `--kinds partition` cuts the master's network N times.
-// Prints per trial and as p50/max: the write outage, the WAIT-confirmed writes lost, and
-// for switchovers the failed writes and longest pause.
-// Writes the results as JSON (bench-results/failover-<env>.json). Reports, never asserts.
+// deletion of the master pod); `--kinds partition` cuts the master's network N times;
+// `--kinds asymmetric` splits the network N times into {old master, one replica, one
+// Sentinel, the client} / {other replica, two Sentinels} for 3 x downAfter, then heals.
+// Prints per trial and as p50/max: the write outage, the WAIT-confirmed writes lost (and
+// how far into the fault the last lost one was made), the acknowledged writes discarded,
+// the full and partial resyncs the fault cost, and for switchovers the failed writes and
+// longest pause. Writes the results as JSON (bench-results/failover-<env>.json).
+// Reports, never asserts.
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { checkLivePrerequisites } from '../test/sim';
 import { sleep, waitFor } from '../test/sim/util';
-import { confirmedWrites, LiveCluster, longestGap, longestPause, ROOT, WriteRecord, writeOutage } from '../test/live/harness';
+import { confirmedWrites, LiveCluster, longestGap, longestPause, resyncsBetween, Resyncs, ROOT, WriteRecord, writeOutage } from '../test/live/harness';
+
+const KINDS = ['crash', 'switchover', 'partition', 'asymmetric'] as const;
+type Kind = (typeof KINDS)[number];
 
 interface Trial {
-  kind: 'crash' | 'switchover' | 'partition';
+  kind: Kind;
   trial: number;
   from: string;
   to: string;
+  /** Longest gap, from just before the fault on, between acknowledged writes that were kept. */
   outageMs: number;
   longestPauseMs: number;
   failedWrites: number;
+  /** Writes the server acknowledged (SET returned OK). */
+  ackedWrites: number;
   confirmedWrites: number;
   lostConfirmedWrites: number;
+  /** When the last lost WAIT-confirmed write was acknowledged, in ms after the fault (null: none lost). */
+  lastLostConfirmedAtMs: number | null;
+  /** Acknowledged writes (confirmed or not) missing from the master at the end. */
+  discardedWrites: number;
+  lastDiscardedAtMs: number | null;
+  /** Resyncs the Redis nodes served from just before the fault until the cluster was healthy again. */
+  resyncs: Resyncs;
+  /** asymmetric: the two sides of the split. */
+  groups?: string[][];
   timeline: string;
 }
 
@@ -29,15 +48,15 @@ const program = new Command()
   .name('bench:failover')
   .option('--env <name>', 'environment overlay to run', 'production')
   .option('--trials <n>', 'crashes and planned switchovers, each', '5')
-  .option('--kinds <list>', 'which faults to run: crash, switchover, partition (comma-separated)', 'crash,switchover')
+  .option('--kinds <list>', `which faults to run: ${KINDS.join(', ')} (comma-separated)`, 'crash,switchover')
   .option('--out <file>', 'JSON results file (default bench-results/failover-<env>.json)');
 program.parse(process.argv);
 const opts = program.opts<{ env: string; trials: string; kinds: string; out?: string }>();
 const trials = Number(opts.trials);
 const kinds = opts.kinds.split(',').map((k) => k.trim());
 for (const k of kinds) {
-  if (k !== 'crash' && k !== 'switchover' && k !== 'partition') {
-    console.error(`--kinds: unknown fault ${JSON.stringify(k)}; known: crash, switchover, partition`);
+  if (!(KINDS as readonly string[]).includes(k)) {
+    console.error(`--kinds: unknown fault ${JSON.stringify(k)}; known: ${KINDS.join(', ')}`);
     process.exit(2);
   }
 }
@@ -51,10 +70,19 @@ if (!Number.isInteger(trials) || trials < 1 || trials > 100) {
   process.exit(2);
 }
 
-async function trial(live: LiveCluster, kind: Trial['kind'], n: number): Promise<Trial> {
+async function trial(live: LiveCluster, kind: Kind, n: number): Promise<Trial> {
   await live.waitHealthy(90_000);
   const from = await live.onlyMaster();
   const prefix = `${kind}-${n}`;
+  let groups: string[][] | undefined;
+  if (kind === 'asymmetric') {
+    // The old master keeps one replica, one Sentinel and the client; the other replica and
+    // the two other Sentinels (a majority) are on the far side.
+    const replicas = live.redisPods().filter((p) => p !== from).sort();
+    const sentinels = live.sentinelPods().sort();
+    groups = [[from, replicas[0], sentinels[0], 'app'], [replicas[1], ...sentinels.slice(1)]];
+  }
+  const countersBefore = await live.syncCounters();
   await live.agent.call('startWriter', { prefix, retries: kind === 'switchover' ? 40 : 0 });
   // A real fault comes at a random moment of Sentinel's one-second timers; without the
   // random part, the fault would keep the same phase relative to the health check above.
@@ -68,10 +96,20 @@ async function trial(live: LiveCluster, kind: Trial['kind'], n: number): Promise
     } else if (kind === 'partition') {
       // The master's network is cut, its process lives on (a node failure looks the same to Sentinel).
       await live.sim.partition(from);
+    } else if (kind === 'asymmetric') {
+      await live.sim.partitionGroups(groups!);
+      // Long enough for the majority to fail over (downAfter + election + promotion) and
+      // for the minority side to go on as long as it will.
+      await sleep(3 * live.downAfterMs);
+      await live.sim.healPartitions();
     } else {
       void live.sim.deletePod(from, { grace: true, recreate: true });
     }
-    to = await live.waitForSentinelMasterOtherThan(from, 60_000);
+    // After an asymmetric split, the Sentinels may agree on the old master (no failover).
+    to = await live.waitForSentinelMasterOtherThan(from, kind === 'asymmetric' ? 20_000 : 60_000)
+      .catch((err) => { if (kind === 'asymmetric') return from; throw err; });
+    // After a split, the old master must be demoted and resynchronised before the client is surely on the kept side.
+    if (kind === 'asymmetric') await live.waitHealthy(90_000);
     const switchedAt = Date.now();
     await waitFor(async () => (await live.agent.call<number>('writerLastAck')) > switchedAt, 30_000, 'the client to write to the new master');
     await sleep(1000);
@@ -84,22 +122,37 @@ async function trial(live: LiveCluster, kind: Trial['kind'], n: number): Promise
   if (new Set(views.map((v) => v.split(' ')[1])).size !== 1) console.log(`    Sentinels disagree after the trial: ${views.join('; ')}`);
   const timeline = `${sentinelTimeline(live, faultAt)} | longest pause ${pauseWindow(log, faultAt)}`;
   const confirmed = confirmedWrites(log);
-  const lost = await live.agent.call<number[]>('missing', { prefix, ns: confirmed });
+  const acked = log.filter((w) => w.ack !== null);
+  // Every acknowledged write the master no longer holds (the confirmed ones among them are "lost").
+  const discarded = new Set(await live.agent.call<number[]>('missing', { prefix, ns: acked.map((w) => w.n) }, 120_000));
+  const lost = confirmed.filter((w) => discarded.has(w));
+  const ackOf = new Map(acked.map((w) => [w.n, w.ack as number]));
+  // (reduce, not Math.max(...): a split can discard a few hundred thousand writes)
+  const lastAt = (ns: number[]) => (ns.length ? Math.round(ns.reduce((m, i) => Math.max(m, ackOf.get(i)!), -Infinity) - faultAt) : null);
   if (kind === 'crash') await live.sim.restartContainer(from, 'redis');
   else if (kind === 'partition') await live.sim.heal(from);
-  else {
+  else if (kind === 'switchover') {
     await live.sim.waitPodReady(from, 60_000);
     // The handover's own account, from the deleted pod's log.
     const handover = live.sim.logs(from, 'redis', 400, { previous: true }).split('\n').filter((l) => l.includes('redis-prestop'));
     for (const line of handover) console.log(`    ${line}`);
   }
+  // The resyncs of this fault include the old master's return as a replica.
+  await live.waitHealthy(90_000);
+  const resyncs = resyncsBetween(countersBefore, await live.syncCounters());
   return {
     kind, trial: n, from, to,
-    outageMs: Math.round(writeOutage(log, faultAt)),
+    outageMs: Math.round(writeOutage(log.filter((w) => !discarded.has(w.n)), faultAt)),
     longestPauseMs: Math.round(longestPause(log)),
     failedWrites: log.filter((w) => w.error !== null).length,
+    ackedWrites: acked.length,
     confirmedWrites: confirmed.length,
     lostConfirmedWrites: lost.length,
+    lastLostConfirmedAtMs: lastAt(lost),
+    discardedWrites: discarded.size,
+    lastDiscardedAtMs: lastAt([...discarded]),
+    resyncs,
+    groups,
     timeline,
   };
 }
@@ -148,12 +201,16 @@ async function main() {
   const live = await LiveCluster.start(opts.env);
   const results: Trial[] = [];
   try {
-    for (const kind of kinds as Trial['kind'][]) {
+    for (const kind of kinds as Kind[]) {
       for (let n = 1; n <= trials; n++) {
         const t = await trial(live, kind, n);
         results.push(t);
+        if (t.groups) console.log(`    split: ${t.groups.map((g) => `{${g.join(', ')}}`).join(' / ')}`);
         console.log(`${kind} ${n}: ${t.from} -> ${t.to}  outage ${t.outageMs} ms  longest pause ${t.longestPauseMs} ms  ` +
-          `failed writes ${t.failedWrites}  lost confirmed ${t.lostConfirmedWrites}/${t.confirmedWrites}`);
+          `failed writes ${t.failedWrites}  lost confirmed ${t.lostConfirmedWrites}/${t.confirmedWrites}` +
+          `${t.lastLostConfirmedAtMs !== null ? ` (last made ${t.lastLostConfirmedAtMs} ms after the fault)` : ''}  ` +
+          `acked then discarded ${t.discardedWrites}/${t.ackedWrites}  ` +
+          `resyncs: full ${t.resyncs.full}, partial ${t.resyncs.partialOk}, partial refused ${t.resyncs.partialErr}`);
         console.log(`    sentinel events (ms after the fault): ${t.timeline}`);
       }
     }
@@ -165,21 +222,33 @@ async function main() {
   }
   const summary: Record<string, unknown> = { env: opts.env, downAfterMs: live.downAfterMs, trials };
   console.log(`\nenvironment ${opts.env}, downAfter ${live.downAfterMs} ms, ${trials} trials each`);
-  for (const kind of ['crash', 'partition', 'switchover'] as const) {
+  for (const kind of KINDS) {
     const rows = results.filter((r) => r.kind === kind);
     if (!rows.length) continue;
     const metric = kind === 'switchover' ? rows.map((r) => r.longestPauseMs) : rows.map((r) => r.outageMs);
+    const sum = (f: (r: Trial) => number) => rows.reduce((a, r) => a + f(r), 0);
+    const lastLost = rows.map((r) => r.lastLostConfirmedAtMs).filter((v): v is number => v !== null);
     const stats = {
       p50: percentile(metric, 50),
       max: Math.max(...metric),
-      failedWrites: rows.reduce((a, r) => a + r.failedWrites, 0),
-      lostConfirmedWrites: rows.reduce((a, r) => a + r.lostConfirmedWrites, 0),
+      failedWrites: sum((r) => r.failedWrites),
+      confirmedWrites: sum((r) => r.confirmedWrites),
+      lostConfirmedWrites: sum((r) => r.lostConfirmedWrites),
+      lastLostConfirmedAtMsMax: lastLost.length ? Math.max(...lastLost) : null,
+      ackedWrites: sum((r) => r.ackedWrites),
+      discardedWrites: sum((r) => r.discardedWrites),
+      resyncs: { full: sum((r) => r.resyncs.full), partialOk: sum((r) => r.resyncs.partialOk), partialErr: sum((r) => r.resyncs.partialErr) },
+      resyncsPerFailover: `${rows.map((r) => `${r.resyncs.full}F/${r.resyncs.partialOk}P`).join(' ')}`,
     };
     summary[kind] = stats;
     const label = kind === 'switchover' ? 'longest write pause' : 'write outage';
     const relative = kind !== 'switchover' ? ` (p50 = downAfter + ${stats.p50 - live.downAfterMs} ms, max = downAfter + ${stats.max - live.downAfterMs} ms)` : '';
     console.log(`${kind.padEnd(10)} ${label}: p50 ${stats.p50} ms, max ${stats.max} ms${relative}; ` +
-      `failed writes ${stats.failedWrites}; lost confirmed writes ${stats.lostConfirmedWrites}`);
+      `failed writes ${stats.failedWrites}; lost confirmed writes ${stats.lostConfirmedWrites}/${stats.confirmedWrites}` +
+      `${stats.lastLostConfirmedAtMsMax !== null ? ` (last made ${stats.lastLostConfirmedAtMsMax} ms after the fault)` : ''}; ` +
+      `acked then discarded ${stats.discardedWrites}/${stats.ackedWrites}`);
+    console.log(`${''.padEnd(10)} resyncs per failover (full F / partial P): ${stats.resyncsPerFailover}; ` +
+      `total full ${stats.resyncs.full}, partial ${stats.resyncs.partialOk}, partial refused ${stats.resyncs.partialErr}`);
   }
   const out = opts.out ?? join(ROOT, 'bench-results', `failover-${opts.env}.json`);
   mkdirSync(join(out, '..'), { recursive: true });

@@ -95,6 +95,26 @@ export interface SentinelView {
 }
 export interface ClusterView { nodes: Record<string, NodeView>; sentinels: Record<string, SentinelView> }
 
+/** One Redis process's replication counters (INFO stats), served as a master since it started. */
+export interface SyncCounters { runId: string; full: number; partialOk: number; partialErr: number }
+export interface Resyncs { full: number; partialOk: number; partialErr: number }
+
+/**
+ * Resynchronisations served between two syncCounters() readings, summed over the nodes. A node
+ * whose process changed (other run_id: restarted or recreated) counts from zero; a node
+ * unreadable at either end is left out.
+ */
+export function resyncsBetween(before: Record<string, SyncCounters>, after: Record<string, SyncCounters>): Resyncs {
+  const total: Resyncs = { full: 0, partialOk: 0, partialErr: 0 };
+  for (const [pod, a] of Object.entries(after)) {
+    const b = before[pod]?.runId === a.runId ? before[pod] : { full: 0, partialOk: 0, partialErr: 0 };
+    total.full += a.full - b.full;
+    total.partialOk += a.partialOk - b.partialOk;
+    total.partialErr += a.partialErr - b.partialErr;
+  }
+  return total;
+}
+
 export class LiveCluster {
   private constructor(
     readonly env: string,
@@ -193,6 +213,27 @@ export class LiveCluster {
       if (!/^OK/.test(String(s.ckquorum))) problems.push(`sentinel ${ip} CKQUORUM: ${s.ckquorum}`);
     }
     return problems;
+  }
+
+  /**
+   * sync_full, sync_partial_ok and sync_partial_err of every Redis node that answers (read
+   * with exec inside the pod, so a network partition does not hide it), keyed by pod.
+   */
+  async syncCounters(): Promise<Record<string, SyncCounters>> {
+    const out: Record<string, SyncCounters> = {};
+    await Promise.all(this.redisPods().map(async (pod) => {
+      try {
+        const r = await this.sim.exec(pod, ['sh', '-c', 'REDISCLI_AUTH="$(cat /etc/redis-auth/password)" timeout 3 redis-cli --no-auth-warning INFO server stats'],
+          { container: 'redis', timeoutMs: 8000 });
+        const field = (name: string) => new RegExp(`^${name}:(\\S+)`, 'm').exec(r.stdout)?.[1];
+        const runId = field('run_id');
+        if (r.code !== 0 || !runId) return;
+        out[pod] = { runId, full: Number(field('sync_full')), partialOk: Number(field('sync_partial_ok')), partialErr: Number(field('sync_partial_err')) };
+      } catch {
+        // not running (crashed, held or being recreated): left out
+      }
+    }));
+    return out;
   }
 
   async waitHealthy(timeoutMs = 60_000): Promise<void> {

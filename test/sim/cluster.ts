@@ -162,6 +162,8 @@ export class SimCluster {
   private readonly clients = new Map<string, Client>();
   // Pods whose recreation the test holds back: name -> time it may be recreated.
   private readonly holds = new Map<string, { wl: Workload; until: number }>();
+  // Pod and client-pod names of each side of the partition in force (partitionGroups).
+  private partitionSpec: string[][] = [];
   private readonly revisions = new Map<Workload, string>();
   private readonly rolling = new Set<Workload>();
   private readonly notices = new Set<string>();
@@ -292,17 +294,63 @@ export class SimCluster {
   // Like `kubectl delete pod`: graceful = preStop, SIGTERM, SIGKILL after the grace
   // period; grace: false = SIGKILL now. The controller then recreates the pod (new IP)
   // immediately, after `recreate` ms, or (recreate: false) when recreatePod() is called.
-  async deletePod(name: string, opts: { grace?: boolean; recreate?: boolean | number } = {}): Promise<void> {
+  // wipeVolumes: the pod's PVCs are emptied once it is gone and before it is recreated
+  // (a lost or re-provisioned disk), see wipeVolumes().
+  async deletePod(name: string, opts: { grace?: boolean; recreate?: boolean | number; wipeVolumes?: boolean } = {}): Promise<void> {
     const p = this.podMap.get(name);
     if (!p) throw new Error(`no pod ${name}`);
     const r = opts.recreate ?? true;
-    if (r !== true) this.holds.set(name, { wl: p.wl, until: r === false ? Infinity : Date.now() + r });
+    const until = r === false ? Infinity : r === true ? 0 : Date.now() + r;
+    // With a wipe, recreation waits for it whatever `recreate` says.
+    if (r !== true || opts.wipeVolumes) this.holds.set(name, { wl: p.wl, until: opts.wipeVolumes ? Infinity : until });
     await this.terminate(p, opts.grace ?? true);
+    if (!opts.wipeVolumes) return;
+    try {
+      this.wipeVolumes(name);
+    } finally {
+      if (r === true) this.recreatePod(name);
+      else if (r !== false) this.holds.set(name, { wl: p.wl, until });
+    }
   }
 
   recreatePod(name: string): void {
     this.holds.delete(name);
     void this.reconcile();
+  }
+
+  // A cluster-wide stop: every pod deleted (gracefully unless grace: false), none
+  // recreated until startAllPods(). Returns the names of the pods deleted.
+  async stopAllPods(opts: { grace?: boolean } = {}): Promise<string[]> {
+    const names = [...this.podMap.values()].filter((p) => !p.terminating).map((p) => p.name);
+    await Promise.all(names.map((n) => this.deletePod(n, { grace: opts.grace ?? true, recreate: false })));
+    this.event(`stopped all pods (${names.length})`);
+    return names;
+  }
+
+  // Releases every held recreation (pods deleted with recreate: false or a delay, or by
+  // stopAllPods): the controllers create them again (StatefulSet pods under their names).
+  startAllPods(): void {
+    this.event(`starting all held pods (${[...this.holds.keys()].join(', ') || 'none'})`);
+    this.holds.clear();
+    void this.reconcile();
+  }
+
+  // Empties every PVC directory of a StatefulSet pod (its claim-template volumes), as a
+  // lost or re-provisioned disk: the recreated pod starts on empty volumes. The pod must
+  // not exist: delete it with recreate: false first (or use deletePod's wipeVolumes).
+  wipeVolumes(pod: string): void {
+    const p = this.podMap.get(pod);
+    if (p) throw new Error(`wipeVolumes(${pod}): the pod exists (${p.phase}); delete it with recreate: false first`);
+    const wl = this.statefulSetOf(pod);
+    if (!wl?.claimTemplates.length) throw new Error(`wipeVolumes(${pod}): not a StatefulSet pod with volume claim templates`);
+    const wiped: string[] = [];
+    for (const claim of wl.claimTemplates) {
+      const dir = join(this.dir, 'pvc', `${claim}-${pod}`);
+      if (!existsSync(dir)) continue;
+      for (const e of readdirSync(dir)) rmSync(join(dir, e), { recursive: true, force: true });
+      wiped.push(`${claim}-${pod}`);
+    }
+    this.event(`wiped volumes of ${pod}: ${wiped.join(', ') || 'none existed yet'}`);
   }
 
   async partition(name: string): Promise<void> {
@@ -311,6 +359,57 @@ export class SimCluster {
 
   async heal(name: string): Promise<void> {
     await this.setLink(name, true);
+  }
+
+  // A network split: members (pod or client-pod names) of different groups exchange no
+  // packet in either direction, established connections included; packets are dropped
+  // silently (no RST, no ICMP), as in a real split. Members of one group, and pods in no
+  // group, are unaffected. Replaces any earlier partitionGroups(). A pod listed by name
+  // and (re)created while the split is in force is split too (a StatefulSet pod keeps
+  // its name; a replaced Deployment pod gets a new name and is not).
+  async partitionGroups(groups: string[][]): Promise<void> {
+    const names = groups.flat();
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup) throw new Error(`partitionGroups: ${dup} is listed twice`);
+    const unknown = names.filter((n) => !this.knownPodName(n));
+    if (unknown.length) throw new Error(`partitionGroups: no pod or client pod named ${unknown.join(', ')}`);
+    this.partitionSpec = groups.map((g) => [...g]);
+    await this.applyPartitions();
+    this.event(`partition groups ${groups.map((g) => `{${g.join(', ')}}`).join(' / ')}`);
+  }
+
+  // Removes the split of partitionGroups(): every packet flows again.
+  async healPartitions(): Promise<void> {
+    this.partitionSpec = [];
+    await this.applyPartitions();
+    this.event('partition groups healed');
+  }
+
+  // The names in force (a copy), [] when healed.
+  partitionedGroups(): string[][] {
+    return this.partitionSpec.map((g) => [...g]);
+  }
+
+  private knownPodName(n: string): boolean {
+    return this.podMap.has(n) || this.clients.has(n) || this.holds.has(n)
+      || this.statefulSetOf(n) !== undefined;
+  }
+
+  // The StatefulSet whose ordinal pod this name is ("redis-slave-1"), if any.
+  private statefulSetOf(pod: string): Workload | undefined {
+    return this.m.workloads.find((w) => {
+      const m = w.kind === 'StatefulSet' && pod.startsWith(`${w.name}-`) ? /^(0|[1-9]\d*)$/.exec(pod.slice(w.name.length + 1)) : null;
+      return m !== null && Number(m[1]) < w.replicas;
+    });
+  }
+
+  // Rewrites the bridge's drop rules from the names in force and the current veths.
+  // `extra`: veths of client pods not registered yet.
+  private async applyPartitions(extra: Record<string, string> = {}): Promise<void> {
+    if (this.stopped) return;
+    const veth = (n: string): string | undefined => (this.podMap.get(n)?.net ?? this.clients.get(n)?.net)?.hostVeth ?? extra[n];
+    const groups = this.partitionSpec.map((g) => g.map(veth).filter((v): v is string => !!v));
+    await this.net.setPartitions(groups, join(this.dir, 'partition.nft'));
   }
 
   // Every process of the pod stopped (SIGSTOP), as a stalled node or a long VM pause
@@ -392,6 +491,7 @@ export class SimCluster {
     if (this.clients.has(name) || this.podMap.has(name)) throw new Error(`pod ${name} exists`);
     const net = await this.net.addPod();
     const dir = join(this.dir, 'clients', name);
+    if (this.partitionSpec.some((g) => g.includes(name))) await this.applyPartitions({ [name]: net.hostVeth });
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'resolv.conf'), this.resolvConf(opts.namespace ?? this.defaultNamespace()));
     writeInPlace(join(dir, 'hosts'), this.hostsFor(name, net.ip));
@@ -539,6 +639,8 @@ export class SimCluster {
     mkdirSync(p.dir, { recursive: true });
     p.net = await this.net.addPod();
     p.ip = p.net.ip;
+    // Split before anything runs, if the pod is named in a partition in force.
+    if (this.partitionSpec.some((g) => g.includes(p.name))) await this.applyPartitions();
     writeFileSync(join(p.dir, 'resolv.conf'), this.resolvConf(p.namespace));
     this.prepareVolumes(p);
     this.publish();

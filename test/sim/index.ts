@@ -6,6 +6,10 @@
 //   await c.waitReady(120_000);
 //   await c.deletePod('redis-master-0');                 // preStop, SIGTERM, grace, new IP
 //   const r = await c.exec('redis-slave-0', ['redis-cli', 'info', 'replication']);
+//   await c.partitionGroups([['redis-master-0', 'app'], ['redis-slave-1']]); // silent split
+//   await c.healPartitions();
+//   await c.deletePod('redis-master-0', { grace: false, wipeVolumes: true }); // lost disk
+//   await c.stopAllPods(); c.wipeVolumes('redis-master-0'); c.startAllPods();
 //   await c.stop();                                      // always, e.g. in afterAll
 //
 // Files: manifests.ts (YAML -> workloads), network.ts (namespaces, bridge, veths),

@@ -1,11 +1,12 @@
 // Pod networking: a bridge inside a namespace of its own, one namespace per pod
 // joined to it by a veth pair, addresses from a private /16 that exists only inside
 // these namespaces (no routes, no NAT: nothing can reach the outside world).
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { pidAlive, run, runSync } from './util';
 
 export const PREFIX = 'rsim';
 const SUBNET = '10.213'; // 10.213.0.0/16
+const PARTITION_TABLE = 'rsim_partition'; // nftables table in the bridge namespace
 
 export interface PodNet {
   netns: string; // name under /run/netns
@@ -66,6 +67,28 @@ export class Network {
   // sockets stay open, but no packet crosses (like a node losing its network).
   async setLink(p: PodNet, up: boolean): Promise<void> {
     await this.serial(() => run('ip', ['-n', this.bridgeNs, 'link', 'set', p.hostVeth, up ? 'up' : 'down']));
+  }
+
+  // Partitions between groups of pods: the bridge drops every frame that enters from
+  // a port of one group and leaves by a port of another (both directions, established
+  // connections and ARP included, silently: no RST, no ICMP). Ports in no group, and
+  // ports of the same group, are unaffected. Each call replaces the whole rule set
+  // atomically (one nft transaction); no groups (or fewer than two) removes it.
+  // `groups` holds bridge-side veth names (PodNet.hostVeth).
+  setPartitions(groups: string[][], scriptFile: string): Promise<void> {
+    const live = groups.filter((g) => g.length > 0);
+    const q = (names: string[]): string => `{ ${names.map((n) => `"${n}"`).join(', ')} }`;
+    const rules: string[] = [];
+    for (const a of live) for (const b of live) if (a !== b) rules.push(`    iifname ${q(a)} oifname ${q(b)} drop`);
+    // Declaring the table first makes the delete succeed when it does not exist yet.
+    const script = [`table bridge ${PARTITION_TABLE}`, `delete table bridge ${PARTITION_TABLE}`];
+    if (rules.length) {
+      script.push(`table bridge ${PARTITION_TABLE} {`, '  chain split {', '    type filter hook forward priority 0; policy accept;', ...rules, '  }', '}');
+    }
+    return this.serial(async () => {
+      writeFileSync(scriptFile, `${script.join('\n')}\n`);
+      await run('ip', ['netns', 'exec', this.bridgeNs, 'nft', '-f', scriptFile]);
+    });
   }
 
   stopSync(): void {

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-const TOOLS = ['redis-server', 'redis-sentinel', 'redis-cli', 'bwrap', 'ip', 'nsenter', 'setpriv', 'unshare'];
+const TOOLS = ['redis-server', 'redis-sentinel', 'redis-cli', 'bwrap', 'ip', 'nsenter', 'setpriv', 'unshare', 'nft'];
 
 function which(tool: string): boolean {
   const dirs = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
@@ -14,7 +14,7 @@ export function checkLivePrerequisites(): string | null {
   if (process.platform !== 'linux') return `live simulator needs Linux (this is ${process.platform})`;
   if (process.getuid?.() !== 0) return 'live simulator needs root (network namespaces, bwrap as root)';
   const missing = TOOLS.filter((t) => !which(t));
-  if (missing.length) return `live simulator is missing: ${missing.join(', ')} (apt-get install redis-server redis-sentinel redis-tools bubblewrap iproute2 util-linux)`;
+  if (missing.length) return `live simulator is missing: ${missing.join(', ')} (apt-get install redis-server redis-sentinel redis-tools bubblewrap iproute2 util-linux nftables)`;
   try {
     // Python clients use Debian's interpreter, not a pyenv shim earlier on PATH.
     execFileSync('/usr/bin/python3', ['-c', 'import redis'], { stdio: 'ignore', timeout: 10_000 });
@@ -25,6 +25,12 @@ export function checkLivePrerequisites(): string | null {
     execFileSync('unshare', ['--net', '--mount', '--uts', '--pid', '--fork', 'true'], { stdio: 'ignore', timeout: 10_000 });
   } catch {
     return 'live simulator cannot create namespaces here (unshare --net --mount --pid failed; needs CAP_SYS_ADMIN)';
+  }
+  try {
+    // Partitions are nftables rules on the pods' bridge (needs nf_tables with the bridge family).
+    execFileSync('unshare', ['--net', 'nft', 'add table bridge rsim_check'], { stdio: 'ignore', timeout: 10_000 });
+  } catch {
+    return 'live simulator cannot add nftables bridge rules here (unshare --net nft add table bridge ... failed; needs nf_tables)';
   }
   return null;
 }

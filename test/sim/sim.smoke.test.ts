@@ -262,4 +262,112 @@ describe.skipIf(prereq)('pod simulator (live)', () => {
     expect(rolled.some((n) => names.includes(n))).toBe(false);
     expect(await sh('kv-0', 'redis-cli -h cache -p 7000 ping')).toBe('PONG');
   }, LONG);
+  // PING from one pod to another over a fresh connection, bounded: true when PONG came back.
+  const pings = async (from: string, to: string): Promise<boolean> => {
+    const r = await c.exec(from, ['sh', '-c', `timeout 2 redis-cli -h ${c.podIp(to)} -p ${to.startsWith('cache') ? 7000 : 6379} ping`], { timeoutMs: 10_000 });
+    return r.stdout.includes('PONG');
+  };
+
+  test('partitionGroups drops traffic between groups (established connections too, silently), not within; healPartitions restores it', async () => {
+    const [cacheA, cacheB] = c.podsOf('cache').map((p) => p.name);
+    // A client pod holding one connection open to kv-1, pinging it every 200 ms.
+    const watcher = await c.startClientPod('watcher', ['redis-cli', '-h', c.podIp('kv-1'), '-p', '6379', '-r', '-1', '-i', '0.2', 'ping']);
+    let out = '';
+    watcher.proc.stdout!.on('data', (d) => (out += d));
+    watcher.proc.stderr!.on('data', (d) => (out += d));
+    const pongs = (): number => out.split('\n').filter((l) => l.trim() === 'PONG').length;
+    await c.waitFor(() => pongs() >= 3, 10_000, 'watcher pings kv-1');
+    const clientId = async (): Promise<string> => /id=(\d+) addr=[\d.]+:\d+/.exec((await sh('kv-1', 'redis-cli client list')).split('\n').find((l) => l.includes(`addr=${watcher.ip}:`)) ?? '')?.[1] ?? '';
+    const idBefore = await clientId();
+    expect(idBefore).not.toBe('');
+
+    await c.partitionGroups([['kv-0', cacheA, 'watcher'], ['kv-1']]);
+    expect(c.partitionedGroups()).toEqual([['kv-0', cacheA, 'watcher'], ['kv-1']]);
+    await new Promise((r) => setTimeout(r, 500)); // a reply already on its way
+    const frozenAt = pongs();
+    await Promise.all([
+      expect(pings('kv-0', 'kv-1')).resolves.toBe(false),
+      expect(pings('kv-1', 'kv-0')).resolves.toBe(false),
+      expect(pings('kv-1', cacheA)).resolves.toBe(false),
+      expect(pings(cacheA, 'kv-1')).resolves.toBe(false),
+    ]);
+    // Within a group, and with a pod in no group, nothing changes.
+    expect(await pings('kv-0', cacheA)).toBe(true);
+    expect(await pings(cacheA, 'kv-0')).toBe(true);
+    expect(await pings('kv-1', cacheB)).toBe(true);
+    expect(await pings(cacheB, 'kv-0')).toBe(true);
+    // The established connection hangs: no reply, and no reset or error either.
+    expect(pongs()).toBe(frozenAt);
+    expect(out).not.toMatch(/error|reset|refused/i);
+    expect(watcher.proc.exitCode).toBeNull();
+
+    // A listed pod recreated during the split (new IP, new veth) is split too.
+    await c.deletePod('kv-1', { grace: false, recreate: true });
+    await c.waitPodReady('kv-1', 60_000);
+    expect(await pings('kv-0', 'kv-1')).toBe(false);
+    expect(await pings('kv-1', cacheB)).toBe(true);
+
+    await c.healPartitions();
+    expect(c.partitionedGroups()).toEqual([]);
+    expect(await pings('kv-0', 'kv-1')).toBe(true);
+    expect(await pings('kv-1', cacheA)).toBe(true);
+    expect(execFileSync('ip', ['netns', 'exec', `rsim-${c.runId}-br`, 'nft', 'list', 'ruleset']).toString().trim()).toBe('');
+    await c.stopClientPod('watcher');
+    await expect(c.partitionGroups([['kv-0'], ['nope']])).rejects.toThrow(/no pod or client pod named nope/);
+  }, LONG);
+
+  test('existing connections resume after healPartitions (same connection, no reset)', async () => {
+    const watcher = await c.startClientPod('watcher2', ['redis-cli', '-h', c.podIp('kv-0'), '-p', '6379', '-r', '-1', '-i', '0.2', 'ping']);
+    let out = '';
+    watcher.proc.stdout!.on('data', (d) => (out += d));
+    watcher.proc.stderr!.on('data', (d) => (out += d));
+    const pongs = (): number => out.split('\n').filter((l) => l.trim() === 'PONG').length;
+    await c.waitFor(() => pongs() >= 3, 10_000, 'watcher2 pings kv-0');
+    await c.partitionGroups([['watcher2'], ['kv-0']]);
+    await new Promise((r) => setTimeout(r, 500));
+    const frozenAt = pongs();
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(pongs()).toBe(frozenAt);
+    await c.healPartitions();
+    // TCP retransmits the held request on the same connection.
+    await c.waitFor(() => pongs() >= frozenAt + 3, 20_000, 'PONGs again after heal');
+    expect(out).not.toMatch(/error|reset|refused/i);
+    await c.stopClientPod('watcher2');
+  }, LONG);
+
+  test('wipeVolumes empties a deleted pod\'s PVCs; deletePod(..., wipeVolumes) does it in one step', async () => {
+    await sh('kv-1', 'redis-cli set wiped-key 1 >/dev/null && echo x > /data/wipe-marker');
+    expect(() => c.wipeVolumes('kv-1')).toThrow(/exists/);
+    expect(() => c.wipeVolumes('cache-x')).toThrow(/not a StatefulSet pod/);
+    await c.deletePod('kv-1', { grace: true, recreate: false });
+    c.wipeVolumes('kv-1');
+    c.recreatePod('kv-1');
+    await c.waitPodReady('kv-1', 60_000);
+    expect(await sh('kv-1', 'ls -A /data | grep -v "^appendonlydir$" | grep -v prestop || true')).toBe('');
+    expect(await sh('kv-1', 'redis-cli exists wiped-key')).toBe('0');
+    // The PVC stays writable by the pod's group (fsGroup applied again).
+    expect(await sh('kv-1', 'echo y > /data/after && cat /data/after')).toBe('y');
+
+    // Force delete and recreate at once with an empty volume.
+    await sh('kv-0', 'echo x > /data/wipe-marker');
+    await c.deletePod('kv-0', { grace: false, recreate: true, wipeVolumes: true });
+    await c.waitPodReady('kv-0', 60_000);
+    expect(await sh('kv-0', 'test -e /data/wipe-marker && echo kept || echo gone')).toBe('gone');
+  }, LONG);
+
+  test('stopAllPods, wipe one volume, startAllPods: everything comes back, only that volume is empty', async () => {
+    await sh('kv-0', 'echo a > /data/stop-marker');
+    await sh('kv-1', 'echo b > /data/stop-marker');
+    const stopped = await c.stopAllPods({ grace: false });
+    expect(stopped.sort()).toEqual(expect.arrayContaining(['kv-0', 'kv-1']));
+    expect(stopped).toHaveLength(4);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(c.pods()).toEqual([]); // nothing recreated while held
+    c.wipeVolumes('kv-0');
+    c.startAllPods();
+    await c.waitReady(60_000);
+    expect(c.pods()).toHaveLength(4);
+    expect(await sh('kv-0', 'test -e /data/stop-marker && echo kept || echo gone')).toBe('gone');
+    expect(await sh('kv-1', 'cat /data/stop-marker')).toBe('b');
+  }, LONG);
 });
