@@ -104,7 +104,7 @@ const DATA_MOUNT = '/data';
  * taking writes about 1-1.5s after the split, well before down-after-milliseconds lets the
  * other side promote a replica; one slow answer does not fence.
  */
-const GUARD_TIMINGS = { FENCE_CHECK_INTERVAL: '0.2', FENCE_PROBE_TIMEOUT: '0.5', FENCE_AFTER_ROUNDS: 2 };
+const GUARD_TIMINGS = { FENCE_CHECK_INTERVAL: '0.2', FENCE_PROBE_TIMEOUT: '0.4', FENCE_AFTER_ROUNDS: 2 };
 const GUARD_RESOURCES = { cpuRequest: '20m', memoryRequest: '16Mi', memoryLimit: '64Mi' };
 
 export const DEFAULT_REDIS_RESOURCES = {

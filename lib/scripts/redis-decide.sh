@@ -187,49 +187,54 @@ follows_empty_history() {
 
 # --- the guard: fencing and demotion of a running master ---
 
-# probe_sentinels: one line per Sentinel address, "<addr> <epoch> <host> <port> <flags>"
-# or "<addr> -" when it does not answer within FENCE_PROBE_TIMEOUT. All asked at once,
-# so one unreachable Sentinel costs one timeout, not one each.
-probe_sentinels() {
+# probe_peers INFO_REPLICATION: asks every Sentinel and every replica at once, so a
+# partition costs one FENCE_PROBE_TIMEOUT per check, not one per peer. Prints, per Sentinel,
+# "sentinel <addr> <epoch> <host> <port> <flags>" ("sentinel <addr> -" when it does not
+# answer) and, per replica that the master's INFO lists online with an acknowledgement in
+# the last second, "replica <host> ok" when it also answers a PING from here. The master's
+# own view alone lags: a replica cut off mid-second still shows lag 0 for up to 2 s.
+probe_peers() {
   for _addr in $(sentinel_addresses); do
     (
       _view="$(CLI_TIMEOUT="$FENCE_PROBE_TIMEOUT" sentinel_view "$_addr")"
-      echo "$_addr ${_view:--}"
+      echo "sentinel $_addr ${_view:--}"
+    ) &
+  done
+  for _replica in $(echo "$1" | tr -d '\r' | sed -n 's/^slave[0-9]*:ip=\([^,]*\),.*state=online,.*lag=\([01]\)$/\1/p'); do
+    (
+      [ "$(CLI_TIMEOUT="$FENCE_PROBE_TIMEOUT" redis_cmd "$_replica" PING)" = "PONG" ] && echo "replica $_replica ok"
     ) &
   done
   wait
 }
 
-# sentinels_backing ME < probe_sentinels: how many Sentinels answer, name ME master and
-# see it up with no failover running.
-sentinels_backing() {
-  awk -v me="$1" '$2 != "-" && $3 == me && $5 == "master" { n++ } END { print n + 0 }'
+# replicas_healthy < probe_peers: how many replicas answered.
+replicas_healthy() {
+  awk '$1 == "replica" { n++ } END { print n + 0 }'
 }
 
-# superseded_by ME < probe_sentinels: "<epoch> <host> <port>" when at least SENTINEL_QUORUM
+# sentinels_backing ME < probe_peers: how many Sentinels answer and back ME: they name it
+# master and see it up, or they name another master that they see down or are failing
+# over from. The second kind is a freshly promoted master's situation: until every
+# Sentinel has switched, they still name the old master (down); they back no competitor.
+sentinels_backing() {
+  awk -v me="$1" '
+    $1 != "sentinel" || $3 == "-" { next }
+    ($4 == me && $6 == "master") || ($4 != me && $6 ~ /_down|failover/) { n++ }
+    END { print n + 0 }'
+}
+
+# superseded_by ME < probe_peers: "<epoch> <host> <port>" when at least SENTINEL_QUORUM
 # Sentinels answer and all that answer name the same other master, see it up and run no
 # failover; nothing otherwise. While a failover runs, Sentinels disagree for a moment, and
 # acting on either answer then would undo it.
 superseded_by() {
   awk -v me="$1" -v need="$SENTINEL_QUORUM" '
-    $2 == "-" { next }
-    { n++; if (n == 1) { host = $3; port = $4 } }
-    $3 != host || $5 != "master" { bad = 1 }
-    $2 > epoch { epoch = $2 }
+    $1 != "sentinel" || $3 == "-" { next }
+    { n++; if (n == 1) { host = $4; port = $5 } }
+    $4 != host || $6 != "master" { bad = 1 }
+    $3 > epoch { epoch = $3 }
     END { if (n >= need && !bad && host != me) print epoch, host, port }'
-}
-
-# replicas_healthy INFO_REPLICATION: how many replicas are online with an acknowledgement
-# in the last second and answer a PING from here within FENCE_PROBE_TIMEOUT. The master's
-# own view alone lags: a replica cut off mid-second still shows lag 0 for up to 2s.
-replicas_healthy() {
-  echo "$1" | tr -d '\r' | sed -n 's/^slave[0-9]*:ip=\([^,]*\),.*state=online,.*lag=\([0-9]*\).*/\1 \2/p' |
-    while read -r _replica _lag; do
-      [ "$_lag" -le 1 ] || continue
-      (
-        [ "$(CLI_TIMEOUT="$FENCE_PROBE_TIMEOUT" redis_cmd "$_replica" PING)" = "PONG" ] && echo ok
-      ) &
-    done | wc -l | tr -d ' '
 }
 
 # fence_verdict FENCED BACKING HEALTHY EXPECTED BAD_ROUNDS: "fence <reason>",

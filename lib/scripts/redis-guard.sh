@@ -65,6 +65,7 @@ set_min_replicas() {
 # As PID 1 a shell ignores SIGTERM; exit at once so pod deletion does not wait out the grace period.
 trap 'exit 0' TERM INT
 
+log "guarding $ME: fencing after $FENCE_AFTER_ROUNDS failed checks every ${FENCE_CHECK_INTERVAL}s (need $(( SENTINEL_COUNT / 2 + 1 )) of $SENTINEL_COUNT Sentinels or all $REPLICAS_EXPECTED replicas)"
 # A guard that restarts finds the server as it left it: fenced or not.
 FENCED=0
 BAD_ROUNDS=0
@@ -77,7 +78,7 @@ while :; do
     CURRENT="$(redis_cmd 127.0.0.1 CONFIG GET min-replicas-to-write | sed -n 2p)"
     if [ "$ROLE" = "master" ]; then
       [ "$CURRENT" = "$FENCED_VALUE" ] && [ "$FENCED_VALUE" != "$MIN_REPLICAS_CONFIGURED" ] && FENCED=1
-      PROBES="$(probe_sentinels)"
+      PROBES="$(probe_peers "$INFO")"
       NEWER="$(echo "$PROBES" | superseded_by "$ME")"
       # shellcheck disable=SC2086
       if [ -n "$NEWER" ] && demote_to $NEWER; then
@@ -85,7 +86,7 @@ while :; do
         continue
       fi
       BACKING="$(echo "$PROBES" | sentinels_backing "$ME")"
-      HEALTHY="$(replicas_healthy "$INFO")"
+      HEALTHY="$(echo "$PROBES" | replicas_healthy)"
       if [ "$BACKING" -lt $(( SENTINEL_COUNT / 2 + 1 )) ] && [ "$HEALTHY" -lt "$REPLICAS_EXPECTED" ]; then
         BAD_ROUNDS=$(( BAD_ROUNDS + 1 ))
       else

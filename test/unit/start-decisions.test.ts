@@ -226,17 +226,20 @@ describe('the guard\'s fencing rule', () => {
   const me = MASTER0;
   const probes = (...lines: string[]) => lines.join('\n') + '\n';
 
-  it('counts as backing only Sentinels that answer, name this master and see it up', () => {
-    expect(run(`sentinels_backing ${me}`, probes(`10.0.0.5 3 ${me} 6379 master`, `10.0.0.6 3 ${me} 6379 s_down,master`,
-      `10.0.0.7 4 ${SLAVE0} 6379 master`, '10.0.0.8 -'))).toBe('1');
+  it('counts as backing the Sentinels that name this master up, or name another one they see down (a fresh promotion)', () => {
+    expect(run(`sentinels_backing ${me}`, probes(`sentinel 10.0.0.5 3 ${SLAVE0} 6379 s_down,o_down,master`,
+      `sentinel 10.0.0.6 3 ${SLAVE0} 6379 master,failover_in_progress`, `sentinel 10.0.0.7 3 ${SLAVE0} 6379 master`))).toBe('2');
+    expect(run(`sentinels_backing ${me}`, probes(`sentinel 10.0.0.5 3 ${me} 6379 master`, `sentinel 10.0.0.6 3 ${me} 6379 s_down,master`,
+      `sentinel 10.0.0.7 4 ${SLAVE0} 6379 master`, 'sentinel 10.0.0.8 -', `replica ${SLAVE0} ok`))).toBe('1');
+    expect(run('replicas_healthy', probes(`sentinel 10.0.0.5 3 ${me} 6379 master`, `replica ${SLAVE0} ok`, `replica ${SLAVE1} ok`))).toBe('2');
   });
 
   it('reports the replacing master only when every answering Sentinel (at least a quorum) agrees and none is failing over', () => {
-    expect(run(`superseded_by ${me}`, probes(`10.0.0.5 4 ${SLAVE0} 6379 master`, `10.0.0.6 4 ${SLAVE0} 6379 master`, '10.0.0.7 -')))
+    expect(run(`superseded_by ${me}`, probes(`sentinel 10.0.0.5 4 ${SLAVE0} 6379 master`, `sentinel 10.0.0.6 4 ${SLAVE0} 6379 master`, 'sentinel 10.0.0.7 -')))
       .toBe(`4 ${SLAVE0} 6379`);
-    expect(run(`superseded_by ${me}`, probes(`10.0.0.5 4 ${SLAVE0} 6379 master`, `10.0.0.6 3 ${me} 6379 master`))).toBe('');
-    expect(run(`superseded_by ${me}`, probes(`10.0.0.5 4 ${SLAVE0} 6379 master`, '10.0.0.6 -', '10.0.0.7 -'))).toBe('');
-    expect(run(`superseded_by ${me}`, probes(`10.0.0.5 4 ${SLAVE0} 6379 master,failover_in_progress`, `10.0.0.6 4 ${SLAVE0} 6379 master`))).toBe('');
-    expect(run(`superseded_by ${me}`, probes(`10.0.0.5 3 ${me} 6379 master`, `10.0.0.6 3 ${me} 6379 master`))).toBe('');
+    expect(run(`superseded_by ${me}`, probes(`sentinel 10.0.0.5 4 ${SLAVE0} 6379 master`, `sentinel 10.0.0.6 3 ${me} 6379 master`))).toBe('');
+    expect(run(`superseded_by ${me}`, probes(`sentinel 10.0.0.5 4 ${SLAVE0} 6379 master`, 'sentinel 10.0.0.6 -', 'sentinel 10.0.0.7 -'))).toBe('');
+    expect(run(`superseded_by ${me}`, probes(`sentinel 10.0.0.5 4 ${SLAVE0} 6379 master,failover_in_progress`, `sentinel 10.0.0.6 4 ${SLAVE0} 6379 master`))).toBe('');
+    expect(run(`superseded_by ${me}`, probes(`sentinel 10.0.0.5 3 ${me} 6379 master`, `sentinel 10.0.0.6 3 ${me} 6379 master`))).toBe('');
   });
 });
