@@ -10,8 +10,9 @@
 #      follows: the Sentinels then see it down and fail over to one of those replicas;
 #   4. otherwise (replicas disagree or none answers) it waits: starting with a guess
 #      could elect a stale master.
-# A restarted container keeps its Sentinel ID (read back from the previous config), so
-# it is not counted as a new voter by its peers. Every other Redis pod is listed as a
+# A restarted container keeps its Sentinel ID, current epoch and leader epoch (read back
+# from the config the previous run left in the emptyDir), so it is not counted as a new
+# voter by its peers and never votes twice in one epoch. Every other Redis pod is listed as a
 # known replica, so a Sentinel that starts while the master is down can still fail over.
 #
 # Extra environment: POD_IP, REDIS_NODES (space-separated short DNS names), SENTINEL_DATA.
@@ -19,8 +20,11 @@ set -eu
 SCRIPT_NAME=sentinel-start
 # shellcheck source=lib/scripts/common.sh
 . "$(dirname "$0")/common.sh"
+# shellcheck source=lib/scripts/sentinel-decide.sh
+. "$(dirname "$0")/sentinel-decide.sh"
 
-TEMPLATE=/etc/sentinel-template/sentinel.conf
+# (The unit tests set SENTINEL_TEMPLATE.)
+TEMPLATE="${SENTINEL_TEMPLATE:-/etc/sentinel-template/sentinel.conf}"
 CONFIG="$SENTINEL_DATA/sentinel.conf"
 
 # master_from_redis_nodes: "<host> <offset>" of the Redis pod that reports itself master
@@ -77,13 +81,21 @@ PASSWORD="$(redis_password)"
 require_plain_password "$PASSWORD"
 MY_ID="$(awk '$1 == "sentinel" && $2 == "myid" { print $3 }' "$CONFIG" 2>/dev/null || true)"
 find_master
+read -r CURRENT_EPOCH LEADER_EPOCH EPOCH_REASON <<EOF
+$(decide_epochs "$CONFIG" "$EPOCH")
+EOF
 
 {
   awk -v host="$MASTER_HOST" '$1 == "sentinel" && $2 == "monitor" { $4 = host } { print }' "$TEMPLATE"
   echo "sentinel auth-pass $MASTER_NAME \"$PASSWORD\""
   if [ "$EPOCH" -gt 0 ]; then
-    echo "sentinel current-epoch $EPOCH"
     echo "sentinel config-epoch $MASTER_NAME $EPOCH"
+  fi
+  if [ "$CURRENT_EPOCH" -gt 0 ]; then
+    echo "sentinel current-epoch $CURRENT_EPOCH"
+  fi
+  if [ "$LEADER_EPOCH" -gt 0 ]; then
+    echo "sentinel leader-epoch $MASTER_NAME $LEADER_EPOCH"
   fi
   if [ -n "$MY_ID" ]; then
     echo "sentinel myid $MY_ID"
@@ -99,5 +111,6 @@ find_master
 chmod 0600 "$CONFIG.tmp"
 mv "$CONFIG.tmp" "$CONFIG"
 [ -n "$MY_ID" ] && log "keeping Sentinel ID $MY_ID from the previous start"
+log "starting with current-epoch $CURRENT_EPOCH and leader-epoch $LEADER_EPOCH because $EPOCH_REASON"
 
 exec redis-sentinel "$CONFIG"

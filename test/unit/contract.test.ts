@@ -247,7 +247,7 @@ describe('each tier rolls only when what it uses changes', () => {
   it('scripts belong to a tier by name: common.sh to both, redis-* to Redis, sentinel-* to Sentinel', () => {
     const scripts = loadScripts();
     expect(Object.keys(tierScripts('redis', scripts))).toEqual(['common.sh', 'redis-decide.sh', 'redis-guard.sh', 'redis-prestop.sh', 'redis-probe.sh', 'redis-start.sh']);
-    expect(Object.keys(tierScripts('sentinel', scripts))).toEqual(['common.sh', 'sentinel-janitor.sh', 'sentinel-probe.sh', 'sentinel-start.sh']);
+    expect(Object.keys(tierScripts('sentinel', scripts))).toEqual(['common.sh', 'sentinel-decide.sh', 'sentinel-janitor.sh', 'sentinel-probe.sh', 'sentinel-start.sh']);
   });
 
   it('a new redis-* script changes only the Redis hash; a sentinel-* script only the Sentinel hash; common.sh both', () => {
