@@ -214,13 +214,14 @@ replicas_healthy() {
 }
 
 # sentinels_backing ME < probe_peers: how many Sentinels answer and back ME: they name it
-# master and see it up, or they name another master that they see down or are failing
+# master and do not see it down (right after a switch Sentinel still reports its new link
+# as "disconnected"), or they name another master that they see down or are failing
 # over from. The second kind is a freshly promoted master's situation: until every
 # Sentinel has switched, they still name the old master (down); they back no competitor.
 sentinels_backing() {
   awk -v me="$1" '
     $1 != "sentinel" || $3 == "-" { next }
-    ($4 == me && $6 == "master") || ($4 != me && $6 ~ /_down|failover/) { n++ }
+    ($4 == me && $6 !~ /_down|failover/) || ($4 != me && $6 ~ /_down|failover/) { n++ }
     END { print n + 0 }'
 }
 

@@ -32,7 +32,8 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     // How often the guard fenced a master: reported for every scenario, so that fences
     // where none should happen (a blip, Sentinels alone lost) are counted (see README).
     if (live) {
-      const fences = live.redisPods().flatMap((p) => live.sim.logs(p, 'guard', 100_000).split('\n').filter((l) => / fencing: /.test(l)));
+      const fences = live.redisPods().flatMap((p) => live.sim.logs(p, 'guard', 100_000).split('\n')
+        .filter((l) => / fencing: /.test(l)).map((l) => `${p}: ${l}`));
       console.log(`guard fences in "${ctx.task.name}": ${fences.length}${fences.length ? `\n  ${fences.join('\n  ')}` : ''}`);
     }
     await live?.stop();
