@@ -213,16 +213,25 @@ replicas_healthy() {
   awk '$1 == "replica" { n++ } END { print n + 0 }'
 }
 
-# sentinels_backing ME < probe_peers: how many Sentinels answer and back ME: they name it
-# master and do not see it down (right after a switch Sentinel still reports its new link
-# as "disconnected"), or they name another master that they see down or are failing
-# over from. The second kind is a freshly promoted master's situation: until every
-# Sentinel has switched, they still name the old master (down); they back no competitor.
+# sentinels_backing ME < probe_peers: how many Sentinels answer and back ME. A Sentinel
+# backs ME when it names ME master and does not see it down (right after a switch its new
+# link still shows "disconnected"), or when it names another master that it sees down, is
+# failing over from, or knows only under an older config epoch than a Sentinel naming ME.
+# The last two are a freshly promoted master's situation: until every Sentinel has
+# switched, some still name the old master. A Sentinel that stale cannot vote in a
+# failover of ME (it does not know ME as master), so it backs no competitor.
 sentinels_backing() {
   awk -v me="$1" '
     $1 != "sentinel" || $3 == "-" { next }
-    ($4 == me && $6 !~ /_down|failover/) || ($4 != me && $6 ~ /_down|failover/) { n++ }
-    END { print n + 0 }'
+    { n++; epoch[n] = $3; host[n] = $4; flags[n] = $6 }
+    $4 == me && $3 > mine { mine = $3 }
+    END {
+      for (i = 1; i <= n; i++) {
+        if (host[i] == me) { if (flags[i] !~ /_down|failover/) backing++ }
+        else if (flags[i] ~ /_down|failover/ || (mine != "" && epoch[i] < mine)) backing++
+      }
+      print backing + 0
+    }'
 }
 
 # superseded_by ME < probe_peers: "<epoch> <host> <port>" when at least SENTINEL_QUORUM

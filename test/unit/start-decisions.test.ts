@@ -230,6 +230,13 @@ describe('the guard\'s fencing rule', () => {
     expect(run(`sentinels_backing ${me}`, probes(`sentinel 10.0.0.5 3 ${SLAVE0} 6379 s_down,o_down,master`,
       `sentinel 10.0.0.6 3 ${SLAVE0} 6379 master,failover_in_progress`, `sentinel 10.0.0.7 3 ${SLAVE0} 6379 master`))).toBe('2');
     expect(run(`sentinels_backing ${me}`, probes(`sentinel 10.0.0.5 4 ${me} 6379 master,disconnected`))).toBe('1');
+    // A planned switchover: the leader already names this master (epoch 5); the others still
+    // name the old one, up, under epoch 4: stale, not backing a competitor.
+    expect(run(`sentinels_backing ${me}`, probes(`sentinel 10.0.0.5 5 ${me} 6379 master`,
+      `sentinel 10.0.0.6 4 ${SLAVE0} 6379 master`, `sentinel 10.0.0.7 4 ${SLAVE0} 6379 master`))).toBe('3');
+    // The other way round (this is the old master): nobody backs it.
+    expect(run(`sentinels_backing ${SLAVE0}`, probes(`sentinel 10.0.0.5 5 ${me} 6379 master`,
+      `sentinel 10.0.0.6 4 ${SLAVE0} 6379 s_down,master`))).toBe('0');
     expect(run(`sentinels_backing ${me}`, probes(`sentinel 10.0.0.5 3 ${me} 6379 master`, `sentinel 10.0.0.6 3 ${me} 6379 s_down,master`,
       `sentinel 10.0.0.7 4 ${SLAVE0} 6379 master`, 'sentinel 10.0.0.8 -', `replica ${SLAVE0} ok`))).toBe('1');
     expect(run('replicas_healthy', probes(`sentinel 10.0.0.5 3 ${me} 6379 master`, `replica ${SLAVE0} ok`, `replica ${SLAVE1} ok`))).toBe('2');
