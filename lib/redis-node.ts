@@ -100,11 +100,12 @@ const DATA_MOUNT = '/data';
 
 /**
  * How the guard checks a master: every 0.2s, each Sentinel and replica asked at once with
- * a 0.5s timeout, fenced after two failed checks in a row. A partitioned master stops
- * taking writes about 1-1.5s after the split, well before down-after-milliseconds lets the
- * other side promote a replica; one slow answer does not fence.
+ * a 0.3s timeout; a failed check is repeated at once, and two failed checks in a row fence.
+ * A partitioned master stops taking writes under a second after the split (worst case:
+ * interval + two timeouts), well before down-after-milliseconds lets the other side promote
+ * a replica, while one slow answer does not fence.
  */
-const GUARD_TIMINGS = { FENCE_CHECK_INTERVAL: '0.2', FENCE_PROBE_TIMEOUT: '0.4', FENCE_AFTER_ROUNDS: 2 };
+const GUARD_TIMINGS = { FENCE_CHECK_INTERVAL: '0.2', FENCE_PROBE_TIMEOUT: '0.3', FENCE_AFTER_ROUNDS: 2 };
 const GUARD_RESOURCES = { cpuRequest: '20m', memoryRequest: '16Mi', memoryLimit: '64Mi' };
 
 export const DEFAULT_REDIS_RESOURCES = {

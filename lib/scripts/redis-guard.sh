@@ -114,6 +114,9 @@ while :; do
       BAD_ROUNDS=0
     fi
   fi
+  # A failed check is confirmed at once rather than after the interval: the fence must be up
+  # well before down-after-milliseconds, and one slow answer alone must not raise it.
+  if [ "$BAD_ROUNDS" -gt 0 ] && [ "$FENCED" = 0 ]; then continue; fi
   # sleep in the background so the trap runs as soon as the signal arrives
   sleep "$FENCE_CHECK_INTERVAL" &
   wait $!
