@@ -81,6 +81,21 @@ export interface RedisNodeProps {
    * @default Duration.seconds(20)
    */
   readonly handoverTimeout?: Duration;
+  /**
+   * How long a Redis pod that is going down on purpose (rollout, drain, delete) waits, in
+   * its preStop hook and still serving, until every other Redis pod is up and in sync and
+   * none is going down itself; after that it goes down anyway, so that a drain never hangs
+   * on a broken peer. It should cover a restart and resync of one Redis pod.
+   * @default Duration.minutes(2)
+   */
+  readonly shutdownGateTimeout?: Duration;
+  /**
+   * DNS names (relative to the namespace) of every Redis pod of the system, this
+   * StatefulSet's included: the shutdown gate waits for all of them. The composite passes
+   * the pods of both StatefulSets.
+   * @default - the pods of this StatefulSet
+   */
+  readonly redisPodDnsNames?: string[];
 }
 
 export const DEFAULT_REDIS_RESOURCES = {
@@ -125,6 +140,12 @@ export abstract class RedisNode extends Construct {
     if (handoverSeconds < 1) {
       throw new ValidationError(`${field}.handoverTimeout`, props.handoverTimeout, 'must be at least 1s (Duration.seconds(20) is a good value)');
     }
+    const gateSeconds = Math.ceil(durationMillis(`${field}.shutdownGateTimeout`, props.shutdownGateTimeout ?? Duration.minutes(2)) / 1000);
+    const redisPods = props.redisPodDnsNames ?? Array.from({ length: replicas }, (_, i) => `${name}-${i}.${name}`);
+    redisPods.forEach((n, i) => requireDnsSubdomain(`${field}.redisPodDnsNames[${i}]`, n));
+    if (!redisPods.includes(`${name}-0.${name}`)) {
+      throw new ValidationError(`${field}.redisPodDnsNames`, redisPods, `must list this StatefulSet's pods too (${name}-0.${name}, ...)`);
+    }
 
     const selector = selectorLabels(component);
     const metadata = (objectName: string): ApiObjectMetadata => ({ name: objectName, labels: { ...labels, ...selector } });
@@ -159,8 +180,9 @@ export abstract class RedisNode extends Construct {
             automountServiceAccountToken: false,
             enableServiceLinks: false,
             affinity: preferSpreadOverNodes(REDIS_POD_LABELS),
-            // preStop hands over (up to handoverTimeout), then Redis needs time to exit cleanly.
-            terminationGracePeriodSeconds: handoverSeconds + 15,
+            // preStop waits at its shutdown gate (up to shutdownGateTimeout), hands over (up
+            // to handoverTimeout), then Redis needs time to exit cleanly.
+            terminationGracePeriodSeconds: gateSeconds + handoverSeconds + 15,
             containers: [{
               name: 'redis',
               image: this.image,
@@ -181,6 +203,8 @@ export abstract class RedisNode extends Construct {
                   AUTH_FILE: `${AUTH_MOUNT}/password`,
                   FAILOVER_WAIT_SECONDS: failoverWaitSeconds,
                   HANDOVER_TIMEOUT_SECONDS: handoverSeconds,
+                  GATE_TIMEOUT_SECONDS: gateSeconds,
+                  REDIS_PODS: redisPods.join(' '),
                   SENTINEL_QUORUM: requireIntegerInRange(`${field}.sentinelQuorum`, props.sentinelQuorum ?? 2, 1, 15),
                 }),
               ],

@@ -4,7 +4,7 @@ import { ContainerResources, k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import {
   commonLabels, DEFAULT_AUTH_SECRET, DEFAULT_CLUSTER_DOMAIN, DEFAULT_MASTER_NAME, DEFAULT_REDIS_IMAGE,
-  REDIS_CONFIG_NAME, REDIS_MASTER_NAME, REDIS_POD_LABELS, REDIS_PORT, REDIS_SCRIPTS_NAME, SENTINEL_CONFIG_NAME,
+  REDIS_CONFIG_NAME, REDIS_MASTER_NAME, REDIS_POD_LABELS, REDIS_PORT, REDIS_REPLICA_NAME, REDIS_SCRIPTS_NAME, SENTINEL_CONFIG_NAME,
   SENTINEL_NAME, SENTINEL_PORT, selectorLabels,
 } from './names';
 import { RedisMaster } from './redis-master';
@@ -119,6 +119,14 @@ export interface RedisSentinelHAProps {
    */
   readonly minReplicasMaxLag?: Duration;
   /**
+   * How long a Redis pod that is going down on purpose waits, still serving, until every
+   * other Redis pod is up and in sync and none is going down itself (so that a change
+   * rolling both StatefulSets never has two Redis pods down at once); then it goes down
+   * anyway. It should cover a restart and resync of one Redis pod.
+   * @default Duration.minutes(2)
+   */
+  readonly shutdownGateTimeout?: Duration;
+  /**
    * Secret (created outside this project, never in Git) whose key `password` is the Redis password.
    * @default 'redis-auth'
    */
@@ -196,11 +204,18 @@ export class RedisSentinelHA extends Construct {
       storageClassName: props.storageClassName,
       failoverWait: Duration.millis(this.downAfterMillis * 2 + this.failoverTimeoutMillis),
       sentinelQuorum: quorum,
+      shutdownGateTimeout: props.shutdownGateTimeout,
+      // Every Redis pod of both StatefulSets: the shutdown gate waits for all of them.
+      redisPodDnsNames: [
+        `${REDIS_MASTER_NAME}-0.${REDIS_MASTER_NAME}`,
+        ...Array.from({ length: replicas }, (_, i) => `${REDIS_REPLICA_NAME}-${i}.${REDIS_REPLICA_NAME}`),
+      ],
     };
     // Validate the Redis props under the names this construct's users see, before the
     // StatefulSets (which would name their own fields) get them.
     const redisResources = resolveResources('redisResources', props.redisResources, DEFAULT_REDIS_RESOURCES);
     if (props.storageSize !== undefined) sizeInBytes('storageSize', props.storageSize);
+    if (props.shutdownGateTimeout !== undefined) durationMillis('shutdownGateTimeout', props.shutdownGateTimeout);
     if (props.storageClassName !== undefined) requireDnsSubdomain('storageClassName', props.storageClassName);
 
     const limitBytes = redisResources.memoryLimitBytes;
@@ -266,7 +281,7 @@ export class RedisSentinelHA extends Construct {
       authSecretName,
       clusterDomain,
       labels,
-      redisPodDnsNames: [...this.master.podDnsNames(), ...this.replicaSet.podDnsNames()],
+      redisPodDnsNames: commonRedisProps.redisPodDnsNames,
       podAnnotations: { 'redis-sentinel-ha/config-hash': hash(this.sentinelConf + scriptsText) },
     });
 
