@@ -110,9 +110,9 @@ info_field() {
   redis_cmd "$1" INFO "$2" | tr -d '\r' | awk -F: -v f="$3" '$1 == f { print $2 }'
 }
 
-# promotion_forecast < SENTINEL REPLICAS output: "<age-ms> <name>", where <name> is the
-# replica that Sentinel would promote right now and <age-ms> how long ago that Sentinel
-# last had INFO from it. Candidates and order as in Sentinel's own selection: replicas
+# promotion_forecast < SENTINEL REPLICAS output: "<age-ms> <priority> <name>", where <name>
+# is the replica that Sentinel would promote right now, <priority> its replica-priority as
+# Sentinel last saw it, and <age-ms> how long ago that Sentinel last had INFO from it. Candidates and order as in Sentinel's own selection: replicas
 # that are not down or disconnected and have a non-zero priority, by lowest
 # slave-priority, then highest replication offset, then lowest run ID. Nothing when there
 # is no candidate.
@@ -132,7 +132,7 @@ promotion_forecast() {
         if (v[i, "flags"] != "slave" || v[i, "slave-priority"] + 0 == 0) continue
         if (!best || better(i, best)) best = i
       }
-      if (best) print v[best, "info-refresh"] + 0, v[best, "name"]
+      if (best) print v[best, "info-refresh"] + 0, v[best, "slave-priority"] + 0, v[best, "name"]
     }'
 }
 

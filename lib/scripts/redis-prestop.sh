@@ -188,8 +188,9 @@ redis_cmd 127.0.0.1 PING >/dev/null || true
 replicas_caught_up || true
 catchup_ms=$(( $(now_ms) - started_ms + 30 ))
 
-# One sample of a Sentinel that names the target as its choice (it has seen the new
-# priority): how long ago its last INFO from the target was.
+# One sample of a Sentinel that names the target as its choice because it has seen the
+# new priority (by offset alone, another replica's next INFO could change its mind): how
+# long ago its last INFO from the target was.
 SENTINEL=""
 seen_deadline_ms=$(( $(now_ms) + PRIORITY_SEEN_WAIT_MS ))
 until [ -n "$SENTINEL" ] || [ "$(now_ms)" -ge "$seen_deadline_ms" ]; do
@@ -198,7 +199,7 @@ until [ -n "$SENTINEL" ] || [ "$(now_ms)" -ge "$seen_deadline_ms" ]; do
     forecast="$(sentinel_cmd "$addr" SENTINEL REPLICAS "$MASTER_NAME" | promotion_forecast)"
     # shellcheck disable=SC2086
     set -- $forecast
-    [ "${2:-}" = "$TARGET:$REDIS_PORT" ] || continue
+    [ "${2:-} ${3:-}" = "1 $TARGET:$REDIS_PORT" ] || continue
     SENTINEL="$addr"
     info_age_ms="$1"
     break
@@ -217,7 +218,7 @@ else
   SENTINEL="$1"
   pause_at_ms="$(now_ms)"
   request_at_ms="$pause_at_ms"
-  log "no Sentinel named $TARGET as its choice within $PRIORITY_SEEN_WAIT_MS ms; handing over through $SENTINEL without timing (the promotion may be seen up to a second later)"
+  log "no Sentinel saw the replica-priority of $TARGET within $PRIORITY_SEEN_WAIT_MS ms; handing over through $SENTINEL without timing (the promotion may be seen up to a second later)"
 fi
 
 sleep_until_ms "$pause_at_ms"

@@ -42,24 +42,24 @@ describe('promotion_forecast (which replica Sentinel promotes next)', () => {
 
   it('prefers the lower replica-priority over a higher offset', () => {
     expect(forecast([{ ...a, priority: 10, offset: 100, age: 300 }, { ...b, priority: 100, offset: 900, age: 700 }]))
-      .toBe('300 redis-slave-0');
+      .toBe('300 10 redis-slave-0');
   });
 
   it('with equal priority prefers the higher replication offset', () => {
-    expect(forecast([{ ...a, offset: 5000, age: 610 }, { ...b, offset: 4999, age: 650 }])).toBe('610 redis-slave-0');
-    expect(forecast([{ ...a, offset: 4999, age: 610 }, { ...b, offset: 5000, age: 650 }])).toBe('650 redis-slave-1');
+    expect(forecast([{ ...a, offset: 5000, age: 610 }, { ...b, offset: 4999, age: 650 }])).toBe('610 100 redis-slave-0');
+    expect(forecast([{ ...a, offset: 4999, age: 610 }, { ...b, offset: 5000, age: 650 }])).toBe('650 100 redis-slave-1');
   });
 
   it('with equal offsets prefers the lower run ID, compared without case as Sentinel does', () => {
-    expect(forecast([{ ...a, offset: 7, age: 1 }, { ...b, offset: 7, age: 2 }])).toBe('2 redis-slave-1');
+    expect(forecast([{ ...a, offset: 7, age: 1 }, { ...b, offset: 7, age: 2 }])).toBe('2 100 redis-slave-1');
     expect(forecast([{ ...a, runid: 'A'.repeat(40), offset: 7, age: 1 }, { ...b, runid: 'b'.repeat(40), offset: 7, age: 2 }]))
-      .toBe('1 redis-slave-0');
+      .toBe('1 100 redis-slave-0');
   });
 
   it('leaves out replicas Sentinel would not promote: down, disconnected or priority 0', () => {
     const best = { ...a, offset: 10, age: 600 };
     for (const excluded of [{ flags: 's_down,slave' }, { flags: 'slave,disconnected' }, { priority: 0 }]) {
-      expect(forecast([best, { ...b, offset: 99, age: 950, ...excluded }]), JSON.stringify(excluded)).toBe('600 redis-slave-0');
+      expect(forecast([best, { ...b, offset: 99, age: 950, ...excluded }]), JSON.stringify(excluded)).toBe('600 100 redis-slave-0');
     }
   });
 
@@ -416,6 +416,20 @@ printf 'name\\n%s\\nrunid\\nbbb\\nflags\\nslave\\ninfo-refresh\\n100\\nmaster-li
     expect(readFileSync(join(world.dir, 'redis-master-0.role'), 'utf8')).toBe(`replica ${SLAVE1}\n`);
     expect(r.log).toMatch(new RegExp(`handing over to ${SLAVE1.replace(/\./g, '\\.')} \\(the replica that restarted last, 42 s ago\\)`));
     expect(r.log).toMatch(/would promote redis-slave-1\.redis-slave\.ns\.svc\.cluster\.local:6379 and last had INFO from it 100 ms ago/);
+    expect(r.log).toMatch(/handed over to redis-slave-1/);
+  });
+
+  it('times the request only from a Sentinel that has seen the new priority, not one that picks the target by its offset for now', () => {
+    handoverWorld('OK', SLAVE1);
+    // This Sentinel never sees the priority, but ranks redis-slave-1 first by offset.
+    world.host('10.0.0.5', {
+      'SENTINEL_REPLICAS_mymaster.sh': `printf 'name\\n%s\\nrunid\\nbbb\\nflags\\nslave\\ninfo-refresh\\n100\\nmaster-link-status\\nok\\nslave-priority\\n100\\nslave-repl-offset\\n900\\n' '${SLAVE1}:6379'
+printf 'name\\n%s\\nrunid\\naaa\\nflags\\nslave\\ninfo-refresh\\n300\\nmaster-link-status\\nok\\nslave-priority\\n100\\nslave-repl-offset\\n200\\n' '${SLAVE0}:6379'
+`,
+    });
+    const r = runHook('redis-master-0', { HANDOVER_TIMEOUT_SECONDS: '5' });
+    expect(r.log).not.toMatch(/would promote/);
+    expect(r.log).toMatch(/no Sentinel saw the replica-priority of redis-slave-1\S* within 2500 ms; handing over through 10\.0\.0\.5 without timing/);
     expect(r.log).toMatch(/handed over to redis-slave-1/);
   });
 
