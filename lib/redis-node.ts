@@ -84,8 +84,9 @@ export interface RedisNodeProps {
   readonly sentinelCount?: number;
   /**
    * DNS names (relative to the namespace) of every Redis pod of the system, master and
-   * replicas: the start script asks each of them what data it holds, and the guard counts
-   * the replicas a master should have.
+   * replicas, this StatefulSet's included: the start script asks each of them what data it
+   * holds, the guard counts the replicas a master should have, and the shutdown gate waits
+   * for all of them. The composite passes the pods of both StatefulSets.
    * @default - this StatefulSet's own pods
    */
   readonly redisPodDnsNames?: string[];
@@ -94,6 +95,14 @@ export interface RedisNodeProps {
    * @default Duration.seconds(20)
    */
   readonly handoverTimeout?: Duration;
+  /**
+   * How long a Redis pod that is going down on purpose (rollout, drain, delete) waits, in
+   * its preStop hook and still serving, until every other Redis pod is up and in sync and
+   * none is going down itself; after that it goes down anyway, so that a drain never hangs
+   * on a broken peer. It should cover a restart and resync of one Redis pod.
+   * @default Duration.minutes(2)
+   */
+  readonly shutdownGateTimeout?: Duration;
 }
 
 const DATA_MOUNT = '/data';
@@ -150,8 +159,13 @@ export abstract class RedisNode extends Construct {
     if (handoverSeconds < 1) {
       throw new ValidationError(`${field}.handoverTimeout`, props.handoverTimeout, 'must be at least 1s (Duration.seconds(20) is a good value)');
     }
+    const gateSeconds = Math.ceil(durationMillis(`${field}.shutdownGateTimeout`, props.shutdownGateTimeout ?? Duration.minutes(2)) / 1000);
+    const redisPods = props.redisPodDnsNames ?? Array.from({ length: replicas }, (_, i) => `${name}-${i}.${name}`);
+    redisPods.forEach((n, i) => requireDnsSubdomain(`${field}.redisPodDnsNames[${i}]`, n));
+    if (!redisPods.includes(`${name}-0.${name}`)) {
+      throw new ValidationError(`${field}.redisPodDnsNames`, redisPods, `must list this StatefulSet's pods too (${name}-0.${name}, ...)`);
+    }
 
-    const redisNodes = props.redisPodDnsNames ?? this.podDnsNames();
     const sentinelCount = requireIntegerInRange(`${field}.sentinelCount`, props.sentinelCount ?? 3, 1, 15);
     const sentinelQuorum = requireIntegerInRange(`${field}.sentinelQuorum`, props.sentinelQuorum ?? 2, 1, 15);
     const selector = selectorLabels(component);
@@ -183,9 +197,10 @@ export abstract class RedisNode extends Construct {
         SENTINEL_SERVICE: SENTINEL_HEADLESS_NAME,
         AUTH_FILE: `${AUTH_MOUNT}/password`,
         DATA_DIR: DATA_MOUNT,
-        REDIS_NODES: redisNodes.join(' '),
+        REDIS_NODES: redisPods.join(' '),
         FAILOVER_WAIT_SECONDS: failoverWaitSeconds,
         HANDOVER_TIMEOUT_SECONDS: handoverSeconds,
+        GATE_TIMEOUT_SECONDS: gateSeconds,
         SENTINEL_COUNT: sentinelCount,
         SENTINEL_QUORUM: sentinelQuorum,
       }),
@@ -208,8 +223,9 @@ export abstract class RedisNode extends Construct {
             automountServiceAccountToken: false,
             enableServiceLinks: false,
             affinity: preferSpreadOverNodes(REDIS_POD_LABELS),
-            // preStop hands over (up to handoverTimeout), then Redis needs time to exit cleanly.
-            terminationGracePeriodSeconds: handoverSeconds + 15,
+            // preStop waits at its shutdown gate (up to shutdownGateTimeout), hands over (up
+            // to handoverTimeout), then Redis needs time to exit cleanly.
+            terminationGracePeriodSeconds: gateSeconds + handoverSeconds + 15,
             containers: [{
               name: 'redis',
               image: this.image,

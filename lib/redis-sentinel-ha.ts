@@ -122,6 +122,14 @@ export interface RedisSentinelHAProps {
    */
   readonly minReplicasMaxLag?: Duration;
   /**
+   * How long a Redis pod that is going down on purpose waits, still serving, until every
+   * other Redis pod is up and in sync and none is going down itself (so that a change
+   * rolling both StatefulSets never has two Redis pods down at once); then it goes down
+   * anyway. It should cover a restart and resync of one Redis pod.
+   * @default Duration.minutes(2)
+   */
+  readonly shutdownGateTimeout?: Duration;
+  /**
    * Secret (created outside this project, never in Git) whose key `password` is the Redis password.
    * @default 'redis-auth'
    */
@@ -208,6 +216,9 @@ export class RedisSentinelHA extends Construct {
       failoverWait: Duration.millis(this.downAfterMillis * 2 + this.failoverTimeoutMillis),
       sentinelQuorum: quorum,
       sentinelCount,
+      shutdownGateTimeout: props.shutdownGateTimeout,
+      // Every Redis pod of both StatefulSets: the start script, the guard and the shutdown
+      // gate all look at every one of them.
       redisPodDnsNames: [
         `${REDIS_MASTER_NAME}-0.${REDIS_MASTER_NAME}`,
         ...Array.from({ length: replicas }, (_, i) => `${REDIS_REPLICA_NAME}-${i}.${REDIS_REPLICA_NAME}`),
@@ -217,6 +228,7 @@ export class RedisSentinelHA extends Construct {
     // StatefulSets (which would name their own fields) get them.
     const redisResources = resolveResources('redisResources', props.redisResources, DEFAULT_REDIS_RESOURCES);
     if (props.storageSize !== undefined) sizeInBytes('storageSize', props.storageSize);
+    if (props.shutdownGateTimeout !== undefined) durationMillis('shutdownGateTimeout', props.shutdownGateTimeout);
     if (props.storageClassName !== undefined) requireDnsSubdomain('storageClassName', props.storageClassName);
 
     const limitBytes = redisResources.memoryLimitBytes;
@@ -299,7 +311,7 @@ export class RedisSentinelHA extends Construct {
       authSecretName,
       clusterDomain,
       labels,
-      redisPodDnsNames: [...this.master.podDnsNames(), ...this.replicaSet.podDnsNames()],
+      redisPodDnsNames: commonRedisProps.redisPodDnsNames,
       podAnnotations: { [CONFIG_HASH_ANNOTATION]: configHash('sentinel', this.sentinelConf, scripts) },
     });
 

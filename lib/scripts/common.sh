@@ -94,12 +94,12 @@ info_field() {
   redis_cmd "$1" INFO "$2" | tr -d '\r' | awk -F: -v f="$3" '$1 == f { print $2 }'
 }
 
-# promotion_forecast < SENTINEL REPLICAS output: "<age-ms> <oldest-age-ms> <name>", where
-# <name> is the replica that Sentinel would promote right now and <age-ms> how long ago
-# that Sentinel last had INFO from it; <oldest-age-ms> is the largest such age among all
-# candidates. Candidates and order as in Sentinel's own selection: replicas that are not
-# down or disconnected and have a non-zero priority, by lowest slave-priority, then
-# highest replication offset, then lowest run ID. Nothing when there is no candidate.
+# promotion_forecast < SENTINEL REPLICAS output: "<age-ms> <priority> <name>", where <name>
+# is the replica that Sentinel would promote right now, <priority> its replica-priority as
+# Sentinel last saw it, and <age-ms> how long ago that Sentinel last had INFO from it. Candidates and order as in Sentinel's own selection: replicas
+# that are not down or disconnected and have a non-zero priority, by lowest
+# slave-priority, then highest replication offset, then lowest run ID. Nothing when there
+# is no candidate.
 promotion_forecast() {
   awk '
     NR % 2 == 1 { key = $0; next }
@@ -111,14 +111,185 @@ promotion_forecast() {
       return tolower(v[a, "runid"]) < tolower(v[b, "runid"])
     }
     END {
-      best = 0; oldest = 0
+      best = 0
       for (i = 1; i <= n; i++) {
         if (v[i, "flags"] != "slave" || v[i, "slave-priority"] + 0 == 0) continue
-        if (v[i, "info-refresh"] + 0 > oldest) oldest = v[i, "info-refresh"] + 0
         if (!best || better(i, best)) best = i
       }
-      if (best) print v[best, "info-refresh"] + 0, oldest, v[best, "name"]
+      if (best) print v[best, "info-refresh"] + 0, v[best, "slave-priority"] + 0, v[best, "name"]
     }'
+}
+
+# now_ms: milliseconds since the epoch. Prints nothing where date has no %N (busybox):
+# callers then skip whatever needs sub-second timing.
+now_ms() {
+  _ns="$(date +%s%N)"
+  case "$_ns" in
+    *N|"") ;;
+    *) echo $(( _ns / 1000000 )) ;;
+  esac
+}
+
+# sleep_until_ms T: returns once now_ms has reached T (at once if it has).
+sleep_until_ms() {
+  _left=$(( $1 - $(now_ms) ))
+  [ "$_left" -gt 0 ] || return 0
+  sleep "$(( _left / 1000 )).$(printf '%03d' $(( _left % 1000 )))"
+}
+
+# Timing of a planned failover (Redis 7.0 src/sentinel.c). While a failover runs, Sentinel
+# sends INFO to each replica at its first timer tick once the last INFO reply is more than
+# INFO_PERIOD_MS old, whatever SENTINEL DEBUG info-period says, and it learns that the
+# replica became master only from that INFO. After SENTINEL FAILOVER it sends SLAVEOF NO
+# ONE at the third timer tick (one state per tick), and in a tick it handles the master's
+# failover before it sends INFO to the replicas. Ticks come every 50-100 ms (hz 10-19,
+# drawn anew each tick). So the promotion is seen at the INFO that follows the request at
+# once if that INFO is not sent before the second tick, that is, if the request reaches
+# Sentinel at least two ticks (FAILOVER_LEAD_MS, with room for the request's own latency)
+# before the INFO is due; otherwise a whole INFO period later.
+INFO_PERIOD_MS=1000
+FAILOVER_LEAD_MS=230
+
+# failover_schedule NOW SAMPLED_AT AGE CATCHUP: "<pause-at> <request-at> <info-due>" (ms
+# since the epoch). A Sentinel asked at SAMPLED_AT said its last INFO from the replica it
+# will promote was AGE ms old, so its next INFO is due no earlier than SAMPLED_AT -
+# AGE + INFO_PERIOD_MS (the age was measured a little after SAMPLED_AT, which can only
+# make it due later). The request goes FAILOVER_LEAD_MS before that, and writes pause
+# CATCHUP ms before the request (the time the catch-up check takes). When that moment
+# has already passed, the plan moves to the INFO after, one period later.
+failover_schedule() {
+  _due=$(( $2 - $3 + INFO_PERIOD_MS ))
+  while [ $(( _due - FAILOVER_LEAD_MS - $4 )) -lt "$1" ]; do
+    _due=$(( _due + INFO_PERIOD_MS ))
+  done
+  echo "$(( _due - FAILOVER_LEAD_MS - $4 )) $(( _due - FAILOVER_LEAD_MS )) $_due"
+}
+
+# ---- Shutdown gate (redis-prestop.sh). A Redis pod that is about to go down on purpose
+# first announces it on its own server, as an ACL user named
+# "redis-ha-leaving:<rank>:<ms since epoch>:<pod>" that can never log in (not in the
+# keyspace, not replicated, gone when the server restarts), then reads every other Redis
+# pod. It goes down only when, after announcing, no other pod has an announcement and
+# every other pod is up and in sync: of two pods that announce at the same time, at least
+# one sees the other's announcement. When it sees one, the announcement that comes first
+# (lower rank: a replica before a master, so that the master hands over only once; then
+# the earlier time; then the pod name) stays and the other is withdrawn.
+GATE_MARKER_PREFIX=redis-ha-leaving
+
+# redis_peers: the DNS names of every other Redis pod (REDIS_NODES lists them all).
+redis_peers() {
+  _me="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
+  for _pod in $REDIS_NODES; do
+    [ "$(fqdn "$_pod")" = "$_me" ] || fqdn "$_pod"
+  done
+}
+
+# gate_marker_precedes A B: true when announcement A goes before announcement B.
+gate_marker_precedes() {
+  echo "$1 $2" | awk '{
+    split($1, a, ":"); split($2, b, ":")
+    if (a[2] != b[2]) exit !(a[2] + 0 < b[2] + 0)
+    if (a[3] != b[3]) exit !(a[3] + 0 < b[3] + 0)
+    exit !(a[4] < b[4])
+  }'
+}
+
+# sentinel_unhealthy_replica HOST=RUNID... < SENTINEL REPLICAS output: "<host> <why>" for
+# the first of these replicas that this Sentinel does not see as a healthy replica that it
+# could promote: flags exactly "slave", master link ok, and the run ID of the process
+# running now (a Sentinel still holding the connection to a replica's previous process
+# shows it healthy, with its old run ID, for seconds). Nothing when all are fine.
+sentinel_unhealthy_replica() {
+  awk -v want="$*" -v port="$REDIS_PORT" '
+    NR % 2 == 1 { key = $0; next }
+    key == "name" { name = $0 }
+    { v[name, key] = $0; known[name] = 1 }
+    END {
+      n = split(want, w, " ")
+      for (i = 1; i <= n; i++) {
+        split(w[i], hr, "=")
+        k = hr[1] ":" port
+        if (!(k in known)) { print hr[1], "unknown"; exit }
+        if (v[k, "flags"] != "slave" || v[k, "master-link-status"] != "ok") { print hr[1], v[k, "flags"] "/" v[k, "master-link-status"]; exit }
+        if (v[k, "runid"] != hr[2]) { print hr[1], "no INFO from its current process"; exit }
+      }
+    }'
+}
+
+# shutdown_gate_verdict [MY_ANNOUNCEMENT]: "<go|wait|withdraw> <reason>". withdraw: another
+# pod's announcement goes before this one's. wait: another pod is going down (or announced
+# after this one, and will withdraw), does not answer or is not in sync; there is not
+# exactly one master; or fewer than SENTINEL_QUORUM Sentinels answer, or one of them names
+# another master, runs a failover, or does not see every other pod as a healthy replica
+# (the failover that this pod's absence may need must find one). go: none of these.
+shutdown_gate_verdict() {
+  _mine="${1:-}"
+  _withdraw=""
+  _wait=""
+  _masters=0
+  _master=""
+  _replicas=""
+  if [ "$(redis_role 127.0.0.1)" = "master" ]; then
+    _masters=1
+    _master="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
+  fi
+  for _peer in $(redis_peers); do
+    _name="${_peer%%.*}"
+    _pong="$(redis_cmd "$_peer" PING || true)"
+    if [ "$_pong" != "PONG" ]; then
+      _wait="${_wait:-$_name is not up (PING answered ${_pong:-nothing})}"
+      continue
+    fi
+    for _marker in $(redis_cmd "$_peer" ACL USERS | grep "^$GATE_MARKER_PREFIX:" || true); do
+      if [ -z "$_mine" ]; then
+        _wait="${_wait:-$_name is going down ($_marker)}"
+      elif gate_marker_precedes "$_marker" "$_mine"; then
+        _withdraw="${_withdraw:-$_name announced its shutdown first ($_marker)}"
+      else
+        _wait="${_wait:-$_name announced its shutdown after this pod ($_marker) and will withdraw}"
+      fi
+    done
+    # shellcheck disable=SC2046
+    set -- $(redis_cmd "$_peer" INFO replication | tr -d '\r' | awk -F: '
+      $1 == "role" { role = $2 } $1 == "master_link_status" { link = $2 } $1 == "master_sync_in_progress" { sync = $2 }
+      END { print (role == "" ? "unknown" : role), (link == "" ? "-" : link), (sync == "" ? "-" : sync) }')
+    case "$1 $2 $3" in
+      "master "*)
+        _masters=$(( _masters + 1 ))
+        _master="$_peer"
+        ;;
+      "slave up 0") _replicas="$_replicas $_peer=$(info_field "$_peer" server run_id)" ;;
+      "slave "*) _wait="${_wait:-$_name is a replica that is not in sync (link $2, sync in progress $3)}" ;;
+      *) _wait="${_wait:-$_name does not report its replication role}" ;;
+    esac
+  done
+  if [ -z "$_withdraw" ] && [ -z "$_wait" ] && [ "$_masters" -eq 1 ]; then
+    _answered=0
+    for _addr in $(sentinel_addresses); do
+      _view="$(sentinel_view "$_addr")"
+      [ -n "$_view" ] || continue
+      _answered=$(( _answered + 1 ))
+      # shellcheck disable=SC2086
+      set -- $_view
+      if [ "$2" != "$_master" ] || [ "$4" != "master" ]; then
+        _wait="${_wait:-Sentinel $_addr names ${2%%.*} master (flags $4) while ${_master%%.*} answers as master}"
+        continue
+      fi
+      # shellcheck disable=SC2046,SC2086
+      set -- $(sentinel_cmd "$_addr" SENTINEL REPLICAS "$MASTER_NAME" | sentinel_unhealthy_replica $_replicas)
+      [ $# -eq 0 ] || _wait="${_wait:-Sentinel $_addr does not see ${1%%.*} as a healthy replica yet ($(shift; echo "$*"))}"
+    done
+    [ "$_answered" -ge "$SENTINEL_QUORUM" ] || _wait="${_wait:-only $_answered Sentinels answer, fewer than the quorum of $SENTINEL_QUORUM}"
+  fi
+  if [ -n "$_withdraw" ]; then
+    echo "withdraw $_withdraw"
+  elif [ -n "$_wait" ]; then
+    echo "wait $_wait"
+  elif [ "$_masters" -ne 1 ]; then
+    echo "wait $_masters Redis pods answer as master, not one"
+  else
+    echo "go every other Redis pod is up and in sync, the Sentinels see them so, and none is going down"
+  fi
 }
 
 # ensure_sentinel_timings HOST: apply SENTINEL_TIMINGS ("param value ...") with SENTINEL

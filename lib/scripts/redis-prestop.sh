@@ -1,18 +1,30 @@
 #!/bin/sh
 # preStop hook of the redis container: runs when the pod is deleted on purpose
 # (rolling update, node drain, kubectl delete) and before Redis gets SIGTERM.
-# A replica has nothing to hand over. A master hands over first, so clients see a
-# short write pause instead of a failover after down-after-milliseconds:
-#   1. pause writes (CLIENT PAUSE WRITE) so nothing is acknowledged that could be lost;
-#   2. wait until a replica has every byte of the replication stream;
-#   3. ask a Sentinel for a failover and wait until the Sentinels name a new master;
-#   4. turn this server into a replica of it and drop client connections, so clients
-#      reconnect through Sentinel to the new master.
+#
+# First the shutdown gate: this pod waits until every other Redis pod is up and in sync
+# and none of them is going down itself, so that a change rolling both StatefulSets at
+# once (or a drain during a rollout) never has two Redis pods down together. While it
+# waits it still serves. The protocol is in common.sh (shutdown_gate_verdict). After
+# GATE_TIMEOUT_SECONDS it goes down anyway, so a drain never hangs on a broken peer.
+#
+# Then a replica simply goes down. A master hands over first, so clients see a short
+# write pause instead of a failover after down-after-milliseconds:
+#   1. pick the replica to promote (the one that restarted last: in a rollout it already
+#      runs the new revision, so it will not need a handover of its own) and give it
+#      replica-priority 1, so Sentinel picks it whatever the replication offsets it saw;
+#   2. once a Sentinel names it as its choice, plan the moment from that Sentinel's INFO
+#      cadence (failover_schedule in common.sh) so that Sentinel sees the promotion at
+#      its next INFO instead of a second later;
+#   3. at that moment pause writes (CLIENT PAUSE WRITE), wait until every replica has
+#      every byte of the replication stream, and ask that Sentinel for a failover;
+#   4. once the Sentinel names the new master, turn this server into its replica and
+#      drop client connections, so clients reconnect through Sentinel to the new master.
 # On any problem before the failover request it unpauses and lets shutdown continue:
 # Sentinel then fails over after down-after-milliseconds, as for a crash. After the
 # request it keeps writes paused (a replica may already be master) and lets shutdown go on.
 #
-# Extra environment: GOVERNING_SERVICE, HANDOVER_TIMEOUT_SECONDS.
+# Extra environment: GOVERNING_SERVICE, REDIS_NODES, GATE_TIMEOUT_SECONDS, HANDOVER_TIMEOUT_SECONDS.
 set -eu
 SCRIPT_NAME=redis-prestop
 # shellcheck source=lib/scripts/common.sh
@@ -20,8 +32,76 @@ SCRIPT_NAME=redis-prestop
 to_container_log
 
 ME="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
+GATE_POLL_SECONDS=0.25
+# How long to wait for a Sentinel to see the new replica-priority (at its next INFO to
+# that replica, once a second) before handing over without timing.
+PRIORITY_SEEN_WAIT_MS=2500
+
+# ---------------------------------------------------------------- shutdown gate
+
+# announce_shutdown: records this pod's announcement on its own server (an ACL user that
+# is off: no password, no permissions) and prints it.
+announce_shutdown() {
+  if [ "$(redis_role 127.0.0.1)" = "master" ]; then _rank=1; else _rank=0; fi
+  _stamp="$(now_ms)"
+  [ -n "$_stamp" ] || _stamp="$(date +%s)000"
+  _marker="$GATE_MARKER_PREFIX:$_rank:$_stamp:$POD_NAME"
+  [ "$(redis_cmd 127.0.0.1 ACL SETUSER "$_marker" off)" = "OK" ] || return 1
+  echo "$_marker"
+}
+
+withdraw_shutdown() {
+  redis_cmd 127.0.0.1 ACL DELUSER "$1" >/dev/null || true
+}
+
+# shutdown_gate: returns once this pod may go down (or the gate timed out), with its
+# announcement in place; one log line per change of mind.
+shutdown_gate() {
+  if [ "$(redis_cmd 127.0.0.1 PING || true)" != "PONG" ]; then
+    log "gate: this server does not answer; going down without waiting for the other Redis pods"
+    return 0
+  fi
+  _gate_deadline=$(( $(date +%s) + GATE_TIMEOUT_SECONDS ))
+  _gate_start="$(date +%s)"
+  _mine=""
+  _said=""
+  while :; do
+    _verdict="$(shutdown_gate_verdict "$_mine")"
+    _reason="${_verdict#* }"
+    case "$_verdict" in
+      go\ *)
+        if [ -z "$_mine" ]; then
+          if ! _mine="$(announce_shutdown)"; then
+            log "gate: cannot announce the shutdown on this server; going down without waiting"
+            return 0
+          fi
+          continue
+        fi
+        log "gate: going down after $(( $(date +%s) - _gate_start ))s: $_reason"
+        return 0
+        ;;
+      withdraw\ *)
+        withdraw_shutdown "$_mine"
+        _mine=""
+        ;;
+    esac
+    if [ "$_verdict" != "$_said" ]; then
+      log "gate: ${_verdict%% *}: $_reason"
+      _said="$_verdict"
+    fi
+    if [ "$(date +%s)" -ge "$_gate_deadline" ]; then
+      [ -n "$_mine" ] || _mine="$(announce_shutdown || true)"
+      log "gate: going down after waiting the limit of ${GATE_TIMEOUT_SECONDS}s, although $_reason"
+      return 0
+    fi
+    sleep "$GATE_POLL_SECONDS"
+  done
+}
+
+# ---------------------------------------------------------------- handover
 
 give_up() {
+  restore_target_priority
   if [ -n "${FAILOVER_REQUESTED:-}" ]; then
     # A Sentinel may have promoted a replica already: unpausing could let this server take
     # writes that the new master never sees. It is shutting down anyway; clients reconnect.
@@ -34,27 +114,43 @@ give_up() {
   exit 0
 }
 
-now_ms() {
-  # busybox date has no %N; fall back to whole seconds there.
-  _ns="$(date +%s%N)"
-  case "$_ns" in
-    *N) echo $(( $(date +%s) * 1000 )) ;;
-    *) echo $(( _ns / 1000000 )) ;;
-  esac
+restore_target_priority() {
+  [ -n "${TARGET_PRIORITY:-}" ] || return 0
+  redis_cmd "$TARGET" CONFIG SET replica-priority "$TARGET_PRIORITY" >/dev/null || true
+  TARGET_PRIORITY=""
+}
+
+# online_replicas: the replicas this master streams to (their announced DNS names).
+online_replicas() {
+  redis_cmd 127.0.0.1 INFO replication | tr -d '\r' \
+    | sed -n 's/^slave[0-9]*:ip=\([^,]*\),.*state=online.*/\1/p'
 }
 
 # replicas_caught_up: true when every online replica has processed the master's whole
-# replication stream (Sentinel may promote any of them). Asked of the replicas
-# themselves: the offsets the master reports come from acknowledgements sent once a second.
+# replication stream (Sentinel may promote any of them if the chosen one fails). Asked
+# of the replicas themselves, all at once: the offsets the master reports come from
+# acknowledgements sent once a second.
 replicas_caught_up() {
-  _offset="$(info_field 127.0.0.1 replication master_repl_offset)"
-  _online="$(redis_cmd 127.0.0.1 INFO replication | tr -d '\r' \
-    | sed -n 's/^slave[0-9]*:ip=\([^,]*\),.*state=online.*/\1/p')"
-  [ -n "$_online" ] || return 1
-  for _replica in $_online; do
-    [ "$(info_field "$_replica" replication slave_repl_offset)" = "$_offset" ] || return 1
-  done
+  _state="$(redis_cmd 127.0.0.1 INFO replication | tr -d '\r')"
+  _offset="$(echo "$_state" | awk -F: '$1 == "master_repl_offset" { print $2 }')"
+  _online="$(echo "$_state" | sed -n 's/^slave[0-9]*:ip=\([^,]*\),.*state=online.*/\1/p')"
+  [ -n "$_offset" ] && [ -n "$_online" ] || return 1
+  _caught="$( { for _replica in $_online; do info_field "$_replica" replication slave_repl_offset & done; wait; } \
+    | grep -c -x "$_offset" || true)"
+  [ "$_caught" -eq "$(echo "$_online" | wc -l)" ]
 }
+
+# handover_target: "<replica> <uptime-s> <replica-priority>" of the online replica that
+# restarted last and may be promoted (priority not 0); nothing when there is none.
+handover_target() {
+  for _replica in $(online_replicas); do
+    _uptime="$(info_field "$_replica" server uptime_in_seconds)"
+    _priority="$(redis_cmd "$_replica" CONFIG GET replica-priority | sed -n 2p)"
+    [ -n "$_uptime" ] && [ -n "$_priority" ] && [ "$_priority" != "0" ] && echo "$_uptime $_replica $_priority"
+  done | sort -n -k 1,1 -k 2,2 | awk 'NR == 1 { print $2, $1, $3 }'
+}
+
+shutdown_gate
 
 if [ "$(redis_role 127.0.0.1)" != "master" ]; then
   log "this pod is a replica; nothing to hand over"
@@ -63,6 +159,8 @@ fi
 if [ "$(info_field 127.0.0.1 replication connected_slaves)" = "0" ]; then
   give_up "no replica is connected"
 fi
+[ -n "$(now_ms)" ] || give_up "date has no millisecond clock here (%N), which the handover needs"
+deadline_ms=$(( $(now_ms) + HANDOVER_TIMEOUT_SECONDS * 1000 ))
 
 SENTINELS=""
 for addr in $(sentinel_addresses); do
@@ -72,71 +170,94 @@ for addr in $(sentinel_addresses); do
 done
 [ -n "$SENTINELS" ] || give_up "no Sentinel that names this pod master is reachable"
 
-# Pick the moment and the Sentinel. Sentinel notices the promotion only in its next INFO
-# to the promoted replica, once a second; the failover sends SLAVEOF NO ONE about three
-# timer ticks (150-300 ms) after SENTINEL FAILOVER. Asking a Sentinel whose last INFO to
-# that replica was ALIGN_MIN_MS..ALIGN_MAX_MS ago puts its next INFO just after the
-# promotion, instead of up to a second later. The other candidates must not be due for
-# INFO before Sentinel selects (their offsets would change and with them its choice).
-# Nothing is paused yet, so waiting here costs clients nothing; after ALIGN_WAIT_MS it
-# goes ahead unaligned.
-ALIGN_MIN_MS=560
-ALIGN_MAX_MS=660
-ALIGN_OTHERS_MAX_MS=780
-ALIGN_WAIT_MS=2500
-align_deadline_ms=$(( $(now_ms) + ALIGN_WAIT_MS ))
+target="$(handover_target)"
+[ -n "$target" ] || give_up "no online replica that may be promoted answers"
+# shellcheck disable=SC2086
+set -- $target
+TARGET="$1"
+if [ "$3" != "1" ]; then
+  [ "$(redis_cmd "$TARGET" CONFIG SET replica-priority 1)" = "OK" ] || give_up "cannot set replica-priority on $TARGET"
+  TARGET_PRIORITY="$3"
+fi
+log "handing over to $TARGET (the replica that restarted last, $2 s ago); its replica-priority is 1 until the handover ends, so Sentinel promotes it"
+
+# How long CLIENT PAUSE and the catch-up check take (the check asks every replica whatever
+# the answers): writes pause that long, and a little more, before the failover request.
+started_ms="$(now_ms)"
+redis_cmd 127.0.0.1 PING >/dev/null || true
+replicas_caught_up || true
+catchup_ms=$(( $(now_ms) - started_ms + 30 ))
+
+# One sample of a Sentinel that names the target as its choice because it has seen the
+# new priority (by offset alone, another replica's next INFO could change its mind): how
+# long ago its last INFO from the target was.
 SENTINEL=""
-while [ -z "$SENTINEL" ] && [ "$(now_ms)" -lt "$align_deadline_ms" ]; do
+seen_deadline_ms=$(( $(now_ms) + PRIORITY_SEEN_WAIT_MS ))
+until [ -n "$SENTINEL" ] || [ "$(now_ms)" -ge "$seen_deadline_ms" ]; do
   for addr in $SENTINELS; do
+    sampled_ms="$(now_ms)"
     forecast="$(sentinel_cmd "$addr" SENTINEL REPLICAS "$MASTER_NAME" | promotion_forecast)"
-    [ -n "$forecast" ] || continue
     # shellcheck disable=SC2086
     set -- $forecast
-    if [ "$1" -ge "$ALIGN_MIN_MS" ] && [ "$1" -le "$ALIGN_MAX_MS" ] && [ "$2" -le "$ALIGN_OTHERS_MAX_MS" ]; then
-      SENTINEL="$addr"
-      log "Sentinel $addr would promote $3 and last had INFO from it $1 ms ago; handing over now"
-      break
-    fi
+    [ "${2:-} ${3:-}" = "1 $TARGET:$REDIS_PORT" ] || continue
+    SENTINEL="$addr"
+    info_age_ms="$1"
+    break
   done
+  [ -n "$SENTINEL" ] || sleep 0.02
 done
-if [ -z "$SENTINEL" ]; then
+if [ -n "$SENTINEL" ]; then
+  # shellcheck disable=SC2046
+  set -- $(failover_schedule "$(now_ms)" "$sampled_ms" "$info_age_ms" "$catchup_ms")
+  pause_at_ms="$1"
+  request_at_ms="$2"
+  log "Sentinel $SENTINEL would promote $TARGET:$REDIS_PORT and last had INFO from it $info_age_ms ms ago; pausing writes in $(( pause_at_ms - $(now_ms) )) ms, asking for the failover $(( $2 - $1 )) ms later, $FAILOVER_LEAD_MS ms before its next INFO to $TARGET"
+else
   # shellcheck disable=SC2086
   set -- $SENTINELS
   SENTINEL="$1"
-  log "no Sentinel's INFO timing lined up within ${ALIGN_WAIT_MS} ms; handing over through $SENTINEL unaligned"
+  pause_at_ms="$(now_ms)"
+  request_at_ms="$pause_at_ms"
+  log "no Sentinel saw the replica-priority of $TARGET within $PRIORITY_SEEN_WAIT_MS ms; handing over through $SENTINEL without timing (the promotion may be seen up to a second later)"
 fi
-aligned_at_ms="$(now_ms)"
 
-deadline_ms=$(( $(now_ms) + HANDOVER_TIMEOUT_SECONDS * 1000 ))
+sleep_until_ms "$pause_at_ms"
 redis_cmd 127.0.0.1 CLIENT PAUSE $(( HANDOVER_TIMEOUT_SECONDS * 1000 + 2000 )) WRITE >/dev/null \
   || give_up "CLIENT PAUSE failed"
 paused_at_ms="$(now_ms)"
-log "writes paused; waiting for a replica to catch up"
 
 until replicas_caught_up; do
   [ "$(now_ms)" -lt "$deadline_ms" ] || give_up "no replica caught up within ${HANDOVER_TIMEOUT_SECONDS}s"
-  sleep 0.05
+  sleep 0.01
 done
+late_ms=$(( $(now_ms) - request_at_ms ))
+sleep_until_ms "$request_at_ms"
 
 reply="$(sentinel_cmd "$SENTINEL" SENTINEL FAILOVER "$MASTER_NAME" || true)"
 [ "$reply" = "OK" ] || give_up "Sentinel $SENTINEL refused the failover: '$reply'"
 FAILOVER_REQUESTED=1
-log "Sentinel $SENTINEL accepted the failover $(( $(now_ms) - aligned_at_ms )) ms after the timing check; waiting for a new master"
+if [ "$late_ms" -gt 0 ]; then
+  log "Sentinel $SENTINEL accepted the failover $late_ms ms later than planned (the catch-up took longer); if that leaves less than two timer ticks before its next INFO, it sees the promotion a second later"
+else
+  log "Sentinel $SENTINEL accepted the failover $(( $(now_ms) - paused_at_ms )) ms into the write pause; waiting for it to name the new master"
+fi
 
-# While the failover is reconfiguring the other replicas, the leading Sentinel already
-# answers GET-MASTER-ADDR-BY-NAME with the promoted replica.
+# Once it has seen the promotion, the Sentinel that runs the failover answers
+# GET-MASTER-ADDR-BY-NAME with the promoted replica.
 while :; do
   [ "$(now_ms)" -lt "$deadline_ms" ] || give_up "the Sentinels named no new master within ${HANDOVER_TIMEOUT_SECONDS}s"
   NEW_MASTER="$(sentinel_cmd "$SENTINEL" SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER_NAME" | head -n 1)"
   [ -n "$NEW_MASTER" ] && [ "$NEW_MASTER" != "$ME" ] && break
-  sleep 0.05
+  sleep 0.02
 done
 
 # Sentinel would demote this server only after several seconds; doing it here ends the
-# pause for clients now. Killing normal connections makes paused clients reconnect,
-# ask Sentinel, and retry on the new master.
-redis_cmd 127.0.0.1 REPLICAOF "$NEW_MASTER" "$REDIS_PORT" >/dev/null || true
-redis_cmd 127.0.0.1 CLIENT KILL TYPE normal >/dev/null || true
-redis_cmd 127.0.0.1 CLIENT UNPAUSE >/dev/null || true
+# pause for clients now. Killing normal connections makes paused clients reconnect, ask
+# Sentinel, and retry on the new master. One connection for the three (CLIENT KILL skips
+# the connection that sends it): the end of the pause is what clients are waiting for.
+printf 'REPLICAOF %s %s\nCLIENT KILL TYPE normal\nCLIENT UNPAUSE\n' "$NEW_MASTER" "$REDIS_PORT" \
+  | REDISCLI_AUTH="$(redis_password)" timeout "$CLI_TIMEOUT" redis-cli --no-auth-warning -h 127.0.0.1 -p "$REDIS_PORT" >/dev/null 2>&1 || true
+unpaused_at_ms="$(now_ms)"
 echo "replica $NEW_MASTER" > "$ROLE_FILE"
-log "handed over to $NEW_MASTER after a $(( $(now_ms) - paused_at_ms )) ms write pause; shutting down as its replica"
+log "handed over to $NEW_MASTER after a $(( unpaused_at_ms - paused_at_ms )) ms write pause; shutting down as its replica"
+restore_target_priority

@@ -72,6 +72,7 @@ async function once(host, port, password, args) {
 let master;
 let replica;
 let writer;
+let nodeWatch;
 
 async function retrying(fn, { attempts = 40, delayMs = 100 } = {}) {
   let lastError;
@@ -101,7 +102,12 @@ function startWriter({ prefix, retries = 0, waitTimeoutMs = 500, intervalMs = 0 
       try {
         await retrying(async () => {
           entry.attempts++;
-          await master.set(`${prefix}:${n}`, String(n));
+          try {
+            await master.set(`${prefix}:${n}`, String(n));
+          } catch (err) {
+            entry.firstError = entry.firstError || err.message; // what a retried write first met
+            throw err;
+          }
         }, { attempts: retries + 1, delayMs: 100 });
         entry.ack = now();
         try {
@@ -227,6 +233,77 @@ const ops = {
     }
     c?.disconnect();
     return result;
+  },
+  /**
+   * Loads `count` keys `<prefix>:<n>` with values of `size` bytes through the master, in
+   * pipelined batches (DEBUG POPULATE is disabled since Redis 7). Returns the DBSIZE after.
+   */
+  async load({ prefix, count, size = 100, batch = 5000 }) {
+    const value = 'x'.repeat(size);
+    for (let i = 0; i < count; i += batch) {
+      const p = master.pipeline();
+      for (let n = i; n < Math.min(count, i + batch); n++) p.set(`${prefix}:${n}`, value);
+      const results = await p.exec();
+      const failed = results.find(([err]) => err);
+      if (failed) throw failed[0];
+    }
+    return master.dbsize();
+  },
+  /**
+   * Samples each Redis node directly every `everyMs` until nodeWatchStop: "serving" (it
+   * answers, is not loading, and is master or a replica with its link up and no sync in
+   * progress), "syncing" (a replica that answers but is not in sync) or "down" (no answer,
+   * an error such as LOADING, or still loading).
+   */
+  async nodeWatchStart({ hosts, everyMs = 50 }) {
+    if (nodeWatch) throw new Error('node watch already running');
+    const watch = { stop: false, samples: Object.fromEntries(hosts.map((h) => [h, []])) };
+    watch.done = Promise.all(hosts.map(async (host) => {
+      let c;
+      const connect = async () => {
+        c = new Redis({
+          host, port: 6379, password: PASSWORD, lazyConnect: true, connectTimeout: 300, commandTimeout: 300,
+          maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false,
+        });
+        c.on('error', () => {});
+        await c.connect();
+      };
+      const sample = async () => {
+        if (!c) await connect();
+        const info = String(await c.call('INFO', 'replication', 'persistence'));
+        const field = (name) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();
+        if (field('loading') === '1') return 'down';
+        if (field('role') === 'master') return 'serving';
+        return field('master_link_status') === 'up' && field('master_sync_in_progress') === '0' ? 'serving' : 'syncing';
+      };
+      while (!watch.stop) {
+        const t = now();
+        let state = 'down';
+        // A killed connection (CLIENT KILL in a failover) is not a node down: try a new one at once.
+        for (let attempt = 0; attempt < 2 && state === 'down'; attempt++) {
+          try {
+            state = await sample();
+            if (state === 'down') break;
+          } catch {
+            c?.disconnect();
+            c = undefined;
+          }
+        }
+        watch.samples[host].push([t, state]);
+        await sleep(Math.max(0, t + everyMs - now()));
+      }
+      c?.disconnect();
+    }));
+    nodeWatch = watch;
+    return true;
+  },
+  async nodeWatchStop() {
+    if (!nodeWatch) throw new Error('no node watch running');
+    nodeWatch.stop = true;
+    await nodeWatch.done;
+    const { samples } = nodeWatch;
+    nodeWatch = undefined;
+    return samples;
   },
   /** One command to one host (e.g. a Sentinel by IP) with a short timeout. */
   async call({ host, port, args, auth = true }) {

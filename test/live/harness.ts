@@ -27,6 +27,8 @@ export interface WriteRecord {
   confirmed: boolean;
   error: string | null;
   attempts: number;
+  /** The error the first attempt met, when the write was retried. */
+  firstError?: string;
 }
 
 /** The Sentinel-aware application in its own client pod, driven over IPC. */

@@ -34,6 +34,7 @@ export interface PodInfo {
   netns: string; // Linux network namespace (for debugging with `ip netns exec`)
   restarts: number;
   partitioned: boolean;
+  revision: string; // the controller revision the pod was created from
 }
 
 export interface ExecResult {
@@ -216,6 +217,7 @@ export class SimCluster {
       netns: p.net?.netns ?? '',
       restarts: p.containers.reduce((n, c) => n + c.restarts, 0),
       partitioned: p.partitioned,
+      revision: p.revision,
     }));
   }
 
@@ -464,17 +466,28 @@ export class SimCluster {
     this.event(`rollout of Deployment/${name} complete`);
   }
 
-  // RollingUpdate of a StatefulSet: delete pods from the highest ordinal down, each
-  // recreated (same name, new IP) and ready before the next.
+  // RollingUpdate of a StatefulSet to a new revision, as its controller does it: delete
+  // the pods from the highest ordinal down, each recreated (same name, new IP, the new
+  // revision) and Ready before the next.
   async rolloutStatefulSet(name: string, timeoutMs = 300_000): Promise<void> {
     const wl = this.workload('StatefulSet', name);
     const deadline = Date.now() + timeoutMs;
+    const rev = randomName(9);
+    this.revisions.set(wl, rev);
+    this.event(`rollout of StatefulSet/${name} to revision ${rev}`);
     for (let i = wl.replicas - 1; i >= 0; i--) {
       const pod = `${name}-${i}`;
       const before = this.podMap.get(pod)?.uid;
       await this.deletePod(pod, { grace: true });
       await waitFor(() => { const p = this.podMap.get(pod); return p && p.uid !== before && this.podReady(p); }, deadline - Date.now(), `${pod} recreated and ready`);
     }
+    this.event(`rollout of StatefulSet/${name} complete`);
+  }
+
+  // A change that alters several pod templates at once (a ConfigMap they all hash): each
+  // StatefulSet's controller rolls its own pods, and nothing orders one after the other.
+  async rolloutStatefulSets(names: string[], timeoutMs = 300_000): Promise<void> {
+    await Promise.all(names.map((n) => this.rolloutStatefulSet(n, timeoutMs)));
   }
 
   // Like `kubectl exec`: runs argv in the container's sandbox (same volumes, env, user).

@@ -61,6 +61,21 @@ describe('the seed\'s objects, with their names, replicas and ports', () => {
     });
   }
 
+  it("both StatefulSets' preStop gate waits for every Redis pod of both, and the grace period covers gate, handover and shutdown", () => {
+    for (const name of ['redis-master', 'redis-slave']) {
+      const sts = find(stagingObjects, 'StatefulSet', name);
+      const env = Object.fromEntries(container(sts, 'redis').env.filter((e: any) => 'value' in e).map((e: any) => [e.name, e.value]));
+      expect(env.REDIS_NODES, name).toBe('redis-master-0.redis-master redis-slave-0.redis-slave redis-slave-1.redis-slave');
+      expect(env.GATE_TIMEOUT_SECONDS, name).toBe('120');
+      expect(env.HANDOVER_TIMEOUT_SECONDS, name).toBe('20');
+      expect(sts.spec.template.spec.terminationGracePeriodSeconds, name).toBe(120 + 20 + 15);
+    }
+    const shorter = synthEnvironment({ ...staging, redis: { ...staging.redis, shutdownGateTimeout: Duration.seconds(30) } });
+    const sts = find(shorter, 'StatefulSet', 'redis-slave');
+    expect(container(sts, 'redis').env).toContainEqual({ name: 'GATE_TIMEOUT_SECONDS', value: '30' });
+    expect(sts.spec.template.spec.terminationGracePeriodSeconds).toBe(30 + 20 + 15);
+  });
+
   it('headless Services publish not-ready pods, so pods find each other by DNS name before they are ready', () => {
     for (const name of ['redis-master', 'redis-slave', 'redis-sentinel-headless']) {
       expect(find(stagingObjects, 'Service', name).spec.publishNotReadyAddresses).toBe(true);

@@ -3,8 +3,8 @@
 // Sentinel's timings. They run under the machine's POSIX sh; Sentinel is replaced by a
 // stand-in redis-cli that serves canned replies and records what it was asked.
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawnSync } from 'child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { spawn, spawnSync } from 'child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { ROOT } from './helpers';
@@ -42,24 +42,24 @@ describe('promotion_forecast (which replica Sentinel promotes next)', () => {
 
   it('prefers the lower replica-priority over a higher offset', () => {
     expect(forecast([{ ...a, priority: 10, offset: 100, age: 300 }, { ...b, priority: 100, offset: 900, age: 700 }]))
-      .toBe('300 700 redis-slave-0');
+      .toBe('300 10 redis-slave-0');
   });
 
   it('with equal priority prefers the higher replication offset', () => {
-    expect(forecast([{ ...a, offset: 5000, age: 610 }, { ...b, offset: 4999, age: 650 }])).toBe('610 650 redis-slave-0');
-    expect(forecast([{ ...a, offset: 4999, age: 610 }, { ...b, offset: 5000, age: 650 }])).toBe('650 650 redis-slave-1');
+    expect(forecast([{ ...a, offset: 5000, age: 610 }, { ...b, offset: 4999, age: 650 }])).toBe('610 100 redis-slave-0');
+    expect(forecast([{ ...a, offset: 4999, age: 610 }, { ...b, offset: 5000, age: 650 }])).toBe('650 100 redis-slave-1');
   });
 
   it('with equal offsets prefers the lower run ID, compared without case as Sentinel does', () => {
-    expect(forecast([{ ...a, offset: 7, age: 1 }, { ...b, offset: 7, age: 2 }])).toBe('2 2 redis-slave-1');
+    expect(forecast([{ ...a, offset: 7, age: 1 }, { ...b, offset: 7, age: 2 }])).toBe('2 100 redis-slave-1');
     expect(forecast([{ ...a, runid: 'A'.repeat(40), offset: 7, age: 1 }, { ...b, runid: 'b'.repeat(40), offset: 7, age: 2 }]))
-      .toBe('1 2 redis-slave-0');
+      .toBe('1 100 redis-slave-0');
   });
 
   it('leaves out replicas Sentinel would not promote: down, disconnected or priority 0', () => {
     const best = { ...a, offset: 10, age: 600 };
     for (const excluded of [{ flags: 's_down,slave' }, { flags: 'slave,disconnected' }, { priority: 0 }]) {
-      expect(forecast([best, { ...b, offset: 99, age: 950, ...excluded }]), JSON.stringify(excluded)).toBe('600 600 redis-slave-0');
+      expect(forecast([best, { ...b, offset: 99, age: 950, ...excluded }]), JSON.stringify(excluded)).toBe('600 100 redis-slave-0');
     }
   });
 
@@ -135,21 +135,49 @@ echo OK
   });
 });
 
-describe('redis-prestop.sh (the master hands over before shutdown)', () => {
-  const ME = 'redis-master-0.redis-master.ns.svc.cluster.local';
-  const REPLICA = 'redis-slave-0.redis-slave.ns.svc.cluster.local';
 
-  /**
-   * Runs the hook against stand-ins: this server is a master with one caught-up replica,
-   * one Sentinel names it master and, when asked, answers SENTINEL FAILOVER with
-   * `failoverReply` and then names `newMaster`. Returns the commands the hook sent.
-   */
-  function runHook(failoverReply: string, newMaster: string) {
-    const dir = mkdtempSync(join(tmpdir(), 'prestop-'));
-    try {
-      writeFileSync(join(dir, 'password'), 'secret\n');
-      writeFileSync(join(dir, 'getent'), '#!/bin/sh\necho "10.0.0.5 STREAM $2"\n');
-      writeFileSync(join(dir, 'redis-cli'), `#!/bin/sh
+describe('failover_schedule (when to pause writes and ask for the failover)', () => {
+  const schedule = (now: number, sampledAt: number, age: number, catchup: number) =>
+    sh(`failover_schedule ${now} ${sampledAt} ${age} ${catchup}`).stdout.trim().split(' ').map(Number);
+
+  it("asks two timer ticks (and the request's latency) before the Sentinel's next INFO is due, pausing writes the catch-up time earlier", () => {
+    // Last INFO 100 ms before the sample: the next one is due 900 ms after it.
+    const [pauseAt, requestAt, due] = schedule(10_000, 10_000, 100, 60);
+    expect(due).toBe(10_900);
+    expect(requestAt).toBe(due - 230);
+    expect(pauseAt).toBe(requestAt - 60);
+  });
+
+  it('moves to the INFO after when there is no longer time to pause and catch up before this one', () => {
+    const [pauseAt, requestAt, due] = schedule(10_000, 9_900, 700, 60);
+    expect(due).toBe(11_200);
+    expect([pauseAt, requestAt]).toEqual([10_910, 10_970]);
+  });
+
+  it('counts the age from the moment before the Sentinel was asked, so the plan is never later than the INFO', () => {
+    // The same reply read later (a slow answer) moves nothing: only the sample time counts.
+    expect(schedule(10_000, 10_000, 100, 60)).toEqual(schedule(10_050, 10_000, 100, 60));
+  });
+});
+
+// ---------------------------------------------------------------- preStop and its gate
+
+/**
+ * Stand-ins for every server the preStop hook talks to. The redis-cli answers each host
+ * from files under `hosts/<host>/` (the command's words joined by "_"; a file ending in
+ * ".sh" is run instead, for answers that depend on earlier commands), keeps ACL users and
+ * CONFIG SET values per host as Redis does, records every call, and answers nothing for a
+ * host it does not know (a refused connection). STANDIN_SELF names the host that
+ * 127.0.0.1 is, so that several pods can share one world. getent resolves the Sentinels.
+ */
+class World {
+  readonly dir = mkdtempSync(join(tmpdir(), 'redis-world-'));
+
+  constructor() {
+    writeFileSync(join(this.dir, 'password'), 'secret\n');
+    writeFileSync(join(this.dir, 'getent'), '#!/bin/sh\necho "10.0.0.5 STREAM $2"\n');
+    writeFileSync(join(this.dir, 'redis-cli'), `#!/bin/sh
+world="$(dirname "$0")"
 host=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -159,65 +187,318 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-echo "$host $*" >> "${dir}/calls"
-case "$host $*" in
-  "127.0.0.1 ROLE") printf 'master\\n100\\n' ;;
-  "127.0.0.1 INFO replication") printf 'role:master\\r\\nconnected_slaves:1\\r\\nslave0:ip=${REPLICA},port=6379,state=online,offset=100,lag=0\\r\\nmaster_repl_offset:100\\r\\n' ;;
-  "${REPLICA} INFO replication") printf 'role:slave\\r\\nslave_repl_offset:100\\r\\n' ;;
-  *"SENTINEL MASTER mymaster") printf 'name\\nmymaster\\nip\\n${ME}\\nport\\n6379\\nflags\\nmaster\\nconfig-epoch\\n3\\n' ;;
-  *"SENTINEL REPLICAS mymaster") printf 'name\\n${REPLICA}:6379\\nrunid\\nabc\\nflags\\nslave\\ninfo-refresh\\n600\\nslave-priority\\n100\\nslave-repl-offset\\n100\\n' ;;
-  *"SENTINEL FAILOVER mymaster") echo "${failoverReply}"; touch "${dir}/failover" ;;
-  *"SENTINEL GET-MASTER-ADDR-BY-NAME mymaster") if [ -e "${dir}/failover" ]; then printf '${newMaster}\\n6379\\n'; else printf '${ME}\\n6379\\n'; fi ;;
-  *) echo OK ;;
-esac
+[ "$host" = 127.0.0.1 ] && [ -n "\${STANDIN_SELF:-}" ] && host="$STANDIN_SELF"
+d="$world/hosts/$host"
+answer() {
+  echo "$host $*" >> "$world/calls"
+  [ -d "$d" ] || return 1
+  case "$1 \${2:-}" in
+    "ACL SETUSER") echo "$3" >> "$d/acl-users"; echo OK; return ;;
+    "ACL DELUSER") { grep -v -x -F "$3" "$d/acl-users" || true; } > "$d/acl-users.new"; mv "$d/acl-users.new" "$d/acl-users"; echo 1; return ;;
+    "ACL USERS") echo default; cat "$d/acl-users" 2>/dev/null; return ;;
+    "CONFIG SET") printf '%s\\n%s\\n' "$3" "$4" > "$d/CONFIG_GET_$3"; echo OK; return ;;
+  esac
+  key="$(echo "$*" | tr ' ' '_')"
+  if [ -f "$d/$key.sh" ]; then . "$d/$key.sh"
+  elif [ -f "$d/$key" ]; then cat "$d/$key"
+  else echo OK
+  fi
+}
+if [ $# -gt 0 ]; then answer "$@"; exit; fi
+# No command: one per line on stdin, as redis-cli does.
+while read -r line; do
+  # shellcheck disable=SC2086
+  answer $line || exit 1
+done
 `);
-      chmodSync(join(dir, 'redis-cli'), 0o755);
-      chmodSync(join(dir, 'getent'), 0o755);
-      const r = spawnSync('sh', [join(ROOT, 'lib/scripts/redis-prestop.sh')], {
-        encoding: 'utf8', timeout: 20_000,
-        env: {
-          PATH: `${dir}:${process.env.PATH}`, POD_NAME: 'redis-master-0', POD_NAMESPACE: 'ns', CLUSTER_DOMAIN: 'cluster.local',
-          MASTER_NAME: 'mymaster', REDIS_PORT: '6379', SENTINEL_PORT: '26379', SENTINEL_SERVICE: 'redis-sentinel-headless',
-          AUTH_FILE: join(dir, 'password'), GOVERNING_SERVICE: 'redis-master', HANDOVER_TIMEOUT_SECONDS: '1',
-          HOOK_LOG: '/nonexistent', ROLE_FILE: join(dir, 'role'),
-        },
-      });
-      let role = '';
-      try { role = readFileSync(join(dir, 'role'), 'utf8').trim(); } catch { /* not written */ }
-      return { status: r.status, log: r.stderr, calls: readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n'), role };
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    chmodSync(join(this.dir, 'redis-cli'), 0o755);
+    chmodSync(join(this.dir, 'getent'), 0o755);
   }
-  const local = (calls: string[]) => calls.filter((c) => c.startsWith('127.0.0.1 ')).map((c) => c.slice('127.0.0.1 '.length));
 
-  it('pauses writes, asks for the failover, then follows the new master and unpauses', () => {
-    const r = runHook('OK', REPLICA);
-    expect(r.status).toBe(0);
-    const cmds = local(r.calls);
-    const order = ['CLIENT PAUSE', 'REPLICAOF', 'CLIENT KILL TYPE normal', 'CLIENT UNPAUSE'].map((c) => cmds.findIndex((x) => x.startsWith(c)));
-    expect(order.every((i) => i >= 0), cmds.join('\n')).toBe(true);
-    expect([...order].sort((a, b) => a - b)).toEqual(order);
-    expect(cmds).toContain(`REPLICAOF ${REPLICA} 6379`);
-    expect(r.calls.findIndex((c) => c.endsWith('SENTINEL FAILOVER mymaster'))).toBeGreaterThan(r.calls.findIndex((c) => c.includes('CLIENT PAUSE')));
-    expect(r.role).toBe(`replica ${REPLICA}`);
-    expect(r.log).toMatch(/would promote redis-slave-0\.redis-slave\.ns\.svc\.cluster\.local:6379 and last had INFO from it 600 ms ago/);
+  host(name: string, replies: Record<string, string>): this {
+    mkdirSync(join(this.dir, 'hosts', name), { recursive: true });
+    for (const [key, reply] of Object.entries(replies)) writeFileSync(join(this.dir, 'hosts', name, key), reply);
+    return this;
+  }
+
+  /** A Redis server that answers PING, with these replies (INFO replication, ROLE...). */
+  redis(name: string, replies: Record<string, string>): this {
+    return this.host(name, { PING: 'PONG\n', 'CONFIG_GET_replica-priority': 'replica-priority\n100\n', ...replies });
+  }
+
+  calls(): string[] {
+    return existsSync(join(this.dir, 'calls')) ? readFileSync(join(this.dir, 'calls'), 'utf8').trim().split('\n') : [];
+  }
+
+  file(host: string, key: string): string {
+    const f = join(this.dir, 'hosts', host, key);
+    return existsSync(f) ? readFileSync(f, 'utf8') : '';
+  }
+
+  env(pod: string, extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      PATH: `${this.dir}:${process.env.PATH}`, POD_NAME: pod, POD_NAMESPACE: 'ns', CLUSTER_DOMAIN: 'cluster.local',
+      GOVERNING_SERVICE: pod.replace(/-\d+$/, ''), MASTER_NAME: 'mymaster', REDIS_PORT: '6379', SENTINEL_PORT: '26379',
+      SENTINEL_SERVICE: 'redis-sentinel-headless', AUTH_FILE: join(this.dir, 'password'), HOOK_LOG: '/nonexistent',
+      ROLE_FILE: join(this.dir, `${pod}.role`), REDIS_NODES: 'redis-master-0.redis-master redis-slave-0.redis-slave redis-slave-1.redis-slave',
+      GATE_TIMEOUT_SECONDS: '5', HANDOVER_TIMEOUT_SECONDS: '3', SENTINEL_QUORUM: '1', ...extra,
+    };
+  }
+
+  remove(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+const fqdnOf = (pod: string) => `${pod}.${pod.replace(/-\d+$/, '')}.ns.svc.cluster.local`;
+const MASTER = fqdnOf('redis-master-0');
+const SLAVE0 = fqdnOf('redis-slave-0');
+const SLAVE1 = fqdnOf('redis-slave-1');
+const info = (lines: string[]) => `${lines.join('\r\n')}\r\n`;
+const replicaInfo = (link = 'up', syncing = 0, offset = 100) => info([
+  '# Replication', 'role:slave', `master_host:${MASTER}`, 'master_port:6379', `master_link_status:${link}`,
+  'master_last_io_seconds_ago:0', `master_sync_in_progress:${syncing}`, `slave_repl_offset:${offset}`, 'slave_priority:100',
+]);
+const masterInfo = (replicas: string[], offset = 100) => info([
+  '# Replication', 'role:master', `connected_slaves:${replicas.length}`,
+  ...replicas.map((r, i) => `slave${i}:ip=${r},port=6379,state=online,offset=${offset},lag=0`), `master_repl_offset:${offset}`,
+]);
+
+describe('shutdown_gate_verdict (may this Redis pod go down now?)', () => {
+  let world: World;
+  afterEach(() => world?.remove());
+
+  /** redis-master-0 is master with both replicas in sync; `self` is the pod asking. */
+  function healthy(self: string) {
+    world = new World()
+      .redis(MASTER, { ROLE: 'master\n100\n', INFO_replication: masterInfo([SLAVE0, SLAVE1]) })
+      .redis(SLAVE0, { ROLE: 'slave\n', INFO_replication: replicaInfo(), INFO_server: info(['run_id:r0']) })
+      .redis(SLAVE1, { ROLE: 'slave\n', INFO_replication: replicaInfo(), INFO_server: info(['run_id:r1']) })
+      .host('10.0.0.5', {
+        SENTINEL_MASTER_mymaster: `name\nmymaster\nip\n${MASTER}\nport\n6379\nflags\nmaster\nconfig-epoch\n3\n`,
+        SENTINEL_REPLICAS_mymaster: sentinelReplicas([SLAVE0, SLAVE1].map((r, i) => ({ name: `${r}:6379`, runid: `r${i}`, offset: 100, age: 300 }))),
+      });
+    const verdict = (mine = '') => sh(`shutdown_gate_verdict "${mine}"`, { env: world.env(self, { STANDIN_SELF: fqdnOf(self) }) }).stdout.trim();
+    return { verdict, world };
+  }
+  const announce = (host: string, marker: string) => world.host(host, { 'acl-users': `${marker}\n` });
+
+  it('goes when every other pod is up and in sync, exactly one is master and none announced a shutdown', () => {
+    expect(healthy('redis-slave-1').verdict()).toBe('go every other Redis pod is up and in sync, the Sentinels see them so, and none is going down');
+    expect(healthy('redis-master-0').verdict()).toMatch(/^go /);
   });
 
-  it('unpauses when the Sentinel refuses the failover (nothing was promoted)', () => {
-    const r = runHook('NOGOODSLAVE No suitable replica to promote', REPLICA);
+  it('waits while another pod does not answer, or answers LOADING', () => {
+    const { verdict } = healthy('redis-master-0');
+    rmSync(join(world.dir, 'hosts', SLAVE1), { recursive: true });
+    expect(verdict()).toBe('wait redis-slave-1 is not up (PING answered nothing)');
+    world.redis(SLAVE1, { PING: 'LOADING Redis is loading the dataset in memory\n' });
+    expect(verdict()).toBe('wait redis-slave-1 is not up (PING answered LOADING Redis is loading the dataset in memory)');
+  });
+
+  it('waits while a replica is not in sync: link down, or a full sync in progress', () => {
+    const { verdict } = healthy('redis-master-0');
+    world.redis(SLAVE0, { INFO_replication: replicaInfo('down', 0) });
+    expect(verdict()).toBe('wait redis-slave-0 is a replica that is not in sync (link down, sync in progress 0)');
+    world.redis(SLAVE0, { INFO_replication: replicaInfo('down', 1) });
+    expect(verdict()).toBe('wait redis-slave-0 is a replica that is not in sync (link down, sync in progress 1)');
+  });
+
+  it('waits unless exactly one Redis pod answers as master', () => {
+    const { verdict } = healthy('redis-slave-0');
+    world.redis(MASTER, { INFO_replication: replicaInfo() });
+    expect(verdict()).toBe('wait 0 Redis pods answer as master, not one');
+    world.redis(MASTER, { INFO_replication: masterInfo([SLAVE0]) }).redis(SLAVE1, { INFO_replication: masterInfo([]) });
+    expect(verdict()).toBe('wait 2 Redis pods answer as master, not one');
+  });
+
+  it('waits until enough Sentinels answer, name the same master, run no failover and see every other pod as a healthy replica', () => {
+    const { verdict } = healthy('redis-master-0');
+    const replicas = (flags: string) => sentinelReplicas([
+      { name: `${SLAVE0}:6379`, runid: 'r0', offset: 100, age: 300 }, { name: `${SLAVE1}:6379`, runid: 'r1', offset: 100, age: 300, flags }]);
+    world.host('10.0.0.5', { SENTINEL_REPLICAS_mymaster: replicas('s_down,slave') });
+    expect(verdict()).toBe('wait Sentinel 10.0.0.5 does not see redis-slave-1 as a healthy replica yet (s_down,slave/ok)');
+    world.host('10.0.0.5', { SENTINEL_REPLICAS_mymaster: sentinelReplicas([{ name: `${SLAVE0}:6379`, runid: 'r0', offset: 100, age: 300 }]) });
+    expect(verdict()).toBe('wait Sentinel 10.0.0.5 does not see redis-slave-1 as a healthy replica yet (unknown)');
+    // redis-slave-1 restarted (new run ID); this Sentinel still holds the link to its previous process.
+    world.redis(SLAVE1, { INFO_server: info(['run_id:r1-new']) }).host('10.0.0.5', { SENTINEL_REPLICAS_mymaster: replicas('slave') });
+    expect(verdict()).toBe('wait Sentinel 10.0.0.5 does not see redis-slave-1 as a healthy replica yet (no INFO from its current process)');
+    world.redis(SLAVE1, { INFO_server: info(['run_id:r1']) });
+    world.host('10.0.0.5', {
+      SENTINEL_REPLICAS_mymaster: replicas('slave'),
+      SENTINEL_MASTER_mymaster: `name\nmymaster\nip\n${MASTER}\nport\n6379\nflags\nmaster,failover_in_progress\nconfig-epoch\n3\n`,
+    });
+    expect(verdict()).toBe('wait Sentinel 10.0.0.5 names redis-master-0 master (flags master,failover_in_progress) while redis-master-0 answers as master');
+    rmSync(join(world.dir, 'hosts', '10.0.0.5'), { recursive: true });
+    expect(verdict()).toBe('wait only 0 Sentinels answer, fewer than the quorum of 1');
+  });
+
+  it('waits, without announcing, while another pod announced its shutdown', () => {
+    const { verdict } = healthy('redis-master-0');
+    announce(SLAVE1, 'redis-ha-leaving:0:1000:redis-slave-1');
+    expect(verdict()).toBe('wait redis-slave-1 is going down (redis-ha-leaving:0:1000:redis-slave-1)');
+  });
+
+  it('of two announcements, a replica goes before a master, then the earlier one, then the lower pod name', () => {
+    const { verdict } = healthy('redis-master-0');
+    announce(SLAVE1, 'redis-ha-leaving:0:2000:redis-slave-1');
+    // This pod is master (rank 1) and announced earlier: the replica still goes first.
+    expect(verdict('redis-ha-leaving:1:1000:redis-master-0')).toBe('withdraw redis-slave-1 announced its shutdown first (redis-ha-leaving:0:2000:redis-slave-1)');
+
+    const other = healthy('redis-slave-0');
+    announce(SLAVE1, 'redis-ha-leaving:0:2000:redis-slave-1');
+    expect(other.verdict('redis-ha-leaving:0:1999:redis-slave-0')).toBe('wait redis-slave-1 announced its shutdown after this pod (redis-ha-leaving:0:2000:redis-slave-1) and will withdraw');
+    expect(other.verdict('redis-ha-leaving:0:2001:redis-slave-0')).toMatch(/^withdraw redis-slave-1 announced its shutdown first/);
+    // Same rank and time: the pod name decides, the same way on both sides.
+    expect(other.verdict('redis-ha-leaving:0:2000:redis-slave-0')).toMatch(/^wait redis-slave-1 announced its shutdown after this pod/);
+    const third = healthy('redis-slave-1');
+    announce(SLAVE0, 'redis-ha-leaving:0:2000:redis-slave-0');
+    expect(third.verdict('redis-ha-leaving:0:2000:redis-slave-1')).toMatch(/^withdraw redis-slave-0 announced its shutdown first/);
+  });
+
+  it('compares announcement times as numbers, not as text', () => {
+    const { verdict } = healthy('redis-slave-0');
+    announce(SLAVE1, 'redis-ha-leaving:0:999:redis-slave-1');
+    expect(verdict('redis-ha-leaving:0:1000:redis-slave-0')).toMatch(/^withdraw /);
+  });
+});
+
+describe('redis-prestop.sh (shutdown gate, then the master hands over)', () => {
+  let world: World;
+  afterEach(() => world?.remove());
+
+  const runHook = (pod: string, extra: Record<string, string> = {}) => {
+    const r = spawnSync('sh', [join(ROOT, 'lib/scripts/redis-prestop.sh')], {
+      encoding: 'utf8', timeout: 30_000, env: world.env(pod, { STANDIN_SELF: fqdnOf(pod), ...extra }),
+    });
+    return { status: r.status, log: r.stderr, calls: world.calls() };
+  };
+  const on = (host: string, calls: string[]) => calls.filter((c) => c.startsWith(`${host} `)).map((c) => c.slice(host.length + 1));
+
+  /**
+   * redis-master-0 is master with two caught-up replicas; redis-slave-1 restarted last.
+   * One Sentinel names it master; it ranks redis-slave-0 first (higher offset) until it
+   * sees redis-slave-1's replica-priority 1. SENTINEL FAILOVER answers `failoverReply`,
+   * after which GET-MASTER-ADDR-BY-NAME names `newMaster`.
+   */
+  function handoverWorld(failoverReply: string, newMaster: string) {
+    world = new World()
+      .redis(MASTER, { ROLE: 'master\n100\n', INFO_replication: masterInfo([SLAVE0, SLAVE1]) })
+      .redis(SLAVE0, { ROLE: 'slave\n', INFO_replication: replicaInfo(), INFO_server: info(['run_id:aaa', 'uptime_in_seconds:86400']) })
+      .redis(SLAVE1, { ROLE: 'slave\n', INFO_replication: replicaInfo(), INFO_server: info(['run_id:bbb', 'uptime_in_seconds:42']) })
+      .host('10.0.0.5', {
+        SENTINEL_MASTER_mymaster: `name\nmymaster\nip\n${MASTER}\nport\n6379\nflags\nmaster\nconfig-epoch\n3\n`,
+        'SENTINEL_REPLICAS_mymaster.sh': `p="$(sed -n 2p "$world/hosts/${SLAVE1}/CONFIG_GET_replica-priority")"
+printf 'name\\n%s\\nrunid\\naaa\\nflags\\nslave\\ninfo-refresh\\n300\\nmaster-link-status\\nok\\nslave-priority\\n100\\nslave-repl-offset\\n200\\n' '${SLAVE0}:6379'
+printf 'name\\n%s\\nrunid\\nbbb\\nflags\\nslave\\ninfo-refresh\\n100\\nmaster-link-status\\nok\\nslave-priority\\n%s\\nslave-repl-offset\\n100\\n' '${SLAVE1}:6379' "$p"
+`,
+        'SENTINEL_FAILOVER_mymaster.sh': `echo '${failoverReply}'; touch "$world/failover"\n`,
+        'SENTINEL_GET-MASTER-ADDR-BY-NAME_mymaster.sh': `if [ -e "$world/failover" ]; then printf '${newMaster}\\n6379\\n'; else printf '${MASTER}\\n6379\\n'; fi\n`,
+      });
+  }
+
+  it('the master passes the gate, promotes the replica that restarted last through its replica-priority, pauses, hands over, then restores the priority', () => {
+    handoverWorld('OK', SLAVE1);
+    const r = runHook('redis-master-0');
     expect(r.status).toBe(0);
-    expect(local(r.calls)).toContain('CLIENT UNPAUSE');
-    expect(local(r.calls).some((c) => c.startsWith('REPLICAOF'))).toBe(false);
+    expect(r.log).toMatch(/gate: going down after \d+s: every other Redis pod is up and in sync/);
+    const local = on(MASTER, r.calls);
+    const order = ['ACL SETUSER redis-ha-leaving:1:', 'CLIENT PAUSE', 'REPLICAOF', 'CLIENT KILL TYPE normal', 'CLIENT UNPAUSE']
+      .map((c) => local.findIndex((x) => x.startsWith(c)));
+    expect(order.every((i) => i >= 0), local.join('\n')).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    expect(local).toContain(`REPLICAOF ${SLAVE1} 6379`);
+    expect(on(SLAVE1, r.calls).filter((c) => c.startsWith('CONFIG SET'))).toEqual(['CONFIG SET replica-priority 1', 'CONFIG SET replica-priority 100']);
+    expect(on(SLAVE0, r.calls).filter((c) => c.startsWith('CONFIG SET'))).toEqual([]);
+    const failoverAt = r.calls.findIndex((c) => c.endsWith('SENTINEL FAILOVER mymaster'));
+    expect(failoverAt).toBeGreaterThan(r.calls.findIndex((c) => c.includes('CLIENT PAUSE')));
+    expect(r.calls.findIndex((c) => c === `${SLAVE1} CONFIG SET replica-priority 1`)).toBeLessThan(failoverAt);
+    expect(readFileSync(join(world.dir, 'redis-master-0.role'), 'utf8')).toBe(`replica ${SLAVE1}\n`);
+    expect(r.log).toMatch(new RegExp(`handing over to ${SLAVE1.replace(/\./g, '\\.')} \\(the replica that restarted last, 42 s ago\\)`));
+    expect(r.log).toMatch(/would promote redis-slave-1\.redis-slave\.ns\.svc\.cluster\.local:6379 and last had INFO from it 100 ms ago/);
+    expect(r.log).toMatch(/handed over to redis-slave-1/);
+  });
+
+  it('times the request only from a Sentinel that has seen the new priority, not one that picks the target by its offset for now', () => {
+    handoverWorld('OK', SLAVE1);
+    // This Sentinel never sees the priority, but ranks redis-slave-1 first by offset.
+    world.host('10.0.0.5', {
+      'SENTINEL_REPLICAS_mymaster.sh': `printf 'name\\n%s\\nrunid\\nbbb\\nflags\\nslave\\ninfo-refresh\\n100\\nmaster-link-status\\nok\\nslave-priority\\n100\\nslave-repl-offset\\n900\\n' '${SLAVE1}:6379'
+printf 'name\\n%s\\nrunid\\naaa\\nflags\\nslave\\ninfo-refresh\\n300\\nmaster-link-status\\nok\\nslave-priority\\n100\\nslave-repl-offset\\n200\\n' '${SLAVE0}:6379'
+`,
+    });
+    const r = runHook('redis-master-0', { HANDOVER_TIMEOUT_SECONDS: '5' });
+    expect(r.log).not.toMatch(/would promote/);
+    expect(r.log).toMatch(/no Sentinel saw the replica-priority of redis-slave-1\S* within 2500 ms; handing over through 10\.0\.0\.5 without timing/);
+    expect(r.log).toMatch(/handed over to redis-slave-1/);
+  });
+
+  it('unpauses and restores the priority when the Sentinel refuses the failover (nothing was promoted)', () => {
+    handoverWorld('NOGOODSLAVE No suitable replica to promote', SLAVE1);
+    const r = runHook('redis-master-0');
+    expect(r.status).toBe(0);
+    expect(on(MASTER, r.calls)).toContain('CLIENT UNPAUSE');
+    expect(on(MASTER, r.calls).some((c) => c.startsWith('REPLICAOF'))).toBe(false);
+    expect(world.file(SLAVE1, 'CONFIG_GET_replica-priority')).toBe('replica-priority\n100\n');
     expect(r.log).toMatch(/refused the failover/);
   });
 
   it('keeps writes paused when a requested failover names no new master in time (a replica may be master already)', () => {
-    const r = runHook('OK', ME);
+    handoverWorld('OK', MASTER);
+    const r = runHook('redis-master-0', { HANDOVER_TIMEOUT_SECONDS: '2' });
     expect(r.status).toBe(0);
-    expect(local(r.calls)).not.toContain('CLIENT UNPAUSE');
-    expect(local(r.calls)).toContain('CLIENT PAUSE 60000 WRITE');
+    expect(on(MASTER, r.calls)).not.toContain('CLIENT UNPAUSE');
+    expect(on(MASTER, r.calls)).toContain('CLIENT PAUSE 60000 WRITE');
     expect(r.log).toMatch(/writes stay paused until shutdown/);
-    expect(r.role).toBe('');
+  });
+
+  it('a replica passes the gate and goes down without handing anything over', () => {
+    handoverWorld('OK', SLAVE1);
+    const r = runHook('redis-slave-0');
+    expect(r.status).toBe(0);
+    expect(r.log).toMatch(/gate: going down after \d+s: every other Redis pod is up and in sync/);
+    expect(r.log).toMatch(/this pod is a replica; nothing to hand over/);
+    expect(world.file(SLAVE0, 'acl-users')).toMatch(/^redis-ha-leaving:0:\d+:redis-slave-0\n$/);
+    expect(r.calls.some((c) => c.includes('SENTINEL FAILOVER') || c.includes('CLIENT PAUSE'))).toBe(false);
+  });
+
+  it('the master waits, still serving and without its announcement, while a replica goes down, and goes down anyway at the limit', () => {
+    handoverWorld('OK', SLAVE1);
+    world.host(SLAVE0, { 'acl-users': 'redis-ha-leaving:0:1000:redis-slave-0\n' });
+    const r = runHook('redis-master-0', { GATE_TIMEOUT_SECONDS: '1' });
+    expect(r.status).toBe(0);
+    expect(r.log).toMatch(/gate: wait: redis-slave-0 is going down \(redis-ha-leaving:0:1000:redis-slave-0\)/);
+    expect(r.log).toMatch(/gate: going down after waiting the limit of 1s, although redis-slave-0 is going down/);
+    // It announces only when it goes (another pod then sees it going down), and then hands over.
+    expect(on(MASTER, r.calls).filter((c) => c.startsWith('ACL SETUSER'))).toHaveLength(1);
+    expect(r.log).toMatch(/handed over to redis-slave-1/);
+  });
+
+  it('two replicas deleted at the same moment: exactly one passes the gate, the other waits (here until its limit)', async () => {
+    for (let round = 0; round < 3; round++) {
+      handoverWorld('OK', SLAVE1);
+      const run = (pod: string) => new Promise<string>((resolve) => {
+        const child = spawn('sh', [join(ROOT, 'lib/scripts/redis-prestop.sh')], {
+          env: world.env(pod, { STANDIN_SELF: fqdnOf(pod), GATE_TIMEOUT_SECONDS: '2' }),
+        });
+        let log = '';
+        child.stderr.on('data', (d) => { log += d; });
+        child.on('close', () => resolve(log));
+      });
+      const logs = await Promise.all([run('redis-slave-0'), run('redis-slave-1')]);
+      if (process.env.SHOW_GATE_LOGS) console.log(logs.join('\n----\n'));
+      const passed = logs.filter((l) => /gate: going down after \d+s: every other/.test(l));
+      expect(passed, logs.join('\n----\n')).toHaveLength(1);
+      const other = logs.find((l) => !/gate: going down after \d+s: every other/.test(l))!;
+      expect(other).toMatch(/gate: going down after waiting the limit of 2s, although redis-slave-\d is going down/);
+      world.remove();
+    }
+  });
+
+  it('goes down at once, without the gate, when its own server does not answer', () => {
+    handoverWorld('OK', SLAVE1);
+    world.redis(SLAVE0, { PING: '' });
+    const r = runHook('redis-slave-0');
+    expect(r.log).toMatch(/gate: this server does not answer; going down without waiting/);
   });
 });

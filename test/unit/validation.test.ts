@@ -354,5 +354,7 @@ describe('the constructs validate on their own, under their own field names', ()
     expect(() => new RedisMaster(chart(), 'm', { image: 'redis:latest' })).toThrow(/^master\.image must be pinned to a version tag, not "latest".*, got "redis:latest"$/);
     expect(() => new RedisReplicaSet(chart(), 'r', { handoverTimeout: Duration.millis(0) }))
       .toThrow(/^replicas\.handoverTimeout must be at least 1s .*, got 0ms$/);
+    expect(() => new RedisReplicaSet(chart(), 'r', { redisPodDnsNames: ['redis-master-0.redis-master'] }))
+      .toThrow(/^replicas\.redisPodDnsNames must list this StatefulSet's pods too \(redis-slave-0\.redis-slave, \.\.\.\), got \["redis-master-0\.redis-master"\]$/);
   });
 });

@@ -1,0 +1,151 @@
+import { afterEach, beforeEach, describe, expect, onTestFailed, test } from 'vitest';
+import { checkLivePrerequisites } from '../sim';
+import { sleep } from '../sim/util';
+import { confirmedWrites, LiveCluster, longestGap, longestPause, WriteRecord } from './harness';
+
+/**
+ * Rollouts of a configuration change that alters both Redis pod templates: both
+ * StatefulSet controllers roll at once, and the preStop hooks' shutdown gate must keep
+ * the Redis pods going down one at a time (staging overlay, in the pod simulator).
+ */
+
+const missing = checkLivePrerequisites();
+if (missing && process.env.CI === 'true') {
+  test('live rollout prerequisites are installed (required when CI=true)', () => {
+    throw new Error(`live rollout suite cannot run: ${missing}`);
+  });
+} else if (missing) {
+  console.log(`live rollout suite skipped: ${missing}`);
+}
+
+type NodeState = 'serving' | 'syncing' | 'down';
+
+/**
+ * The times each node was down: from a sample where it did not answer (or was loading)
+ * to the next sample where it served again (answering, and in sync if a replica). A
+ * replica that only resynchronises while answering (its master changed) is not down.
+ */
+function downIntervals(samples: [number, NodeState][]): { from: number; to: number }[] {
+  const intervals: { from: number; to: number }[] = [];
+  let from: number | undefined;
+  for (const [t, state] of samples) {
+    if (state === 'down' && from === undefined) from = t;
+    if (state === 'serving' && from !== undefined) {
+      intervals.push({ from, to: t });
+      from = undefined;
+    }
+  }
+  if (from !== undefined) intervals.push({ from, to: Infinity });
+  return intervals;
+}
+
+describe.skipIf(missing)('live rollout (staging overlay)', () => {
+  let live: LiveCluster;
+
+  beforeEach(async () => {
+    live = await LiveCluster.start('staging');
+    onTestFailed(async () => {
+      console.log(`\n===== what the cluster looked like =====\n${await live.report()}`);
+    });
+  });
+
+  afterEach(async () => {
+    await live?.stop();
+  });
+
+  /** Runs `body` while the client writes continuously; returns every write it attempted. */
+  async function runWriter(prefix: string, body: () => Promise<void>, opts: { retries?: number } = {}): Promise<WriteRecord[]> {
+    await live.agent.call('startWriter', { prefix, retries: opts.retries ?? 0 });
+    let failure: unknown;
+    try {
+      await body();
+    } catch (err) {
+      failure = err;
+    }
+    const log = await live.agent.call<WriteRecord[]>('stopWriter', {}, 60_000);
+    if (failure) {
+      const errors = new Map<string, number>();
+      for (const w of log) if (w.error) errors.set(w.error, (errors.get(w.error) ?? 0) + 1);
+      const acked = log.filter((w) => w.ack !== null);
+      const last = acked.length ? new Date(acked[acked.length - 1].ack as number).toISOString() : 'never';
+      console.log(`writer: ${log.length} writes, ${acked.length} acknowledged (last at ${last}); errors: ` +
+        `${[...errors].map(([m, n]) => `${n}x ${m}`).join('; ') || 'none'}`);
+      throw failure;
+    }
+    return log;
+  }
+
+  test('a change rolling both StatefulSets at once, a few hundred thousand keys, writes going on: one Redis pod down at a time, no failed or lost write, pauses no longer than a switchover', async () => {
+    await live.waitHealthy();
+    const keys = 300_000;
+    expect(await live.agent.call<number>('load', { prefix: 'bulk', count: keys, size: 100 }, 180_000)).toBeGreaterThanOrEqual(keys);
+    await live.waitHealthy(120_000);
+
+    const pods = live.redisPods();
+    const revisions = new Map(live.sim.pods().map((p) => [p.name, p.revision]));
+    const hosts = pods.map((p) => live.fqdn(p));
+    await live.agent.call('nodeWatchStart', { hosts, everyMs: 50 });
+    let samples: Record<string, [number, NodeState][]> = {};
+    const log = await runWriter('rollout', async () => {
+      await sleep(1000);
+      try {
+        await live.sim.rolloutStatefulSets(['redis-master', 'redis-slave'], 400_000);
+      } finally {
+        await sleep(1000);
+        samples = await live.agent.call('nodeWatchStop', {}, 30_000);
+      }
+    }, { retries: 40 });
+
+    // Every Redis pod was replaced by the new revision.
+    for (const p of live.sim.pods().filter((x) => pods.includes(x.name))) {
+      expect(p.revision, p.name).not.toBe(revisions.get(p.name));
+    }
+
+    // What each old pod's preStop decided, and the switchovers it made.
+    const hooks = pods.map((p) => [p, live.sim.logs(p, 'redis', 400, { previous: true }).split('\n')
+      .filter((l) => l.includes('redis-prestop'))] as const);
+    for (const [pod, lines] of hooks) console.log(`${pod}:\n  ${lines.join('\n  ')}`);
+    const handovers = hooks.flatMap(([, lines]) => lines.filter((l) => /handed over to/.test(l)));
+    // The two controllers deleted redis-master-0 and redis-slave-1 together: one of them waited.
+    expect(hooks.some(([, lines]) => lines.some((l) => /gate: (wait|withdraw):/.test(l)))).toBe(true);
+    expect(hooks.every(([, lines]) => lines.some((l) => /gate: going down after \d+s: every other Redis pod/.test(l)))).toBe(true);
+
+    // At no moment were two Redis pods down. (Overlaps shorter than a few samples are the
+    // sampling's own granularity: a pod's gate sees its peer in sync a moment before the
+    // sampler does.)
+    const down = hosts.map((h) => ({ pod: h.split('.')[0], intervals: downIntervals(samples[h]) }));
+    for (const { pod, intervals } of down) {
+      console.log(`${pod} down: ${intervals.map((i) => `${new Date(i.from).toISOString().slice(11, 23)} for ${(i.to - i.from).toFixed(0)} ms`).join(', ') || 'never'}`);
+      expect(intervals.length, `${pod} should have gone down once`).toBeGreaterThanOrEqual(1);
+    }
+    for (let a = 0; a < down.length; a++) {
+      for (let b = a + 1; b < down.length; b++) {
+        for (const x of down[a].intervals) {
+          for (const y of down[b].intervals) {
+            const overlap = Math.min(x.to, y.to) - Math.max(x.from, y.from);
+            expect(overlap, `${down[a].pod} and ${down[b].pod} down together for ${overlap.toFixed(0)} ms`).toBeLessThan(250);
+          }
+        }
+      }
+    }
+
+    const failed = log.filter((w) => w.error !== null);
+    const pause = longestPause(log);
+    const gap = longestGap(log);
+    const at = (t: number) => new Date(t).toISOString().slice(11, 23);
+    console.log(`rollout of both StatefulSets: ${log.length} writes, ${failed.length} failed, longest write pause ` +
+      `${pause.toFixed(0)} ms (${at(gap.from)}-${at(gap.to)}), ${handovers.length} switchover(s)`);
+    const retried = log.filter((w) => w.attempts > 1);
+    console.log(`retried writes: ${retried.map((w) => `${at(w.start)} x${w.attempts} ${w.firstError}`).join('; ') || 'none'}`);
+    expect(failed.map((w) => w.error)).toEqual([]);
+    // A planned switchover pauses writes for about half a second; a generous bound here.
+    expect(pause).toBeLessThan(2000);
+    const confirmed = confirmedWrites(log);
+    expect(confirmed.length).toBeGreaterThan(0);
+    const lost = await live.agent.call<number[]>('missing', { prefix: 'rollout', ns: confirmed }, 120_000);
+    expect(lost, `WAIT 1-confirmed writes lost: ${lost.slice(0, 20).join(', ')}`).toEqual([]);
+    await live.waitHealthy(60_000);
+    expect(await live.agent.call<number>('call', { host: live.fqdn(await live.onlyMaster()), port: 6379, args: ['DBSIZE'] }))
+      .toBeGreaterThanOrEqual(keys);
+  }, 600_000);
+});
