@@ -10,11 +10,12 @@
 #     majority on the other side can only promote a replica after down-after-milliseconds;
 #     the fence is up well before that, so the writes a partitioned master can still take
 #     and later lose are those of the detection window only (fence_verdict has the rule);
+#   - on a replica, puts back a replica-priority that an interrupted handover left changed;
 #   - on a master the Sentinels agree they replaced (a quorum, no failover running) while
 #     the new master answers as master: becomes its replica and drops client connections.
 #
 # Extra environment: GOVERNING_SERVICE, FENCE_CHECK_INTERVAL, FENCE_PROBE_TIMEOUT,
-# FENCE_AFTER_ROUNDS (and those of redis-decide.sh).
+# FENCE_AFTER_ROUNDS, HANDOVER_TIMEOUT_SECONDS (and those of redis-decide.sh).
 set -eu
 SCRIPT_NAME=redis-guard
 # shellcheck source=lib/scripts/common.sh
@@ -56,6 +57,27 @@ demote_to() {
   log "demoting: this server is a master but the Sentinels name $2 (epoch $1), which answers as master; becoming its replica"
   redis_cmd 127.0.0.1 REPLICAOF "$2" "$3" >/dev/null || true
   redis_cmd 127.0.0.1 CLIENT KILL TYPE normal >/dev/null || true
+}
+
+# restore_priority_after_handover: a master's preStop gives the replica it hands over to
+# replica-priority 1 (so Sentinel promotes that one) and restores it afterwards. If the
+# hook died in between, the priority would keep winning later failovers over replicas
+# with more data; put it back once it has outlived any handover.
+PRIORITY_CONFIGURED="$(awk '$1 == "replica-priority" { print $2 }' "$TEMPLATE")"
+PRIORITY_CONFIGURED="${PRIORITY_CONFIGURED:-100}"
+PRIORITY_CHANGED_AT=""
+restore_priority_after_handover() {
+  _priority="$(redis_cmd 127.0.0.1 CONFIG GET replica-priority | sed -n 2p)"
+  if [ -z "$_priority" ] || [ "$_priority" = "$PRIORITY_CONFIGURED" ]; then
+    PRIORITY_CHANGED_AT=""
+    return 0
+  fi
+  [ -n "$PRIORITY_CHANGED_AT" ] || PRIORITY_CHANGED_AT="$(date +%s)"
+  if [ $(( $(date +%s) - PRIORITY_CHANGED_AT )) -gt $(( HANDOVER_TIMEOUT_SECONDS * 2 )) ]; then
+    redis_cmd 127.0.0.1 CONFIG SET replica-priority "$PRIORITY_CONFIGURED" >/dev/null &&
+      log "restoring replica-priority $PRIORITY_CONFIGURED: it was $_priority for over $(( HANDOVER_TIMEOUT_SECONDS * 2 ))s, longer than any handover"
+    PRIORITY_CHANGED_AT=""
+  fi
 }
 
 set_min_replicas() {
@@ -113,6 +135,7 @@ while :; do
       FENCED=0
       BAD_ROUNDS=0
     fi
+    [ "$ROLE" = "slave" ] && restore_priority_after_handover
   fi
   # A failed check is confirmed at once rather than after the interval: the fence must be up
   # well before down-after-milliseconds, and one slow answer alone must not raise it.
