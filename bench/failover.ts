@@ -31,6 +31,8 @@ interface Trial {
   outageMs: number;
   longestPauseMs: number;
   failedWrites: number;
+  /** Failed writes by error message (its first 60 characters). */
+  errors: Record<string, number>;
   /** Writes the server acknowledged (SET returned OK). */
   ackedWrites: number;
   confirmedWrites: number;
@@ -167,6 +169,10 @@ async function trial(live: LiveCluster, kind: Kind, n: number): Promise<Trial> {
     outageMs: Math.round(writeOutage(log.filter((w) => !discarded.has(w.n)), faultAt)),
     longestPauseMs: Math.round(longestPause(log)),
     failedWrites: log.filter((w) => w.error !== null).length,
+    errors: log.reduce<Record<string, number>>((m, w) => {
+      if (w.error !== null) m[w.error.slice(0, 60)] = (m[w.error.slice(0, 60)] ?? 0) + 1;
+      return m;
+    }, {}),
     ackedWrites: acked.length,
     confirmedWrites: confirmed.length,
     lostConfirmedWrites: lost.length,
@@ -250,6 +256,7 @@ async function main() {
           `acked then discarded ${t.discardedWrites}/${t.ackedWrites}  ` +
           `resyncs: full ${t.resyncs.full}, partial ${t.resyncs.partialOk}, partial refused ${t.resyncs.partialErr}`);
         console.log(`    sentinel events (ms after the fault): ${t.timeline}`);
+        if (t.failedWrites) console.log(`    write errors: ${Object.entries(t.errors).map(([e, k]) => `${k} x ${JSON.stringify(e)}`).join(', ')}`);
       }
     }
   } catch (err) {
