@@ -3,7 +3,10 @@
 // continuously, then crashes the master N times and does N planned switchovers (graceful
 // deletion of the master pod); `--kinds partition` cuts the master's network N times;
 // `--kinds asymmetric` splits the network N times into {old master, one replica, one
-// Sentinel, the client} / {other replica, two Sentinels} for 3 x downAfter, then heals.
+// Sentinel, the client} / {other replica, two Sentinels} for 3 x downAfter, then heals;
+// `--kinds crash-restart` crashes the master's Redis container and lets it restart at once,
+// as the kubelet does (whether a failover follows is up to the design; `to` says).
+// `--preload-mb N` first loads about N MB of 1 KB values into the master.
 // Prints per trial and as p50/max: the write outage, the WAIT-confirmed writes lost (and
 // how far into the fault the last lost one was made), the acknowledged writes discarded,
 // the full and partial resyncs the fault cost, and for switchovers the failed writes and
@@ -16,7 +19,7 @@ import { checkLivePrerequisites } from '../test/sim';
 import { sleep, waitFor } from '../test/sim/util';
 import { confirmedWrites, LiveCluster, longestGap, longestPause, resyncsBetween, Resyncs, ROOT, WriteRecord, writeOutage } from '../test/live/harness';
 
-const KINDS = ['crash', 'switchover', 'partition', 'asymmetric'] as const;
+const KINDS = ['crash', 'crash-restart', 'switchover', 'partition', 'asymmetric'] as const;
 type Kind = (typeof KINDS)[number];
 
 interface Trial {
@@ -28,6 +31,8 @@ interface Trial {
   outageMs: number;
   longestPauseMs: number;
   failedWrites: number;
+  /** Failed writes by error message (its first 60 characters). */
+  errors: Record<string, number>;
   /** Writes the server acknowledged (SET returned OK). */
   ackedWrites: number;
   confirmedWrites: number;
@@ -49,9 +54,10 @@ const program = new Command()
   .option('--env <name>', 'environment overlay to run', 'production')
   .option('--trials <n>', 'crashes and planned switchovers, each', '5')
   .option('--kinds <list>', `which faults to run: ${KINDS.join(', ')} (comma-separated)`, 'crash,switchover')
+  .option('--preload-mb <n>', 'before the trials, load about this many MB of 1 KB values into the master', '0')
   .option('--out <file>', 'JSON results file (default bench-results/failover-<env>.json)');
 program.parse(process.argv);
-const opts = program.opts<{ env: string; trials: string; kinds: string; out?: string }>();
+const opts = program.opts<{ env: string; trials: string; kinds: string; preloadMb: string; out?: string }>();
 const trials = Number(opts.trials);
 const kinds = opts.kinds.split(',').map((k) => k.trim());
 for (const k of kinds) {
@@ -67,6 +73,11 @@ if (!knownEnvs.includes(opts.env)) {
 }
 if (!Number.isInteger(trials) || trials < 1 || trials > 100) {
   console.error(`--trials must be an integer from 1 to 100, got ${JSON.stringify(opts.trials)}`);
+  process.exit(2);
+}
+const preloadMb = Number(opts.preloadMb);
+if (!Number.isInteger(preloadMb) || preloadMb < 0) {
+  console.error(`--preload-mb must be a whole number of MB, got ${JSON.stringify(opts.preloadMb)}`);
   process.exit(2);
 }
 
@@ -93,6 +104,15 @@ async function trial(live: LiveCluster, kind: Kind, n: number): Promise<Trial> {
   try {
     if (kind === 'crash') {
       await live.sim.killContainer(from, 'redis', { restart: false });
+    } else if (kind === 'crash-restart') {
+      // Restarted after the simulator's back-off (1 s), like the kubelet's first restart.
+      await live.sim.killContainer(from, 'redis', { restart: true });
+      // Failover or not, the outage ends with the first write acknowledged after the crash.
+      // The killed process may still answer for a few ms after killContainer returns (the
+      // sandbox's inner processes die a moment after bwrap); nothing else can answer before
+      // the 1 s back-off is over, so only a write acknowledged 500 ms on counts.
+      const resumedAfter = Date.now() + 500;
+      await waitFor(async () => (await live.agent.call<number>('writerLastAck')) > resumedAfter, 180_000, 'a write acknowledged after the crash');
     } else if (kind === 'partition') {
       // The master's network is cut, its process lives on (a node failure looks the same to Sentinel).
       await live.sim.partition(from);
@@ -105,9 +125,12 @@ async function trial(live: LiveCluster, kind: Kind, n: number): Promise<Trial> {
     } else {
       void live.sim.deletePod(from, { grace: true, recreate: true });
     }
-    // After an asymmetric split, the Sentinels may agree on the old master (no failover).
-    to = await live.waitForSentinelMasterOtherThan(from, kind === 'asymmetric' ? 20_000 : 60_000)
-      .catch((err) => { if (kind === 'asymmetric') return from; throw err; });
+    // After an asymmetric split, the Sentinels may agree on the old master (no failover);
+    // after a crash-restart, `to` is read once the cluster is healthy again.
+    if (kind !== 'crash-restart') {
+      to = await live.waitForSentinelMasterOtherThan(from, kind === 'asymmetric' ? 20_000 : 60_000)
+        .catch((err) => { if (kind === 'asymmetric') return from; throw err; });
+    }
     // After a split, the old master must be demoted and resynchronised before the client is surely on the kept side.
     if (kind === 'asymmetric') await live.waitHealthy(90_000);
     const switchedAt = Date.now();
@@ -138,13 +161,18 @@ async function trial(live: LiveCluster, kind: Kind, n: number): Promise<Trial> {
     for (const line of handover) console.log(`    ${line}`);
   }
   // The resyncs of this fault include the old master's return as a replica.
-  await live.waitHealthy(90_000);
+  await live.waitHealthy(preloadMb ? 300_000 : 90_000);
   const resyncs = resyncsBetween(countersBefore, await live.syncCounters());
+  if (kind === 'crash-restart') to = await live.onlyMaster();
   return {
     kind, trial: n, from, to,
     outageMs: Math.round(writeOutage(log.filter((w) => !discarded.has(w.n)), faultAt)),
     longestPauseMs: Math.round(longestPause(log)),
     failedWrites: log.filter((w) => w.error !== null).length,
+    errors: log.reduce<Record<string, number>>((m, w) => {
+      if (w.error !== null) m[w.error.slice(0, 60)] = (m[w.error.slice(0, 60)] ?? 0) + 1;
+      return m;
+    }, {}),
     ackedWrites: acked.length,
     confirmedWrites: confirmed.length,
     lostConfirmedWrites: lost.length,
@@ -187,6 +215,21 @@ function pauseWindow(log: WriteRecord[], faultAt: number): string {
   return `${Math.round(gap.from - faultAt)}-${Math.round(gap.to - faultAt)}`;
 }
 
+/** About `mb` MB of 1 KB values written into the master by redis-benchmark inside its pod, then a healthy cluster. */
+async function preload(live: LiveCluster, mb: number): Promise<void> {
+  await live.waitHealthy(90_000);
+  const master = await live.onlyMaster();
+  const auth = 'REDISCLI_AUTH="$(cat /etc/redis-auth/password)"';
+  const timeoutS = 60 + mb;
+  const load = await live.sim.exec(master, ['sh', '-c',
+    `${auth} timeout ${timeoutS} redis-benchmark -a "$(cat /etc/redis-auth/password)" -t set -n ${mb * 1000} -r 100000000 -d 1000 -P 64 -c 4 -q >/dev/null 2>&1; ` +
+    `${auth} timeout 5 redis-cli --no-auth-warning INFO memory | grep "^used_memory:"`],
+  { container: 'redis', timeoutMs: (timeoutS + 20) * 1000 });
+  const used = Number(/used_memory:(\d+)/.exec(load.stdout)?.[1]);
+  console.log(`preloaded ${master}: used_memory ${Math.round(used / 1048576)} MB`);
+  await live.waitHealthy(300_000);
+}
+
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
@@ -201,6 +244,7 @@ async function main() {
   const live = await LiveCluster.start(opts.env);
   const results: Trial[] = [];
   try {
+    if (preloadMb) await preload(live, preloadMb);
     for (const kind of kinds as Kind[]) {
       for (let n = 1; n <= trials; n++) {
         const t = await trial(live, kind, n);
@@ -212,6 +256,7 @@ async function main() {
           `acked then discarded ${t.discardedWrites}/${t.ackedWrites}  ` +
           `resyncs: full ${t.resyncs.full}, partial ${t.resyncs.partialOk}, partial refused ${t.resyncs.partialErr}`);
         console.log(`    sentinel events (ms after the fault): ${t.timeline}`);
+        if (t.failedWrites) console.log(`    write errors: ${Object.entries(t.errors).map(([e, k]) => `${k} x ${JSON.stringify(e)}`).join(', ')}`);
       }
     }
   } catch (err) {
@@ -220,8 +265,8 @@ async function main() {
   } finally {
     await live.stop();
   }
-  const summary: Record<string, unknown> = { env: opts.env, downAfterMs: live.downAfterMs, trials };
-  console.log(`\nenvironment ${opts.env}, downAfter ${live.downAfterMs} ms, ${trials} trials each`);
+  const summary: Record<string, unknown> = { env: opts.env, downAfterMs: live.downAfterMs, trials, preloadMb };
+  console.log(`\nenvironment ${opts.env}, downAfter ${live.downAfterMs} ms, ${trials} trials each${preloadMb ? `, ${preloadMb} MB preloaded` : ''}`);
   for (const kind of KINDS) {
     const rows = results.filter((r) => r.kind === kind);
     if (!rows.length) continue;
@@ -239,14 +284,16 @@ async function main() {
       discardedWrites: sum((r) => r.discardedWrites),
       resyncs: { full: sum((r) => r.resyncs.full), partialOk: sum((r) => r.resyncs.partialOk), partialErr: sum((r) => r.resyncs.partialErr) },
       resyncsPerFailover: `${rows.map((r) => `${r.resyncs.full}F/${r.resyncs.partialOk}P`).join(' ')}`,
+      failovers: rows.filter((r) => r.to !== r.from).length,
     };
     summary[kind] = stats;
     const label = kind === 'switchover' ? 'longest write pause' : 'write outage';
-    const relative = kind !== 'switchover' ? ` (p50 = downAfter + ${stats.p50 - live.downAfterMs} ms, max = downAfter + ${stats.max - live.downAfterMs} ms)` : '';
+    const vsDownAfter = (ms: number) => `downAfter ${ms < live.downAfterMs ? '-' : '+'} ${Math.abs(ms - live.downAfterMs)} ms`;
+    const relative = kind !== 'switchover' ? ` (p50 = ${vsDownAfter(stats.p50)}, max = ${vsDownAfter(stats.max)})` : '';
     console.log(`${kind.padEnd(10)} ${label}: p50 ${stats.p50} ms, max ${stats.max} ms${relative}; ` +
       `failed writes ${stats.failedWrites}; lost confirmed writes ${stats.lostConfirmedWrites}/${stats.confirmedWrites}` +
       `${stats.lastLostConfirmedAtMsMax !== null ? ` (last made ${stats.lastLostConfirmedAtMsMax} ms after the fault)` : ''}; ` +
-      `acked then discarded ${stats.discardedWrites}/${stats.ackedWrites}`);
+      `acked then discarded ${stats.discardedWrites}/${stats.ackedWrites}; failovers ${stats.failovers}/${rows.length}`);
     console.log(`${''.padEnd(10)} resyncs per failover (full F / partial P): ${stats.resyncsPerFailover}; ` +
       `total full ${stats.resyncs.full}, partial ${stats.resyncs.partialOk}, partial refused ${stats.resyncs.partialErr}`);
   }
