@@ -462,11 +462,18 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     const [nearSentinel, ...farSentinels] = live.sentinelPods();
     let splitAt = 0;
     let promoted = '';
+    let duringSplit: number | string = 0;
     const log = await runWriter('asym', async () => {
       await sleep(1000);
+      // Confirmed by every replica (WAIT 2) just before the split: must survive it.
+      expect(await live.agent.call('write', { key: 'asym-all:before', value: 'x', wait: 2 })).toBe(2);
       splitAt = Date.now();
       await live.sim.partitionGroups([['redis-master-0', 'redis-slave-0', nearSentinel, 'app'], ['redis-slave-1', ...farSentinels]]);
-      await sleep(live.downAfterMs * 3);
+      // Past the fencing window (WAIT blocks the client's connection, so not earlier: the
+      // writer's window must stay open): no write can be confirmed by every replica.
+      await sleep(2500);
+      duringSplit = await live.agent.call('write', { key: 'asym-all:during', value: 'y', wait: 2 }).catch((err) => String(err.message));
+      await sleep(live.downAfterMs * 3 - 2500);
       await live.sim.healPartitions();
       promoted = await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
       await waitWriterPastFault(Date.now());
@@ -483,6 +490,8 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
       `${lastLostAfterSplit} ms into the partition; ${fenceLine}`);
     // The bound the README states: only writes of the fencing window (under 2 s) can be lost.
     expect(lastLostAfterSplit).toBeLessThan(2000);
+    expect(await live.agent.call('readMaster', { key: 'asym-all:before' })).toBe('x');
+    expect(duringSplit, 'a write during the split confirmed by every replica').not.toBe(2);
   });
 
   test('two Sentinels down while every replica is connected: the master keeps taking writes (not fenced)', async () => {
