@@ -39,27 +39,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     await live?.stop();
   });
 
-  /** Runs `body` while the client writes continuously; returns every write it attempted. */
-  async function runWriter(prefix: string, body: () => Promise<void>, opts: { retries?: number } = {}): Promise<WriteRecord[]> {
-    await live.agent.call('startWriter', { prefix, retries: opts.retries ?? 0 });
-    let failure: unknown;
-    try {
-      await body();
-    } catch (err) {
-      failure = err;
-    }
-    const log = await live.agent.call<WriteRecord[]>('stopWriter', {}, 60_000);
-    if (failure) {
-      const errors = new Map<string, number>();
-      for (const w of log) if (w.error) errors.set(w.error, (errors.get(w.error) ?? 0) + 1);
-      const acked = log.filter((w) => w.ack !== null);
-      const last = acked.length ? new Date(acked[acked.length - 1].ack as number).toISOString() : 'never';
-      console.log(`writer: ${log.length} writes, ${acked.length} acknowledged (last at ${last}); errors: ` +
-        `${[...errors].map(([m, n]) => `${n}x ${m}`).join('; ') || 'none'}`);
-    }
-    if (failure) throw failure;
-    return log;
-  }
+  const runWriter: LiveCluster['runWriter'] = (prefix, body, opts) => live.runWriter(prefix, body, opts);
 
   /**
    * With the client writing: `fault` takes redis-master-0 out, then waits until the

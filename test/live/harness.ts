@@ -300,6 +300,31 @@ export class LiveCluster {
     return lines.join('\n');
   }
 
+  /**
+   * Runs `body` while the client writes continuously; returns every write it attempted.
+   * When `body` fails, prints what the writer saw (acknowledged writes, errors) first.
+   */
+  async runWriter(prefix: string, body: () => Promise<void>, opts: { retries?: number } = {}): Promise<WriteRecord[]> {
+    await this.agent.call('startWriter', { prefix, retries: opts.retries ?? 0 });
+    let failure: unknown;
+    try {
+      await body();
+    } catch (err) {
+      failure = err;
+    }
+    const log = await this.agent.call<WriteRecord[]>('stopWriter', {}, 60_000);
+    if (failure) {
+      const errors = new Map<string, number>();
+      for (const w of log) if (w.error) errors.set(w.error, (errors.get(w.error) ?? 0) + 1);
+      const acked = log.filter((w) => w.ack !== null);
+      const last = acked.length ? new Date(acked[acked.length - 1].ack as number).toISOString() : 'never';
+      console.log(`writer: ${log.length} writes, ${acked.length} acknowledged (last at ${last}); errors: ` +
+        `${[...errors].map(([m, n]) => `${n}x ${m}`).join('; ') || 'none'}`);
+      throw failure;
+    }
+    return log;
+  }
+
   async stop(): Promise<void> {
     await this.sim.stop();
   }

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, onTestFailed, test } from 'vitest';
 import { checkLivePrerequisites } from '../sim';
 import { sleep } from '../sim/util';
-import { confirmedWrites, LiveCluster, longestGap, longestPause, WriteRecord } from './harness';
+import { confirmedWrites, LiveCluster, longestGap, longestPause } from './harness';
 
 /**
  * Rollouts of a configuration change that alters both Redis pod templates: both
@@ -53,27 +53,7 @@ describe.skipIf(missing)('live rollout (staging overlay)', () => {
     await live?.stop();
   });
 
-  /** Runs `body` while the client writes continuously; returns every write it attempted. */
-  async function runWriter(prefix: string, body: () => Promise<void>, opts: { retries?: number } = {}): Promise<WriteRecord[]> {
-    await live.agent.call('startWriter', { prefix, retries: opts.retries ?? 0 });
-    let failure: unknown;
-    try {
-      await body();
-    } catch (err) {
-      failure = err;
-    }
-    const log = await live.agent.call<WriteRecord[]>('stopWriter', {}, 60_000);
-    if (failure) {
-      const errors = new Map<string, number>();
-      for (const w of log) if (w.error) errors.set(w.error, (errors.get(w.error) ?? 0) + 1);
-      const acked = log.filter((w) => w.ack !== null);
-      const last = acked.length ? new Date(acked[acked.length - 1].ack as number).toISOString() : 'never';
-      console.log(`writer: ${log.length} writes, ${acked.length} acknowledged (last at ${last}); errors: ` +
-        `${[...errors].map(([m, n]) => `${n}x ${m}`).join('; ') || 'none'}`);
-      throw failure;
-    }
-    return log;
-  }
+  const runWriter: LiveCluster['runWriter'] = (prefix, body, opts) => live.runWriter(prefix, body, opts);
 
   test('a change rolling both StatefulSets at once, a few hundred thousand keys, writes going on: one Redis pod down at a time, no failed or lost write, pauses no longer than a switchover', async () => {
     await live.waitHealthy();
