@@ -1,7 +1,7 @@
-import { afterEach, beforeEach, describe, expect, onTestFailed, test } from 'vitest';
-import { checkLivePrerequisites } from '../sim';
+import { describe, expect, test } from 'vitest';
 import { sleep } from '../sim/util';
 import { confirmedWrites, LiveCluster, longestGap, longestPause } from './harness';
+import { freshClusterPerTest, livePrerequisites } from './live-suite';
 
 /**
  * Rollouts of a configuration change that alters both Redis pod templates: both
@@ -9,14 +9,7 @@ import { confirmedWrites, LiveCluster, longestGap, longestPause } from './harnes
  * the Redis pods going down one at a time (staging overlay, in the pod simulator).
  */
 
-const missing = checkLivePrerequisites();
-if (missing && process.env.CI === 'true') {
-  test('live rollout prerequisites are installed (required when CI=true)', () => {
-    throw new Error(`live rollout suite cannot run: ${missing}`);
-  });
-} else if (missing) {
-  console.log(`live rollout suite skipped: ${missing}`);
-}
+const missing = livePrerequisites('rollout');
 
 type NodeState = 'serving' | 'syncing' | 'down';
 
@@ -42,16 +35,7 @@ function downIntervals(samples: [number, NodeState][]): { from: number; to: numb
 describe.skipIf(missing)('live rollout (staging overlay)', () => {
   let live: LiveCluster;
 
-  beforeEach(async () => {
-    live = await LiveCluster.start('staging');
-    onTestFailed(async () => {
-      console.log(`\n===== what the cluster looked like =====\n${await live.report()}`);
-    });
-  });
-
-  afterEach(async () => {
-    await live?.stop();
-  });
+  freshClusterPerTest((started) => { live = started; });
 
   const runWriter: LiveCluster['runWriter'] = (prefix, body, opts) => live.runWriter(prefix, body, opts);
 

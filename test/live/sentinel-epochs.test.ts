@@ -1,36 +1,20 @@
-import { afterEach, beforeEach, describe, expect, onTestFailed, test } from 'vitest';
-import { checkLivePrerequisites } from '../sim';
+import { describe, expect, test } from 'vitest';
 import { LiveCluster, MASTER_NAME } from './harness';
+import { freshClusterPerTest, livePrerequisites } from './live-suite';
 
 /**
  * Live: a Sentinel whose container restarts (same pod, same emptyDir) keeps its ID,
  * current epoch and leader epoch, so it never votes twice in one epoch.
  */
 
-const missing = checkLivePrerequisites();
-if (missing && process.env.CI === 'true') {
-  test('live Sentinel epoch prerequisites are installed (required when CI=true)', () => {
-    throw new Error(`live Sentinel epoch suite cannot run: ${missing}`);
-  });
-} else if (missing) {
-  console.log(`live Sentinel epoch suite skipped: ${missing}`);
-}
+const missing = livePrerequisites('Sentinel epoch');
 
 interface SentinelState { myid: string; current: number; leader: number; config: number }
 
 describe.skipIf(missing)('live Sentinel epochs (staging overlay)', () => {
   let live: LiveCluster;
 
-  beforeEach(async () => {
-    live = await LiveCluster.start('staging');
-    onTestFailed(async () => {
-      console.log(`\n===== what the cluster looked like =====\n${await live.report()}`);
-    });
-  });
-
-  afterEach(async () => {
-    await live?.stop();
-  });
+  freshClusterPerTest((started) => { live = started; });
 
   /** What the Sentinel holds in memory, from the config it rewrites on FLUSHCONFIG. */
   async function sentinelState(pod: string): Promise<SentinelState> {
