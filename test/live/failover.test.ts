@@ -292,7 +292,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     await live.waitHealthy(90_000);
     console.log(`sentinel rollouts: phantom Sentinels gone ${((Date.now() - rolledAt) / 1000).toFixed(1)} s after the third rollout`);
     await expectMasterCrashFailsOver();
-  });
+  }, 150_000);
 
   test('the Sentinel leading a failover restarts right after its election: the failover still completes without waiting out 2 x failover-timeout', async () => {
     await live.waitHealthy();
