@@ -1,11 +1,15 @@
-export * from './names';
-export * from './render';
-export * from './validation';
-export * from './resources';
-export * from './redis-node';
-export * from './redis-master';
-export * from './redis-replica-set';
-export * from './sentinel-quorum';
-export * from './redis-sentinel-ha';
-export * from './environment';
-export * from './gitops';
+// The constructs: what a cdk8s app composes.
+export * from './constructs/names';
+export * from './constructs/validation';
+export * from './constructs/container-resources';
+export * from './constructs/redis-node';
+export * from './constructs/redis-master';
+export * from './constructs/redis-replica-set';
+export * from './constructs/sentinel-quorum';
+export * from './constructs/redis-sentinel-ha';
+// What runs in the pods: configuration files and the scripts.
+export * from './pod/config-files';
+// The output: environment charts, kustomize base and overlays, writing files.
+export * from './output/environments';
+export * from './output/kustomize';
+export * from './output/write-files';

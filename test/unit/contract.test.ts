@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { Duration } from 'cdk8s';
 import { CONFIG_HASH_ANNOTATION, configHash, ManifestObject, synthBase, synthEnvironment, tierScripts } from '../../lib';
-import { loadScripts } from '../../lib/scripts';
+import { loadScripts } from '../../lib/pod/scripts';
 import { ENVIRONMENTS, findEnvironments } from '../../main';
 import { find, objectKey, quantityBytes } from './helpers';
 

@@ -1,4 +1,4 @@
-// Behaviour of the shell functions in lib/scripts/common.sh that decide something on
+// Behaviour of the shell functions in lib/pod/scripts/common.sh that decide something on
 // their own: which replica Sentinel is about to promote, and when the janitor re-applies
 // Sentinel's timings. They run under the machine's POSIX sh; Sentinel is replaced by a
 // stand-in redis-cli that serves canned replies and records what it was asked.
@@ -9,7 +9,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { ROOT } from './helpers';
 
-const COMMON = join(ROOT, 'lib/scripts/common.sh');
+const COMMON = join(ROOT, 'lib/pod/scripts/common.sh');
 
 function sh(script: string, opts: { stdin?: string; env?: Record<string, string> } = {}) {
   const r = spawnSync('sh', ['-c', `set -eu; . "${COMMON}"; ${script}`], {
@@ -368,7 +368,7 @@ describe('redis-prestop.sh (shutdown gate, then the master hands over)', () => {
   afterEach(() => world?.remove());
 
   const runHook = (pod: string, extra: Record<string, string> = {}) => {
-    const r = spawnSync('sh', [join(ROOT, 'lib/scripts/redis-prestop.sh')], {
+    const r = spawnSync('sh', [join(ROOT, 'lib/pod/scripts/redis-prestop.sh')], {
       encoding: 'utf8', timeout: 30_000, env: world.env(pod, { STANDIN_SELF: fqdnOf(pod), ...extra }),
     });
     return { status: r.status, log: r.stderr, calls: world.calls() };
@@ -478,7 +478,7 @@ printf 'name\\n%s\\nrunid\\naaa\\nflags\\nslave\\ninfo-refresh\\n300\\nmaster-li
     for (let round = 0; round < 3; round++) {
       handoverWorld('OK', SLAVE1);
       const run = (pod: string) => new Promise<string>((resolve) => {
-        const child = spawn('sh', [join(ROOT, 'lib/scripts/redis-prestop.sh')], {
+        const child = spawn('sh', [join(ROOT, 'lib/pod/scripts/redis-prestop.sh')], {
           env: world.env(pod, { STANDIN_SELF: fqdnOf(pod), GATE_TIMEOUT_SECONDS: '2' }),
         });
         let log = '';

@@ -7,7 +7,7 @@ import { join } from 'path';
 import { synthBase } from '../../lib';
 import { find, ROOT } from './helpers';
 
-const SCRIPTS_DIR = 'lib/scripts';
+const SCRIPTS_DIR = 'lib/pod/scripts';
 const scripts = readdirSync(join(ROOT, SCRIPTS_DIR)).filter((f) => f.endsWith('.sh')).sort();
 const source = (name: string) => readFileSync(join(ROOT, SCRIPTS_DIR, name), 'utf8');
 
@@ -16,7 +16,7 @@ function codeLines(text: string): string[] {
   return text.replace(/\\\n/g, ' ').split('\n').filter((l) => !l.trimStart().startsWith('#'));
 }
 
-describe('lib/scripts', () => {
+describe('lib/pod/scripts', () => {
   it('holds the start, probe, preStop and janitor scripts', () => {
     expect(scripts).toEqual(expect.arrayContaining([
       'common.sh', 'redis-start.sh', 'redis-probe.sh', 'redis-prestop.sh', 'sentinel-start.sh', 'sentinel-probe.sh', 'sentinel-janitor.sh',
@@ -60,7 +60,7 @@ describe('lib/scripts', () => {
       expect(code).toContain('set -eu');
       // set -eu must come before any command that could fail silently.
       expect(code.findIndex((l) => l === 'set -eu')).toBeLessThan(code.findIndex((l) => l.startsWith('. ')));
-      expect(source(script)).toMatch(/# shellcheck source=lib\/scripts\/common\.sh\n\. "\$\(dirname "\$0"\)\/common\.sh"/);
+      expect(source(script)).toMatch(/# shellcheck source=lib\/pod\/scripts\/common\.sh\n\. "\$\(dirname "\$0"\)\/common\.sh"/);
     });
   }
 

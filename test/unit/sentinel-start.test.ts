@@ -1,4 +1,4 @@
-// A restarted Sentinel keeps its epochs: decide_epochs (lib/scripts/sentinel-decide.sh)
+// A restarted Sentinel keeps its epochs: decide_epochs (lib/pod/scripts/sentinel-decide.sh)
 // against stand-in previous configs, and sentinel-start.sh as a whole against a stand-in
 // redis-cli (the other Sentinels), getent (their addresses) and redis-sentinel (prints
 // the config it was given instead of running).
@@ -9,7 +9,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { ROOT } from './helpers';
 
-const SCRIPTS = join(ROOT, 'lib/scripts');
+const SCRIPTS = join(ROOT, 'lib/pod/scripts');
 const MY_ID = '6e828d14bda6fe5402f445e1ecf699520d9449b4';
 const OTHER_ID = '680835d23e2b942129cb0505f2789538c2200f0e';
 

@@ -1,5 +1,5 @@
 // How a Redis pod starts (decide_start) and when its guard fences a master (fence_verdict
-// and the counts it reads), from lib/scripts/redis-decide.sh. The functions run under the
+// and the counts it reads), from lib/pod/scripts/redis-decide.sh. The functions run under the
 // machine's POSIX sh against stand-in `redis-cli` and `getent`: each Redis pod and each
 // Sentinel is a file of canned replies, and a missing file is a pod that does not answer.
 import { afterEach, describe, expect, it } from 'vitest';
@@ -87,7 +87,7 @@ esac
   if (w.roleRecord) writeFileSync(join(data, 'redis-ha-role'), `${w.roleRecord}\n`);
   if (w.allowEmpty) writeFileSync(join(data, 'redis-ha-allow-empty-master'), '');
   const me = fq(`${w.me}.${w.governing}`);
-  const r = spawnSync('sh', ['-c', `set -eu; . "${ROOT}/lib/scripts/common.sh"; . "${ROOT}/lib/scripts/redis-decide.sh"; ME="${me}"; decide_start ${w.waited ?? 0} "${w.previousIp ?? ''}"`], {
+  const r = spawnSync('sh', ['-c', `set -eu; . "${ROOT}/lib/pod/scripts/common.sh"; . "${ROOT}/lib/pod/scripts/redis-decide.sh"; ME="${me}"; decide_start ${w.waited ?? 0} "${w.previousIp ?? ''}"`], {
     encoding: 'utf8',
     env: {
       PATH: `${dir}:${process.env.PATH}`, POD_NAMESPACE: NS, CLUSTER_DOMAIN: 'cluster.local', POD_IP: '10.1.0.9',
@@ -195,7 +195,7 @@ describe('decide_start: a pod with data', () => {
 
 describe('the guard\'s fencing rule', () => {
   function run(script: string, stdin = '') {
-    const r = spawnSync('sh', ['-c', `set -eu; . "${ROOT}/lib/scripts/common.sh"; DATA_DIR=/nonexistent; . "${ROOT}/lib/scripts/redis-decide.sh"; ${script}`], {
+    const r = spawnSync('sh', ['-c', `set -eu; . "${ROOT}/lib/pod/scripts/common.sh"; DATA_DIR=/nonexistent; . "${ROOT}/lib/pod/scripts/redis-decide.sh"; ${script}`], {
       input: stdin, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', SENTINEL_COUNT: '3', SENTINEL_QUORUM: '2', FENCE_AFTER_ROUNDS: '2' },
     });
     if (r.status !== 0) throw new Error(r.stderr);

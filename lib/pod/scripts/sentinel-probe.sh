@@ -6,7 +6,7 @@
 #              tell clients where the master is.
 set -eu
 SCRIPT_NAME=sentinel-probe
-# shellcheck source=lib/scripts/common.sh
+# shellcheck source=lib/pod/scripts/common.sh
 . "$(dirname "$0")/common.sh"
 
 case "${1:-}" in

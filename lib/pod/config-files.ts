@@ -1,10 +1,10 @@
 /**
  * Pure rendering of redis.conf and sentinel.conf: props in, text out. The start scripts
- * in lib/scripts/ add only what cannot be known at synth time (the password from the
+ * in lib/pod/scripts/ add only what cannot be known at synth time (the password from the
  * Secret, this pod's DNS name, the current master).
  */
 
-import { ValidationError } from './validation';
+import { ValidationError } from '../constructs/validation';
 
 export type MaxmemoryPolicy =
   | 'noeviction'

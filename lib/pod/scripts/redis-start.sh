@@ -18,9 +18,9 @@
 # Extra environment: GOVERNING_SERVICE, POD_IP (and those of redis-decide.sh).
 set -eu
 SCRIPT_NAME=redis-start
-# shellcheck source=lib/scripts/common.sh
+# shellcheck source=lib/pod/scripts/common.sh
 . "$(dirname "$0")/common.sh"
-# shellcheck source=lib/scripts/redis-decide.sh
+# shellcheck source=lib/pod/scripts/redis-decide.sh
 . "$(dirname "$0")/redis-decide.sh"
 
 IP_FILE="$DATA_DIR/redis-ha-ip"

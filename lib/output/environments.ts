@@ -1,8 +1,8 @@
 import { App, Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { RedisSentinelHA, RedisSentinelHAProps } from './redis-sentinel-ha';
-import { requireDnsLabel, ValidationError } from './validation';
+import { RedisSentinelHA, RedisSentinelHAProps } from '../constructs/redis-sentinel-ha';
+import { requireDnsLabel, ValidationError } from '../constructs/validation';
 
 /** One deployment environment: a name (the overlay directory), a namespace and the system's props. */
 export interface EnvironmentProfile {

@@ -18,9 +18,9 @@
 # FENCE_AFTER_ROUNDS, HANDOVER_TIMEOUT_SECONDS (and those of redis-decide.sh).
 set -eu
 SCRIPT_NAME=redis-guard
-# shellcheck source=lib/scripts/common.sh
+# shellcheck source=lib/pod/scripts/common.sh
 . "$(dirname "$0")/common.sh"
-# shellcheck source=lib/scripts/redis-decide.sh
+# shellcheck source=lib/pod/scripts/redis-decide.sh
 . "$(dirname "$0")/redis-decide.sh"
 
 TEMPLATE=/etc/redis-template/redis.conf

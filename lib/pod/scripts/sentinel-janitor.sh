@@ -20,7 +20,7 @@
 # Extra environment: SENTINEL_REPLICAS, JANITOR_INTERVAL_SECONDS, SENTINEL_TIMINGS.
 set -eu
 SCRIPT_NAME=sentinel-janitor
-# shellcheck source=lib/scripts/common.sh
+# shellcheck source=lib/pod/scripts/common.sh
 . "$(dirname "$0")/common.sh"
 
 LAST_RESET=0

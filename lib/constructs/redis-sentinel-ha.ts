@@ -9,13 +9,13 @@ import {
 } from './names';
 import { RedisMaster } from './redis-master';
 import { DEFAULT_REDIS_RESOURCES } from './redis-node';
-import { resolveResources } from './resources';
+import { resolveResources } from './container-resources';
 import { RedisReplicaSet } from './redis-replica-set';
 import {
   deriveMaxmemoryBytes, deriveReplicationSizing, largestFittingMaxmemoryBytes, MAXMEMORY_POLICIES, MaxmemoryPolicy,
   renderRedisConf, renderSentinelConf,
-} from './render';
-import { loadScripts } from './scripts';
+} from '../pod/config-files';
+import { loadScripts } from '../pod/scripts';
 import { resolveSentinelCounts, SentinelQuorum } from './sentinel-quorum';
 import {
   durationMillis, requireConfToken, requireDnsLabel, requireDnsSubdomain, requireIntegerInRange, requireLabels,

@@ -10,7 +10,7 @@ import {
   AUTH_MOUNT, configMapVolume, execProbe, fieldEnv, passwordVolume, plainEnv, preferSpreadOverNodes, SCRIPTS_MOUNT,
   resourceRequirements, restrictedContainerSecurity, restrictedPodSecurity, scriptCommand,
 } from './pod-spec';
-import { ResolvedResources, resolveResources } from './resources';
+import { ResolvedResources, resolveResources } from './container-resources';
 import {
   durationMillis, requireConfToken, requireDnsSubdomain, requireIntegerInRange, requireLabels,
   requirePinnedImage, ValidationError,

@@ -27,7 +27,7 @@
 # Extra environment: GOVERNING_SERVICE, REDIS_NODES, GATE_TIMEOUT_SECONDS, HANDOVER_TIMEOUT_SECONDS.
 set -eu
 SCRIPT_NAME=redis-prestop
-# shellcheck source=lib/scripts/common.sh
+# shellcheck source=lib/pod/scripts/common.sh
 . "$(dirname "$0")/common.sh"
 to_container_log
 

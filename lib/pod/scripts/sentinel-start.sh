@@ -18,9 +18,9 @@
 # Extra environment: POD_IP, REDIS_NODES (space-separated short DNS names), SENTINEL_DATA.
 set -eu
 SCRIPT_NAME=sentinel-start
-# shellcheck source=lib/scripts/common.sh
+# shellcheck source=lib/pod/scripts/common.sh
 . "$(dirname "$0")/common.sh"
-# shellcheck source=lib/scripts/sentinel-decide.sh
+# shellcheck source=lib/pod/scripts/sentinel-decide.sh
 . "$(dirname "$0")/sentinel-decide.sh"
 
 # (The unit tests set SENTINEL_TEMPLATE.)

@@ -6,7 +6,7 @@
 #              is up, so a rolling update never moves on while a replica is still syncing.
 set -eu
 SCRIPT_NAME=redis-probe
-# shellcheck source=lib/scripts/common.sh
+# shellcheck source=lib/pod/scripts/common.sh
 . "$(dirname "$0")/common.sh"
 
 case "${1:-}" in
