@@ -9,12 +9,18 @@ import { Cpu } from 'cdk8s-plus-28';
  * `instanceof`: an app that has its own copy of cdk8s passes objects of that copy's
  * classes, which `instanceof` against ours would refuse.
  */
-export class ValidationError extends Error {
+
+export const ValidationError = class ValidationError extends Error {
   constructor(field: string, value: unknown, fix: string) {
     super(`${field} ${fix}, got ${describeValue(value)}`);
     this.name = 'ValidationError';
   }
-}
+};
+/**
+ * The error every refused prop throws. A value and a type rather than a class
+ * declaration, because jsii cannot describe a class that extends Error.
+ */
+export type ValidationError = InstanceType<typeof ValidationError>;
 
 /** A cdk8s `Duration` from any copy of cdk8s. */
 export function isDuration(value: unknown): value is Duration {
