@@ -356,6 +356,10 @@ export class RedisHaSettings {
   public readonly sentinelConf: string;
 
   private constructor(props: RedisHaProps) {
+    if (typeof props === 'object' && props !== null && 'namespace' in props) {
+      throw new ValidationError('namespace', (props as { namespace: unknown }).namespace,
+        'is not a prop: the objects take their namespace from the chart, new Chart(app, id, { namespace })');
+    }
     requireKnownKeys('', props, REDIS_HA_PROP_KEYS);
     this.name = props.name ?? DEFAULT_INSTANCE_NAME;
     requireDnsLabel('name', this.name, MAX_INSTANCE_NAME_LENGTH);

@@ -145,6 +145,12 @@ describe('misspelled props are refused at run time (a bundler does not type-chec
       .toMatch(/^environment "staging": redisResources\.memory\.limt is not a known prop \(did you mean limit\?\)/);
   });
 
+  it('the old namespace prop is refused, pointing at the chart\'s namespace', () => {
+    const c = new Chart(new App(), 't');
+    expect(() => new RedisSentinelHA(c, 'r', { namespace: 'x' } as never))
+      .toThrow('namespace is not a prop: the objects take their namespace from the chart, new Chart(app, id, { namespace }), got "x"');
+  });
+
   it('every construct refuses unknown props', () => {
     const c = () => new Chart(new App(), 't');
     expect(() => new RedisSentinelHA(c(), 'r', { sentinel: 5 } as never)).toThrow(/^sentinel is not a known prop \(did you mean sentinels\?\)/);

@@ -193,3 +193,23 @@ describe('the instance name', () => {
     expect(longest.names.sentinelHeadless.length).toBe(63);
   });
 });
+
+describe('the namespace comes from the chart, the cdk8s way', () => {
+  it('every object of a RedisSentinelHA in new Chart(app, id, { namespace }) is in that namespace', () => {
+    const c = new Chart(new App(), 'app', { namespace: 'team-cache' });
+    new RedisSentinelHA(c, 'redis');
+    const objects = c.toJson();
+    expect(objects.length).toBe(13);
+    for (const o of objects) expect(o.metadata.namespace, objectKey(o)).toBe('team-cache');
+  });
+
+  it('without a chart namespace the objects name none (the kustomize overlay sets it)', () => {
+    for (const o of synth(chartWith())) expect(o.metadata.namespace, objectKey(o)).toBeUndefined();
+  });
+});
+
+function chartWith(): Chart {
+  const c = chart();
+  new RedisSentinelHA(c, 'redis');
+  return c;
+}
