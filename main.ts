@@ -1,7 +1,11 @@
 import { Command, CommanderError } from 'commander';
 import { Cpu } from 'cdk8s-plus-28';
 import { Duration, Size } from 'cdk8s';
-import { EnvironmentProfile, renderBase, renderOverlay, synthBase, synthEnvironment, FileTree, writeTree } from './lib';
+import {
+  EnvironmentProfile, requireDistinctEnvironments, synthBase, synthEnvironment,
+} from './lib/output/environments';
+import { renderBase, renderOverlay } from './lib/output/kustomize';
+import { FileTree, writeTree } from './lib/output/write-files';
 
 /**
  * The environments. Each is one typed profile; adding an environment means adding one
@@ -37,6 +41,7 @@ export const ENVIRONMENTS: readonly EnvironmentProfile[] = [
 ];
 
 export function findEnvironments(names: string[] | undefined, known: readonly EnvironmentProfile[] = ENVIRONMENTS): EnvironmentProfile[] {
+  requireDistinctEnvironments(known);
   if (!names || names.length === 0) return [...known];
   return names.map((name) => {
     const profile = known.find((p) => p.name === name);
@@ -49,6 +54,7 @@ export function findEnvironments(names: string[] | undefined, known: readonly En
 
 /** Everything `dist/` should contain for these environments, computed in memory. */
 export function renderDist(environments: readonly EnvironmentProfile[]): FileTree {
+  requireDistinctEnvironments(environments);
   const base = synthBase();
   const tree: FileTree = renderBase(base);
   for (const profile of environments) {

@@ -1,15 +1,16 @@
-// The constructs: what a cdk8s app composes.
-export * from './constructs/names';
-export * from './constructs/validation';
-export * from './constructs/container-resources';
-export * from './constructs/redis-node';
-export * from './constructs/redis-master';
-export * from './constructs/redis-replica-set';
-export * from './constructs/sentinel-quorum';
-export * from './constructs/redis-sentinel-ha';
-// What runs in the pods: configuration files and the scripts.
-export * from './pod/config-files';
-// The output: environment charts, kustomize base and overlays, writing files.
-export * from './output/environments';
-export * from './output/kustomize';
-export * from './output/write-files';
+// The library's public API: the constructs an app composes, their props and the
+// resolved settings. Helpers (validation, rendering, the kustomize output) are internal:
+// import them from their modules.
+export { RedisHaObjectNames } from './constructs/names';
+export { ValidationError } from './constructs/validation';
+export { ResolvedResources } from './constructs/container-resources';
+export { MaxmemoryPolicy } from './pod/config-files';
+export { RedisHaProps, RedisHaSettings, SpreadConstraint } from './constructs/redis-ha-settings';
+export { RedisHaConfiguration, RedisHaConfigurationProps, RedisHaPartProps } from './constructs/redis-ha-configuration';
+export { RedisNode } from './constructs/redis-node';
+export { RedisMaster, RedisMasterProps } from './constructs/redis-master';
+export { RedisReplicaSet, RedisReplicaSetProps } from './constructs/redis-replica-set';
+export { SentinelQuorum, SentinelQuorumProps } from './constructs/sentinel-quorum';
+export { RedisDisruptionBudget, RedisDisruptionBudgetProps } from './constructs/redis-disruption-budget';
+export { RedisSentinelHA, RedisSentinelHAProps } from './constructs/redis-sentinel-ha';
+export { RedisHaChart, RedisHaChartProps } from './output/environments';

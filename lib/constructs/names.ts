@@ -1,15 +1,16 @@
 /**
- * Names and ports that are part of the user's contract (see the architecture seed):
- * clients and runbooks refer to them, so they carry no hash suffix and never change.
+ * Names, labels and ports. Object names are part of the user's contract (clients and
+ * runbooks refer to them), so they carry no hash suffix: each is the instance name plus a
+ * fixed suffix, and the default instance name `redis` gives the architecture seed's names.
  */
-export const REDIS_MASTER_NAME = 'redis-master';
-export const REDIS_REPLICA_NAME = 'redis-slave';
-export const SENTINEL_NAME = 'redis-sentinel';
-/** Headless Service listing every Sentinel pod, so scripts can ask all of them. */
-export const SENTINEL_HEADLESS_NAME = 'redis-sentinel-headless';
-export const REDIS_CONFIG_NAME = 'redis-config';
-export const REDIS_SCRIPTS_NAME = 'redis-scripts';
-export const SENTINEL_CONFIG_NAME = 'redis-sentinel-config';
+export const DEFAULT_INSTANCE_NAME = 'redis';
+
+/**
+ * Longest instance name: `<name>-sentinel-headless` must stay a 63-character DNS label,
+ * and a StatefulSet name (`<name>-master`) at most 52 characters (its pods' revision label
+ * appends a hash).
+ */
+export const MAX_INSTANCE_NAME_LENGTH = 63 - '-sentinel-headless'.length;
 
 export const REDIS_PORT = 6379;
 export const SENTINEL_PORT = 26379;
@@ -19,16 +20,74 @@ export const DEFAULT_MASTER_NAME = 'mymaster';
 export const DEFAULT_AUTH_SECRET = 'redis-auth';
 export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 
-/** Labels that select pods. Kept minimal and stable: selectors are immutable. */
-export function selectorLabels(component: 'master' | 'replica' | 'sentinel'): Record<string, string> {
+/** Names of the Kubernetes objects of one instance. */
+export interface RedisHaObjectNames {
+  /** StatefulSet and headless Service of the initial master: `<name>-master`. */
+  readonly master: string;
+  /** StatefulSet and headless Service of the replicas: `<name>-slave` (the seed's name). */
+  readonly replica: string;
+  /** Sentinel Deployment and client Service: `<name>-sentinel`. */
+  readonly sentinel: string;
+  /** Headless Service listing every Sentinel pod, what the scripts ask: `<name>-sentinel-headless`. */
+  readonly sentinelHeadless: string;
+  /** ConfigMap with redis.conf: `<name>-config`. */
+  readonly redisConfig: string;
+  /** ConfigMap with sentinel.conf: `<name>-sentinel-config`. */
+  readonly sentinelConfig: string;
+  /** ConfigMap with the pod scripts: `<name>-scripts`. */
+  readonly scripts: string;
+  /** PodDisruptionBudget of the Redis pods (master and replicas): `<name>`. */
+  readonly redisBudget: string;
+  /** PodDisruptionBudget of the Sentinel pods: `<name>-sentinel`. */
+  readonly sentinelBudget: string;
+  /** ServiceAccount created for the pods: `<name>`. */
+  readonly serviceAccount: string;
+}
+
+export function objectNames(name: string): RedisHaObjectNames {
   return {
-    'app.kubernetes.io/name': component === 'sentinel' ? 'redis-sentinel' : 'redis',
-    'app.kubernetes.io/component': component,
+    master: `${name}-master`,
+    replica: `${name}-slave`,
+    sentinel: `${name}-sentinel`,
+    sentinelHeadless: `${name}-sentinel-headless`,
+    redisConfig: `${name}-config`,
+    sentinelConfig: `${name}-sentinel-config`,
+    scripts: `${name}-scripts`,
+    redisBudget: name,
+    sentinelBudget: `${name}-sentinel`,
+    serviceAccount: name,
   };
 }
 
-export const REDIS_POD_LABELS = { 'app.kubernetes.io/name': 'redis' };
+const NAME_LABEL = 'app.kubernetes.io/name';
+const INSTANCE_LABEL = 'app.kubernetes.io/instance';
+const COMPONENT_LABEL = 'app.kubernetes.io/component';
+const PART_OF_LABEL = 'app.kubernetes.io/part-of';
+const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 
-export function commonLabels(extra: Record<string, string> = {}): Record<string, string> {
-  return { 'app.kubernetes.io/part-of': 'redis-sentinel-ha', 'app.kubernetes.io/managed-by': 'cdk8s', ...extra };
+/** Label keys this library sets itself; user labels may not override them. */
+export const RESERVED_LABEL_KEYS: readonly string[] = [NAME_LABEL, INSTANCE_LABEL, COMPONENT_LABEL, PART_OF_LABEL, MANAGED_BY_LABEL];
+
+export type Component = 'master' | 'replica' | 'sentinel';
+
+/**
+ * Labels that select one component's pods of one instance. Kept minimal and stable:
+ * StatefulSet and Deployment selectors cannot change later.
+ */
+export function selectorLabels(instance: string, component: Component): { [key: string]: string } {
+  return {
+    [NAME_LABEL]: component === 'sentinel' ? 'redis-sentinel' : 'redis',
+    [INSTANCE_LABEL]: instance,
+    [COMPONENT_LABEL]: component,
+  };
+}
+
+/** Labels that select every Redis pod (master and replicas) of one instance: disruption budget, spreading. */
+export function redisTierSelector(instance: string): { [key: string]: string } {
+  return { [NAME_LABEL]: 'redis', [INSTANCE_LABEL]: instance };
+}
+
+/** Labels on every object and pod of an instance: the user's extra labels and ours. */
+export function commonLabels(instance: string, extra: { [key: string]: string } = {}): { [key: string]: string } {
+  return { [PART_OF_LABEL]: 'redis-sentinel-ha', [MANAGED_BY_LABEL]: 'cdk8s', ...extra, [INSTANCE_LABEL]: instance };
 }

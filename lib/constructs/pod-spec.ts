@@ -1,4 +1,5 @@
 import { k8s } from 'cdk8s-plus-28';
+import { RedisHaSettings, SpreadConstraint } from './redis-ha-settings';
 
 /**
  * Small named helpers for the raw pod-spec pieces that every Redis and Sentinel pod
@@ -59,15 +60,32 @@ export function passwordVolume(secretName: string): k8s.Volume {
   };
 }
 
-/** Spread pods of one tier over nodes where the scheduler can; never block scheduling. */
-export function preferSpreadOverNodes(matchLabels: Record<string, string>): k8s.Affinity {
+/**
+ * Where and as whom a tier's pods run: ServiceAccount (never its token), pull secrets,
+ * priority, node selector, tolerations, anti-affinity per node and spreading over zones.
+ * `tierSelector` selects every pod of the tier of this instance only.
+ */
+export function podPlacement(s: RedisHaSettings, tierSelector: { [key: string]: string }, antiAffinity: SpreadConstraint): Omit<k8s.PodSpec, 'containers'> {
+  const selector = { matchLabels: tierSelector };
+  const sameNode = { topologyKey: 'kubernetes.io/hostname', labelSelector: selector };
   return {
-    podAntiAffinity: {
-      preferredDuringSchedulingIgnoredDuringExecution: [{
-        weight: 100,
-        podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels } },
-      }],
+    serviceAccountName: s.serviceAccountName,
+    automountServiceAccountToken: false,
+    ...(s.imagePullSecrets.length ? { imagePullSecrets: s.imagePullSecrets.map((name) => ({ name })) } : {}),
+    ...(s.priorityClassName ? { priorityClassName: s.priorityClassName } : {}),
+    ...(Object.keys(s.nodeSelector).length ? { nodeSelector: s.nodeSelector } : {}),
+    ...(s.tolerations.length ? { tolerations: s.tolerations } : {}),
+    affinity: {
+      podAntiAffinity: antiAffinity === SpreadConstraint.REQUIRED
+        ? { requiredDuringSchedulingIgnoredDuringExecution: [sameNode] }
+        : { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: sameNode }] },
     },
+    topologySpreadConstraints: [{
+      maxSkew: 1,
+      topologyKey: 'topology.kubernetes.io/zone',
+      whenUnsatisfiable: s.zoneSpread === SpreadConstraint.REQUIRED ? 'DoNotSchedule' : 'ScheduleAnyway',
+      labelSelector: selector,
+    }],
   };
 }
 

@@ -1,15 +1,16 @@
 import { Construct } from 'constructs';
-import { REDIS_MASTER_NAME } from './names';
-import { RedisNode, RedisNodeProps } from './redis-node';
+import { RedisHaPartProps } from './redis-ha-configuration';
+import { RedisNode } from './redis-node';
 
-export interface RedisMasterProps extends RedisNodeProps {}
+export interface RedisMasterProps extends RedisHaPartProps {}
 
 /**
- * StatefulSet `redis-master` (one pod) and its headless Service `redis-master`.
- * `redis-master-0` is the master on first boot; afterwards the Sentinels decide.
+ * StatefulSet `<name>-master` (one pod) and its headless Service `<name>-master`.
+ * `<name>-master-0` is the master on first boot; afterwards the Sentinels decide.
+ * On its own it also creates the configuration it mounts (`RedisHaConfiguration`).
  */
 export class RedisMaster extends RedisNode {
   constructor(scope: Construct, id: string, props: RedisMasterProps = {}) {
-    super(scope, id, REDIS_MASTER_NAME, 'master', 1, props, 'master');
+    super(scope, id, 'master', props);
   }
 }

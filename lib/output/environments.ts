@@ -2,24 +2,41 @@ import { App, Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { RedisSentinelHA, RedisSentinelHAProps } from '../constructs/redis-sentinel-ha';
-import { requireDnsLabel, ValidationError } from '../constructs/validation';
+import { requireDnsLabel, requireKnownKeys, ValidationError } from '../constructs/validation';
 
 /** One deployment environment: a name (the overlay directory), a namespace and the system's props. */
 export interface EnvironmentProfile {
   /** Name of the environment and of its overlay directory, `dist/overlays/<name>`. */
   readonly name: string;
-  /** Namespace every object of this environment lives in. */
+  /** Namespace every object of this environment lives in (set by the overlay's kustomization). */
   readonly namespace: string;
   /** Props of the Redis Sentinel system in this environment; unset props keep the base's defaults. */
-  readonly redis: Omit<RedisSentinelHAProps, 'namespace'>;
+  readonly redis: RedisSentinelHAProps;
 }
+
+const PROFILE_KEYS = ['name', 'namespace', 'redis'];
+
+/**
+ * Namespaces an environment may not use: Kubernetes' own (`kube-system`, `kube-public`,
+ * `kube-node-lease`) and `default`, where everything lands that names no namespace.
+ */
+export const RESERVED_NAMESPACES: readonly string[] = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
 
 /** A Kubernetes object as synthesized: plain JSON. */
 export type ManifestObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; [k: string]: unknown }; [k: string]: unknown };
 
 export interface RedisHaChartProps {
+  /**
+   * Namespace of the environment: the chart adds its Namespace object. The other objects
+   * get no namespace here; the overlay's kustomization sets it.
+   * @default - none: the environment-neutral base
+   */
   readonly namespace?: string;
-  readonly redis?: Omit<RedisSentinelHAProps, 'namespace'>;
+  /**
+   * Props of the Redis Sentinel system.
+   * @default - the construct defaults
+   */
+  readonly redis?: RedisSentinelHAProps;
 }
 
 /**
@@ -34,7 +51,7 @@ export class RedisHaChart extends Chart {
     if (props.namespace !== undefined) {
       new k8s.KubeNamespace(this, 'Namespace', {
         metadata: {
-          name: requireDnsLabel('namespace', props.namespace),
+          name: requireNamespace(props.namespace),
           labels: {
             'app.kubernetes.io/part-of': 'redis-sentinel-ha',
             // Every pod here runs as non-root with a read-only root and no capabilities.
@@ -43,7 +60,35 @@ export class RedisHaChart extends Chart {
         },
       });
     }
-    this.ha = new RedisSentinelHA(this, 'redis', { ...props.redis, namespace: props.namespace });
+    this.ha = new RedisSentinelHA(this, 'redis', props.redis);
+  }
+}
+
+/** An environment's namespace: a DNS label, and not one of Kubernetes' own or `default`. */
+export function requireNamespace(namespace: string): string {
+  requireDnsLabel('namespace', namespace);
+  if (RESERVED_NAMESPACES.includes(namespace)) {
+    throw new ValidationError('namespace', namespace,
+      `must not be one of ${RESERVED_NAMESPACES.join(', ')} (they hold the cluster's own workloads or whatever names no namespace); use a namespace of its own, such as "redis-staging"`);
+  }
+  return namespace;
+}
+
+/** Environments must differ in name (one overlay each) and namespace (one system each). */
+export function requireDistinctEnvironments(profiles: readonly EnvironmentProfile[]): void {
+  const seen = new Map<string, string>();
+  for (const p of profiles) {
+    const byName = seen.get(`name:${p.name}`);
+    if (byName !== undefined) {
+      throw new ValidationError('environment name', p.name, 'must be unique: two profiles have it, and one overlay would overwrite the other; rename one');
+    }
+    const byNamespace = seen.get(`namespace:${p.namespace}`);
+    if (byNamespace !== undefined) {
+      throw new ValidationError(`environment "${p.name}": namespace`, p.namespace,
+        `must differ from environment "${byNamespace}"'s (two systems with the same object names in one namespace overwrite each other); choose another namespace`);
+    }
+    seen.set(`name:${p.name}`, p.name);
+    seen.set(`namespace:${p.namespace}`, p.name);
   }
 }
 
@@ -54,10 +99,11 @@ export function synthBase(): ManifestObject[] {
 export function synthEnvironment(profile: EnvironmentProfile): ManifestObject[] {
   const name = requireDnsLabel('environment name', profile.name);
   try {
+    requireKnownKeys('', profile, PROFILE_KEYS);
     return new RedisHaChart(new App(), name, { namespace: profile.namespace, redis: profile.redis }).toJson() as ManifestObject[];
   } catch (err) {
     // Say which profile is wrong; the message already names the field, value and fix.
-    if (err instanceof ValidationError) err.message = `environment "${name}": ${err.message}`;
+    if (err instanceof Error) err.message = `environment "${name}": ${err.message}`;
     throw err;
   }
 }

@@ -25,11 +25,6 @@ function fileName(o: ManifestObject): string {
   return `${o.kind.toLowerCase()}-${o.metadata.name}.yaml`;
 }
 
-function withoutNamespace(o: ManifestObject): ManifestObject {
-  const { namespace: _ignored, ...metadata } = o.metadata;
-  return { ...o, metadata: metadata as ManifestObject['metadata'] };
-}
-
 export function renderBase(objects: ManifestObject[]): FileTree {
   const files: FileTree = new Map();
   const resources: string[] = [];
@@ -59,14 +54,13 @@ export function renderOverlay(env: string, namespace: string | undefined, base: 
   const patches: Array<{ path: string; target?: { kind: string; name: string } }> = [];
 
   for (const o of environment) {
-    const target = withoutNamespace(o);
     const original = baseByKey.get(objectKey(o));
     if (!original) {
-      files.set(`${dir}/${fileName(o)}`, toYaml(target));
+      files.set(`${dir}/${fileName(o)}`, toYaml(o));
       resources.push(fileName(o));
       continue;
     }
-    const ops: Operation[] = compare(original, target);
+    const ops: Operation[] = compare(original, o);
     if (ops.length === 0) continue;
     const path = `patches/${fileName(o)}`;
     files.set(`${dir}/${path}`, toYaml(ops));

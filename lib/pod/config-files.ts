@@ -6,15 +6,20 @@
 
 import { ValidationError } from '../constructs/validation';
 
-export type MaxmemoryPolicy =
-  | 'noeviction'
-  | 'allkeys-lru' | 'allkeys-lfu' | 'allkeys-random'
-  | 'volatile-lru' | 'volatile-lfu' | 'volatile-random' | 'volatile-ttl';
+/** What Redis does when it reaches `maxmemory` (`maxmemory-policy`). */
+export enum MaxmemoryPolicy {
+  /** Refuse writes that need more memory; nothing is dropped. */
+  NOEVICTION = 'noeviction',
+  ALLKEYS_LRU = 'allkeys-lru',
+  ALLKEYS_LFU = 'allkeys-lfu',
+  ALLKEYS_RANDOM = 'allkeys-random',
+  VOLATILE_LRU = 'volatile-lru',
+  VOLATILE_LFU = 'volatile-lfu',
+  VOLATILE_RANDOM = 'volatile-random',
+  VOLATILE_TTL = 'volatile-ttl',
+}
 
-export const MAXMEMORY_POLICIES: readonly MaxmemoryPolicy[] = [
-  'noeviction', 'allkeys-lru', 'allkeys-lfu', 'allkeys-random',
-  'volatile-lru', 'volatile-lfu', 'volatile-random', 'volatile-ttl',
-];
+export const MAXMEMORY_POLICIES: readonly MaxmemoryPolicy[] = Object.values(MaxmemoryPolicy);
 
 /**
  * Share of the container memory limit left outside `maxmemory`: fork copy-on-write during

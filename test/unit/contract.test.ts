@@ -2,7 +2,7 @@
 // runbooks and the GitOps repository rely on.
 import { describe, expect, it } from 'vitest';
 import { Duration } from 'cdk8s';
-import { CONFIG_HASH_ANNOTATION, configHash, ManifestObject, synthBase, synthEnvironment, tierScripts } from '../../lib';
+import { CONFIG_HASH_ANNOTATION, configHash, ManifestObject, MaxmemoryPolicy, synthBase, synthEnvironment, tierScripts } from '../../lib/internal';
 import { loadScripts } from '../../lib/pod/scripts';
 import { ENVIRONMENTS, findEnvironments } from '../../main';
 import { find, objectKey, quantityBytes } from './helpers';
@@ -30,7 +30,7 @@ function selectors(o: ManifestObject): Record<string, string>[] {
 }
 
 describe('the seed\'s objects, with their names, replicas and ports', () => {
-  it('the staging environment has exactly the seed\'s objects, under their seed names', () => {
+  it('the staging environment has exactly the seed\'s objects, under their seed names, plus the pods\' ServiceAccount', () => {
     expect(stagingObjects.map(objectKey).sort()).toEqual([
       'ConfigMap/redis-config',
       'ConfigMap/redis-scripts',
@@ -43,6 +43,7 @@ describe('the seed\'s objects, with their names, replicas and ports', () => {
       'Service/redis-sentinel',
       'Service/redis-sentinel-headless',
       'Service/redis-slave',
+      'ServiceAccount/redis',
       'StatefulSet/redis-master',
       'StatefulSet/redis-slave',
     ]);
@@ -250,13 +251,13 @@ describe('each tier rolls only when what it uses changes', () => {
   });
 
   it('a redis.conf change (maxmemoryPolicy) rolls the Redis pods and leaves the Sentinels alone', () => {
-    const after = hashes({ maxmemoryPolicy: 'allkeys-lru' });
+    const after = hashes({ maxmemoryPolicy: MaxmemoryPolicy.ALLKEYS_LRU });
     expect(after.master).not.toBe(before.master);
     expect(after.slave).toBe(after.master);
     expect(after.sentinel).toBe(before.sentinel);
     const sentinelDeployment = (redis: Partial<typeof staging.redis>) =>
       find(synthEnvironment({ ...staging, redis: { ...staging.redis, ...redis } }), 'Deployment', 'redis-sentinel');
-    expect(sentinelDeployment({ maxmemoryPolicy: 'allkeys-lru' })).toEqual(sentinelDeployment({}));
+    expect(sentinelDeployment({ maxmemoryPolicy: MaxmemoryPolicy.ALLKEYS_LRU })).toEqual(sentinelDeployment({}));
   });
 
   it('scripts belong to a tier by name: common.sh to both, redis-* to Redis, sentinel-* to Sentinel', () => {

@@ -13,8 +13,8 @@ import * as modelsPolicyV1 from 'kubernetes-models/policy/v1';
 import * as modelsNetworkingV1 from 'kubernetes-models/networking.k8s.io/v1';
 import * as modelsRbacV1 from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import * as modelsBatchV1 from 'kubernetes-models/batch/v1';
-import type { ManifestObject } from '../../lib';
-import { objectKey } from '../../lib';
+import type { ManifestObject } from '../../lib/internal';
+import { objectKey } from '../../lib/internal';
 
 export const ROOT = resolve(__dirname, '../..');
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { App, Chart, Duration, Size } from 'cdk8s';
 import {
-  deriveMaxmemoryBytes, deriveReplicationSizing, largestFittingMaxmemoryBytes, MAXMEMORY_HEADROOM, RedisConfInput,
+  deriveMaxmemoryBytes, deriveReplicationSizing, largestFittingMaxmemoryBytes, MAXMEMORY_HEADROOM, MaxmemoryPolicy, RedisConfInput, RedisHaSettings,
   RedisSentinelHA, renderRedisConf, renderSentinelConf, SentinelConfInput, synthEnvironment,
-} from '../../lib';
+} from '../../lib/internal';
 import { findEnvironments } from '../../main';
 import { find } from './helpers';
 
@@ -15,7 +15,7 @@ const redisInput: RedisConfInput = {
   maxmemoryBytes: deriveMaxmemoryBytes(2 * GiB),
   replBacklogBytes: 96 * MiB,
   replicaOutputBufferLimitBytes: 192 * MiB,
-  maxmemoryPolicy: 'noeviction',
+  maxmemoryPolicy: MaxmemoryPolicy.NOEVICTION,
   appendOnly: true,
   minReplicasToWrite: 1,
   minReplicasMaxLagSeconds: 5,
@@ -37,8 +37,8 @@ function directives(conf: string): string[] {
   return conf.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
 }
 
-function haConf(props: ConstructorParameters<typeof RedisSentinelHA>[2] = {}): RedisSentinelHA {
-  return new RedisSentinelHA(new Chart(new App(), 'test'), 'redis', props);
+function haConf(props: ConstructorParameters<typeof RedisSentinelHA>[2] = {}): RedisHaSettings {
+  return new RedisSentinelHA(new Chart(new App(), 'test'), 'redis', props).settings;
 }
 
 describe('maxmemory is derived from the container memory limit', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'path';
-import { ManifestObject, synthBase, synthEnvironment } from '../../lib';
+import { ManifestObject, synthBase, synthEnvironment } from '../../lib/internal';
 import { ENVIRONMENTS, findEnvironments } from '../../main';
 import {
   fieldsUnknownToKubernetes128, find, kubernetes128Errors, kustomize, openApiSchemaErrors, useSynthOutput,

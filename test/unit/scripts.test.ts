@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'child_process';
 import { readdirSync, readFileSync } from 'fs';
 import { join } from 'path';
-import { synthBase } from '../../lib';
+import { synthBase } from '../../lib/internal';
 import { find, ROOT } from './helpers';
 
 const SCRIPTS_DIR = 'lib/pod/scripts';

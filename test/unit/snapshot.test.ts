@@ -1,7 +1,7 @@
 // Whole-output review: any change to what an environment deploys shows up as a snapshot
 // diff. The specific properties are asserted in the other test files.
 import { describe, expect, it } from 'vitest';
-import { synthBase, synthEnvironment } from '../../lib';
+import { synthBase, synthEnvironment } from '../../lib/internal';
 import { ENVIRONMENTS } from '../../main';
 
 describe('synthesized objects match the reviewed snapshots', () => {

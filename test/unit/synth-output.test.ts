@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, writeFileSync } from 'fs';
 import { dirname, join } from 'path';
 import { parseAllDocuments } from 'yaml';
-import { EnvironmentProfile, ValidationError, writeTree } from '../../lib';
+import { EnvironmentProfile, ValidationError, writeTree } from '../../lib/internal';
 import { ENVIRONMENTS, findEnvironments, renderDist } from '../../main';
 import { buildSynthCommand, listDir, readTree, ROOT, runSynth, synthInto, TempDirs } from './helpers';
 

@@ -3,7 +3,7 @@ import { App, Chart, Duration, Size } from 'cdk8s';
 import { Cpu } from 'cdk8s-plus-28';
 import {
   EnvironmentProfile, RedisMaster, RedisReplicaSet, RedisSentinelHAProps, SentinelQuorum, synthEnvironment, ValidationError,
-} from '../../lib';
+} from '../../lib/internal';
 import { findEnvironments } from '../../main';
 
 const [staging] = findEnvironments(['staging']);
@@ -337,24 +337,22 @@ describe('nothing that reaches redis.conf, sentinel.conf or a pod can inject con
   });
 });
 
-describe('the constructs validate on their own, under their own field names', () => {
+describe('the parts validate their props on their own, under the same field names', () => {
   const chart = () => new Chart(new App(), 'test');
 
-  it('SentinelQuorum rejects fewer than 3 replicas and a quorum above them', () => {
-    expect(() => new SentinelQuorum(chart(), 's', { replicas: 2 })).toThrow(/^sentinels must be an integer from 3 to 15 .*, got 2$/);
-    expect(() => new SentinelQuorum(chart(), 's', { replicas: 5, quorum: 6 }))
+  it('SentinelQuorum rejects fewer than 3 sentinels, a quorum above them, a bad masterName and an unpinned image', () => {
+    expect(() => new SentinelQuorum(chart(), 's', { sentinels: 2 })).toThrow(/^sentinels must be an integer from 3 to 15 .*, got 2$/);
+    expect(() => new SentinelQuorum(chart(), 's', { sentinels: 5, quorum: 6 }))
       .toThrow(/^quorum must be an integer from 1 to the number of sentinels \(5\), got 6$/);
     expect(() => new SentinelQuorum(chart(), 's', { masterName: 'a b' })).toThrow(/^masterName must be 1-128 characters .*, got "a b"$/);
-    expect(() => new SentinelQuorum(chart(), 's', { image: 'redis' })).toThrow(/^sentinelImage must carry a pinned tag .*, got "redis"$/);
+    expect(() => new SentinelQuorum(chart(), 's', { image: 'redis' })).toThrow(/^image must carry a pinned tag .*, got "redis"$/);
   });
 
   it('RedisReplicaSet rejects zero replicas; RedisMaster rejects a bad storage size and image', () => {
     expect(() => new RedisReplicaSet(chart(), 'r', { replicas: 0 })).toThrow(/^replicas must be an integer from 1 to 100 .*, got 0$/);
-    expect(() => new RedisMaster(chart(), 'm', { storageSize: Size.gibibytes(0) })).toThrow(/^master\.storageSize must be a positive whole size .*, got 0Ki$/);
-    expect(() => new RedisMaster(chart(), 'm', { image: 'redis:latest' })).toThrow(/^master\.image must be pinned to a version tag, not "latest".*, got "redis:latest"$/);
+    expect(() => new RedisMaster(chart(), 'm', { storageSize: Size.gibibytes(0) })).toThrow(/^storageSize must be a positive whole size .*, got 0Ki$/);
+    expect(() => new RedisMaster(chart(), 'm', { image: 'redis:latest' })).toThrow(/^image must be pinned to a version tag, not "latest".*, got "redis:latest"$/);
     expect(() => new RedisReplicaSet(chart(), 'r', { handoverTimeout: Duration.millis(0) }))
-      .toThrow(/^replicas\.handoverTimeout must be at least 1s .*, got 0ms$/);
-    expect(() => new RedisReplicaSet(chart(), 'r', { redisPodDnsNames: ['redis-master-0.redis-master'] }))
-      .toThrow(/^replicas\.redisPodDnsNames must list this StatefulSet's pods too \(redis-slave-0\.redis-slave, \.\.\.\), got \["redis-master-0\.redis-master"\]$/);
+      .toThrow(/^handoverTimeout must be at least 1s .*, got 0ms$/);
   });
 });

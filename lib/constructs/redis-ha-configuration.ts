@@ -1,0 +1,120 @@
+import { createHash } from 'crypto';
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { loadScripts } from '../pod/scripts';
+import { commonLabels } from './names';
+import { REDIS_HA_PROP_KEYS, RedisHaProps, RedisHaSettings } from './redis-ha-settings';
+import { requireKnownKeys, ValidationError } from './validation';
+
+export interface RedisHaConfigurationProps extends RedisHaProps {
+  /**
+   * Settings resolved already (`RedisHaSettings.resolve(props)`); then no other prop may be given.
+   * @default - resolved from the other props
+   */
+  readonly settings?: RedisHaSettings;
+}
+
+/**
+ * What every pod of one instance shares: the ConfigMaps `<name>-config` (redis.conf),
+ * `<name>-sentinel-config` (sentinel.conf) and `<name>-scripts` (the pod scripts), and
+ * the ServiceAccount `<name>` unless an existing one is named. Give one instance of it
+ * to `RedisMaster`, `RedisReplicaSet` and `SentinelQuorum` when composing them by hand.
+ */
+export class RedisHaConfiguration extends Construct {
+  public readonly settings: RedisHaSettings;
+  public readonly redisConfigMap: k8s.KubeConfigMap;
+  public readonly sentinelConfigMap: k8s.KubeConfigMap;
+  public readonly scriptsConfigMap: k8s.KubeConfigMap;
+  /** The ServiceAccount created, if serviceAccountName was not given. */
+  public readonly serviceAccount?: k8s.KubeServiceAccount;
+  /** Hash of redis.conf and the scripts the Redis pods run; their pod template carries it. */
+  public readonly redisConfigHash: string;
+  /** Hash of sentinel.conf and the scripts the Sentinel pods run. */
+  public readonly sentinelConfigHash: string;
+
+  constructor(scope: Construct, id: string, props: RedisHaConfigurationProps = {}) {
+    super(scope, id);
+    this.settings = settingsOf('', props, ['settings']);
+    const s = this.settings;
+    const scripts = loadScripts();
+    const metadata = (name: string) => ({ name, labels: commonLabels(s.name, s.labels) });
+
+    this.redisConfigMap = new k8s.KubeConfigMap(this, 'RedisConfig', {
+      metadata: metadata(s.names.redisConfig),
+      data: { 'redis.conf': s.redisConf },
+    });
+    this.sentinelConfigMap = new k8s.KubeConfigMap(this, 'SentinelConfig', {
+      metadata: metadata(s.names.sentinelConfig),
+      data: { 'sentinel.conf': s.sentinelConf },
+    });
+    this.scriptsConfigMap = new k8s.KubeConfigMap(this, 'Scripts', {
+      metadata: metadata(s.names.scripts),
+      data: scripts,
+    });
+    if (s.createServiceAccount) {
+      // The pods talk to no Kubernetes API: an identity of their own, with no token.
+      this.serviceAccount = new k8s.KubeServiceAccount(this, 'ServiceAccount', {
+        metadata: metadata(s.serviceAccountName),
+        automountServiceAccountToken: false,
+      });
+    }
+    // Each tier's pods carry the hash of what they use, so a change to one tier's
+    // configuration or scripts rolls only that tier.
+    this.redisConfigHash = configHash('redis', s.redisConf, scripts);
+    this.sentinelConfigHash = configHash('sentinel', s.sentinelConf, scripts);
+  }
+}
+
+/** Props of a part (RedisMaster, RedisReplicaSet, SentinelQuorum, RedisDisruptionBudget). */
+export interface RedisHaPartProps extends RedisHaProps {
+  /**
+   * Settings resolved already (`RedisHaSettings.resolve(props)`); then no other system prop may be given.
+   * @default - the configuration's settings, else resolved from the other props
+   */
+  readonly settings?: RedisHaSettings;
+  /**
+   * The ConfigMaps (and ServiceAccount) the pods use. Pass the same one to every part of
+   * an instance composed by hand, or each part creates its own (same names: duplicates).
+   * @default - created by this part, from its settings
+   */
+  readonly configuration?: RedisHaConfiguration;
+}
+
+/**
+ * The settings of a part: `settings`, else the configuration's, else resolved from the
+ * props. With settings or a configuration, the other system props must be absent: they
+ * were resolved (and validated) already, so a second value could only contradict them.
+ */
+export function settingsOf(field: string, props: RedisHaPartProps, extraKeys: readonly string[] = ['settings', 'configuration']): RedisHaSettings {
+  requireKnownKeys(field, props, [...REDIS_HA_PROP_KEYS, ...extraKeys]);
+  const given = props.settings ?? props.configuration?.settings;
+  if (given === undefined) {
+    const { settings: _s, configuration: _c, ...system } = props;
+    return RedisHaSettings.resolve(system);
+  }
+  if (props.settings && props.configuration && props.configuration.settings !== props.settings) {
+    throw new ValidationError('configuration', props.configuration.node.path,
+      'must be made from the same settings as the part (pass the same RedisHaSettings, or only the configuration)');
+  }
+  const extra = Object.keys(props).filter((k) => k !== 'settings' && k !== 'configuration');
+  if (extra.length > 0) {
+    throw new ValidationError(extra[0], (props as { [k: string]: unknown })[extra[0]],
+      `cannot be given together with ${props.settings ? 'settings' : 'configuration'} (their settings are resolved already); give it to RedisHaSettings.resolve() instead`);
+  }
+  return given;
+}
+
+/**
+ * The scripts a tier's pods run: common.sh and every script named for the tier
+ * (`redis-*.sh` or `sentinel-*.sh`), so a new script joins its tier's hash by its name.
+ */
+export function tierScripts(tier: 'redis' | 'sentinel', scripts: { [name: string]: string }): { [name: string]: string } {
+  return Object.fromEntries(Object.entries(scripts).filter(([name]) => name === 'common.sh' || name.startsWith(`${tier}-`)));
+}
+
+/** Hash of a tier's configuration file and the scripts its pods run. */
+export function configHash(tier: 'redis' | 'sentinel', conf: string, scripts: { [name: string]: string }): string {
+  const used = Object.entries(tierScripts(tier, scripts)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const text = conf + used.map(([name, content]) => `${name}\n${content}`).join('\n');
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
