@@ -10,8 +10,11 @@ export interface EnvironmentProfile {
   readonly name: string;
   /** Namespace every object of this environment lives in. */
   readonly namespace: string;
-  /** Props of the Redis Sentinel system in this environment; unset props keep the base's defaults. */
-  readonly redis: Omit<RedisSentinelHAProps, 'namespace'>;
+  /**
+   * Props of the Redis Sentinel system in this environment; unset props keep the base's
+   * defaults. Its namespace is `namespace` above: leave `redis.namespace` unset.
+   */
+  readonly redis: RedisSentinelHAProps;
 }
 
 /** A Kubernetes object as synthesized: plain JSON. */
@@ -19,7 +22,8 @@ export type ManifestObject = { apiVersion: string; kind: string; metadata: { nam
 
 export interface RedisHaChartProps {
   readonly namespace?: string;
-  readonly redis?: Omit<RedisSentinelHAProps, 'namespace'>;
+  /** Props of the Redis Sentinel system; its namespace is `namespace` above (leave `redis.namespace` unset). */
+  readonly redis?: RedisSentinelHAProps;
 }
 
 /**
@@ -31,6 +35,9 @@ export class RedisHaChart extends Chart {
 
   constructor(scope: Construct, id: string, props: RedisHaChartProps = {}) {
     super(scope, id);
+    if (props.redis?.namespace !== undefined) {
+      throw new ValidationError('redis.namespace', props.redis.namespace, 'must be unset: the chart\'s (or environment profile\'s) namespace is the namespace');
+    }
     if (props.namespace !== undefined) {
       new k8s.KubeNamespace(this, 'Namespace', {
         metadata: {
