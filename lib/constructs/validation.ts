@@ -4,21 +4,19 @@ import { Cpu } from 'cdk8s-plus-28';
 /**
  * Validation helpers shared by the constructs. Every error names the field, the value
  * received and the fix, because the person reading it is editing a profile, not this code.
+ *
+ * ValidationError is the error every refused prop throws. It is a class expression bound
+ * to a const (plus a type of the same name), not a class declaration, because jsii cannot
+ * describe a class that extends `Error`; TypeScript users still write
+ * `instanceof ValidationError` and `new ValidationError(...)`.
  */
-class ValidationErrorClass extends Error {
+export const ValidationError = class ValidationError extends Error {
   constructor(field: string, value: unknown, fix: string) {
     super(`${field} ${fix}, got ${describe(value)}`);
     this.name = 'ValidationError';
   }
-}
-
-/**
- * The error every refused prop throws. Exported as a value and a type, not as a class
- * declaration, because jsii cannot describe a class that extends `Error`; TypeScript
- * users still write `instanceof ValidationError` and `new ValidationError(...)`.
- */
-export const ValidationError = ValidationErrorClass;
-export type ValidationError = ValidationErrorClass;
+};
+export type ValidationError = InstanceType<typeof ValidationError>;
 
 function describe(value: unknown): string {
   if (value instanceof Size) return sizeToQuantity(value, { lenient: true });
