@@ -8,8 +8,8 @@
 // metafile), so `isFresh` can tell with a few hundred stat calls (a millisecond or two)
 // whether a rebuild is needed.
 const { mkdirSync, readFileSync, statSync, writeFileSync } = require('fs');
-const { join, relative, resolve } = require('path');
-const { generateScripts, SCRIPTS_DIR, scriptFiles } = require('./gen-scripts.cjs');
+const { join, resolve } = require('path');
+const { generateScripts } = require('./gen-scripts.cjs');
 
 const ROOT = resolve(__dirname, '..');
 const OUTDIR = join(ROOT, 'build');
@@ -22,20 +22,17 @@ const ENTRIES = {
 const bundlePath = (name) => join(OUTDIR, `${name}.js`);
 const inputsPath = (name) => join(OUTDIR, `${name}.inputs.json`);
 
-/** Regenerate the scripts module, then bundle the named entry points. */
-function bundle(names) {
-  generateScripts();
+/**
+ * Bundle the named entry points; first regenerate the scripts module from the .sh files
+ * unless `generate` is false (the tests' build: tests check the module, never rewrite it).
+ */
+function bundle(names, { generate = true } = {}) {
+  if (generate) generateScripts();
   const { buildSync } = require('esbuild');
   mkdirSync(OUTDIR, { recursive: true });
-  // What a rebuild depends on besides the bundled sources: the pod scripts (through the
-  // generated module, so also their directory, which changes when one is added) and this
-  // build's own code.
-  const extra = [
-    relative(ROOT, SCRIPTS_DIR),
-    ...scriptFiles().map((f) => relative(ROOT, join(SCRIPTS_DIR, f))),
-    'bin/bundle.cjs',
-    'bin/gen-scripts.cjs',
-  ];
+  // What a rebuild depends on besides the bundled sources (the pod scripts come in through
+  // the generated module, itself a bundled source): this build's own code.
+  const extra = ['bin/bundle.cjs', 'bin/gen-scripts.cjs'];
   for (const name of names) {
     const result = buildSync({
       entryPoints: { [name]: join(ROOT, ENTRIES[name].entry) },
@@ -65,9 +62,14 @@ function isFresh(name) {
   }
 }
 
-/** Path of build/<name>.js, rebuilt first only if a source changed. */
+/**
+ * Path of build/<name>.js, rebuilt first only if a source changed. The scripts module is
+ * regenerated first (about a millisecond; it is rewritten, and so newer than the bundle,
+ * only when a .sh file's content changed).
+ */
 function ensureBundle(name) {
-  if (!isFresh(name)) bundle([name]);
+  generateScripts();
+  if (!isFresh(name)) bundle([name], { generate: false });
   return bundlePath(name);
 }
 

@@ -1,5 +1,6 @@
-// The library as others get it. `npm run build:lib` compiles lib/ with jsii (JavaScript,
-// .d.ts and the .jsii assembly, into out/); `npm pack` packs it; the tarball goes into a
+// The library as others get it. `npm run build:jsii` compiles lib/ with jsii (JavaScript,
+// .d.ts and the .jsii assembly, into out/; `npm run build:lib` = regenerate the scripts
+// module + this, but a test must not regenerate what it checks); `npm pack` packs it; the tarball goes into a
 // fresh temporary cdk8s app (App + Chart + RedisSentinelHA, plain app.synth()), which is
 // type-checked against the packed .d.ts and synthesized twice: run directly with node, and
 // bundled with esbuild (library included) and run from a directory with no node_modules.
@@ -75,14 +76,14 @@ const appDir = join(tmp, 'app');
 let tarball = '';
 
 beforeAll(() => {
-  run('npm', ['run', '--silent', 'build:lib'], ROOT);
+  run('npm', ['run', '--silent', 'build:jsii'], ROOT);
   const packed = JSON.parse(run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], ROOT));
   tarball = join(tmp, packed[0].filename);
 }, SLOW);
 
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-describe('the jsii build (npm run build:lib)', () => {
+describe('the jsii build (npm run build:jsii)', () => {
   it('writes a .jsii assembly that describes the constructs and their props', () => {
     const assembly = JSON.parse(readFileSync(join(ROOT, '.jsii'), 'utf8'));
     expect(assembly.schema).toBe('jsii/0.10.0');
