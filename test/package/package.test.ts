@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
+import { builtinModules } from 'module';
 import { join, resolve } from 'path';
 import { buildSync } from 'esbuild';
 import { parseAllDocuments } from 'yaml';
@@ -20,15 +21,14 @@ const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
 const SLOW = 240_000; // jsii, npm pack, npm install and tsc on two shared cores
 
 /** The props every variant synthesizes, as TypeScript source (for the app) and as a value. */
+const NAMESPACE = 'redis-apps';
 const PROPS_SOURCE = `{
-  namespace: 'redis-apps',
   replicas: 3,
   downAfter: Duration.seconds(3),
   failoverTimeout: Duration.seconds(20),
   storageSize: Size.gibibytes(4),
 }`;
 const PROPS: RedisSentinelHAProps = {
-  namespace: 'redis-apps',
   replicas: 3,
   downAfter: Duration.seconds(3),
   failoverTimeout: Duration.seconds(20),
@@ -45,7 +45,7 @@ declare const process: { argv: string[] };
 
 const props: RedisSentinelHAProps = ${PROPS_SOURCE};
 const app = new App({ outdir: process.argv[2] });
-const chart = new Chart(app, 'redis');
+const chart = new Chart(app, 'redis', { namespace: ${JSON.stringify(NAMESPACE)} });
 new RedisSentinelHA(chart, 'redis', props);
 app.synth();
 `;
@@ -66,7 +66,7 @@ function synthesized(outdir: string): unknown[] {
 
 /** What the repository's own sources synthesize for PROPS (in this process). */
 function reference(): unknown[] {
-  const chart = new Chart(new App(), 'redis');
+  const chart = new Chart(new App(), 'redis', { namespace: NAMESPACE });
   new RedisSentinelHA(chart, 'redis', PROPS);
   return chart.toJson();
 }
@@ -109,14 +109,33 @@ describe('the jsii build (npm run build:jsii)', () => {
 });
 
 describe('npm pack', () => {
-  it('holds the compiled library, its types, the assembly and the bundled yaml/fast-json-patch, and no sources', () => {
-    const files = run('tar', ['tzf', tarball], tmp).split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
-    for (const f of ['package.json', '.jsii', 'out/index.js', 'out/index.d.ts', 'out/pod/scripts.generated.js',
-      'out/constructs/redis-sentinel-ha.js', 'node_modules/yaml/package.json', 'node_modules/fast-json-patch/package.json']) {
+  const list = (): string[] => run('tar', ['tzf', tarball], tmp).split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
+
+  it('holds the compiled library, its types and the jsii assembly, and no sources', () => {
+    const files = list();
+    for (const f of ['package.json', '.jsii', 'out/index.js', 'out/index.d.ts', 'out/pod/scripts.generated.js', 'out/constructs/redis-sentinel-ha.js']) {
       expect(files, f).toContain(f);
     }
     const own = files.filter((f) => !f.startsWith('node_modules/'));
     expect(own.filter((f) => !/^(out\/.*\.(js|d\.ts)|\.jsii|package\.json|README\.md|LICENSE)$/.test(f))).toEqual([]);
+  });
+
+  it('needs at run time only its peer dependencies and what it bundles', () => {
+    const files = list();
+    const bundled: string[] = PKG.bundledDependencies ?? [];
+    for (const dep of bundled) expect(files, `bundled ${dep}`).toContain(`node_modules/${dep}/package.json`);
+    const unpacked = join(tmp, 'unpacked');
+    mkdirSync(unpacked, { recursive: true });
+    run('tar', ['xzf', tarball, '-C', unpacked], tmp);
+    const required = new Set<string>();
+    for (const f of files.filter((x) => /^out\/.*\.js$/.test(x))) {
+      for (const m of readFileSync(join(unpacked, 'package', f), 'utf8').matchAll(/require\("([^"]+)"\)/g)) {
+        if (m[1].startsWith('.') || builtinModules.includes(m[1].replace(/^node:/, ''))) continue;
+        required.add(m[1].startsWith('@') ? m[1].split('/').slice(0, 2).join('/') : m[1].split('/')[0]);
+      }
+    }
+    const allowed = new Set([...Object.keys(PKG.peerDependencies ?? {}), ...bundled]);
+    expect([...required].filter((d) => !allowed.has(d)), 'required by out/**/*.js but neither a peer dependency nor bundled').toEqual([]);
   });
 });
 
@@ -189,7 +208,7 @@ describe('a fresh cdk8s app with the packed library installed', () => {
       `const { Duration, Size } = require(${JSON.stringify(foreign)});`,
       `const { RedisSentinelHA } = require(${JSON.stringify(PKG.name)});`,
       `const app = new App({ outdir: process.argv[2] });`,
-      `new RedisSentinelHA(new Chart(app, 'redis'), 'redis', ${PROPS_SOURCE});`,
+      `new RedisSentinelHA(new Chart(app, 'redis', { namespace: ${JSON.stringify(NAMESPACE)} }), 'redis', ${PROPS_SOURCE});`,
       `app.synth();`,
     ].join('\n'));
     expect(require.resolve('cdk8s', { paths: [dir] })).not.toBe(require.resolve(foreign));
