@@ -120,7 +120,7 @@ describe('npm pack', () => {
     expect(own.filter((f) => !/^(out\/.*\.(js|d\.ts)|\.jsii|package\.json|README\.md|LICENSE)$/.test(f))).toEqual([]);
   });
 
-  it('needs at run time only its peer dependencies and what it bundles', () => {
+  it('needs at run time only its peer dependencies and what it bundles, and bundles nothing it does not need', () => {
     const files = list();
     const bundled: string[] = PKG.bundledDependencies ?? [];
     for (const dep of bundled) expect(files, `bundled ${dep}`).toContain(`node_modules/${dep}/package.json`);
@@ -136,6 +136,7 @@ describe('npm pack', () => {
     }
     const allowed = new Set([...Object.keys(PKG.peerDependencies ?? {}), ...bundled]);
     expect([...required].filter((d) => !allowed.has(d)), 'required by out/**/*.js but neither a peer dependency nor bundled').toEqual([]);
+    expect(bundled.filter((d) => !required.has(d)), 'bundled but required by nothing in out/ (make it a devDependency)').toEqual([]);
   });
 });
 
