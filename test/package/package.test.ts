@@ -122,7 +122,7 @@ describe('npm pack', () => {
 
   it('needs at run time only its peer dependencies and what it bundles, and bundles nothing it does not need', () => {
     const files = list();
-    const bundled: string[] = PKG.bundledDependencies ?? [];
+    const bundled: string[] = PKG.bundleDependencies ?? PKG.bundledDependencies ?? [];
     for (const dep of bundled) expect(files, `bundled ${dep}`).toContain(`node_modules/${dep}/package.json`);
     const unpacked = join(tmp, 'unpacked');
     mkdirSync(unpacked, { recursive: true });
