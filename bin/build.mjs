@@ -1,20 +1,9 @@
-// Bundles TypeScript entry points with esbuild (tens of milliseconds) so they run on
-// plain node, without a TypeScript runner's start-up cost. Dependencies stay external
-// and load from node_modules.
+// Bundles the TypeScript entry points with esbuild (see bin/bundle.cjs), always rebuilding,
+// from lib/pod/scripts.generated.ts as it is (the unit tests use this build and must not
+// rewrite the module they check; `npm run build` regenerates it first).
 //   node bin/build.mjs          -> build/main.js (the synth command)
 //   node bin/build.mjs bench    -> also build/bench-failover.js (npm run bench:failover)
-import { build } from 'esbuild';
+// `npm run synth` (bin/synth.cjs) regenerates and rebuilds itself, and only when needed.
+import bundler from './bundle.cjs';
 
-const entries = { main: 'main.ts' };
-if (process.argv.includes('bench')) entries['bench-failover'] = 'bench/failover.ts';
-
-await build({
-  entryPoints: entries,
-  outdir: 'build',
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  packages: 'external',
-  logLevel: 'warning',
-});
+bundler.bundle(process.argv.includes('bench') ? ['main', 'bench-failover'] : ['main'], { generate: false });
