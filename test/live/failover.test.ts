@@ -1,11 +1,11 @@
 import { describe, expect, test } from 'vitest';
-import { sleep, waitFor } from '../sim/util';
-import { confirmedWrites, LiveCluster, longestPause, resyncsBetween, WriteRecord, writeOutage } from './harness';
+import { sleep, waitFor } from '../../harness/sim/util';
+import { confirmedWrites, LiveCluster, longestPause, resyncsBetween, WriteRecord, writeOutage } from '../../harness/live-cluster';
 import { freshClusterPerTest, livePrerequisites } from './live-suite';
 
 /**
  * The live failover suite: the staging overlay, rendered by kustomize, runs as real
- * redis-server and redis-sentinel processes in the pod simulator (test/sim), and each
+ * redis-server and redis-sentinel processes in the pod simulator (harness/sim), and each
  * scenario injects a fault and checks what an application would see.
  */
 

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, onTestFailed, test } from 'vitest';
-import { checkLivePrerequisites } from '../sim';
-import { LiveCluster } from './harness';
+import { checkLivePrerequisites } from '../../harness/sim';
+import { LiveCluster } from '../../harness/live-cluster';
 
 /**
  * What every live test file does the same way (vitest-only, so kept out of the harness,

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { sleep } from '../sim/util';
-import { confirmedWrites, LiveCluster, longestGap, longestPause } from './harness';
+import { sleep } from '../../harness/sim/util';
+import { confirmedWrites, LiveCluster, longestGap, longestPause } from '../../harness/live-cluster';
 import { freshClusterPerTest, livePrerequisites } from './live-suite';
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { LiveCluster, MASTER_NAME } from './harness';
+import { LiveCluster, MASTER_NAME } from '../../harness/live-cluster';
 import { freshClusterPerTest, livePrerequisites } from './live-suite';
 
 /**
