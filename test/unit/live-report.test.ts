@@ -1,8 +1,10 @@
 // A failing live test prints what the cluster looked like while its pods still run (the
 // live suite's per-test cluster, test/live/live-suite.ts): vitest runs a fixture file
 // with a stand-in cluster whose report holds container output only until it is stopped.
+// And every live test has a time budget of its own.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'child_process';
+import { readdirSync, readFileSync } from 'fs';
 import { join } from 'path';
 import { REPORT_HEADING } from '../live/live-suite';
 import { ROOT } from './helpers';
@@ -40,4 +42,17 @@ describe('the live suite reports a failed test before it stops the cluster', () 
     expect(output).not.toMatch(/cluster-1: Ready/);
     expect(output).toMatch(/stand-in cluster-1 stopped/);
   });
+});
+
+describe('every live test has its own time budget', () => {
+  for (const file of readdirSync(join(ROOT, 'test/live')).filter((f) => f.endsWith('.test.ts'))) {
+    it(`test/live/${file}: each test names its timeout, at least 90 s`, () => {
+      const source = readFileSync(join(ROOT, 'test/live', file), 'utf8');
+      const tests = source.match(/^ {2}test\(/gm) ?? []; // the tests of the file's describe
+      const budgets = [...source.matchAll(/^ {2}\}, (\d[\d_]*)\);/gm)].map((m) => Number(m[1].replace(/_/g, '')));
+      expect(tests.length).toBeGreaterThan(0);
+      expect(budgets).toHaveLength(tests.length);
+      for (const ms of budgets) expect(ms).toBeGreaterThanOrEqual(90_000);
+    });
+  }
 });
