@@ -79,5 +79,5 @@ describe.skipIf(missing)('live Sentinel epochs (staging overlay)', () => {
     expect(again[1]).not.toBe(second);
     expect(again[2]).toBe(epoch);
     await live.waitHealthy(30_000);
-  }, 90_000); // 15 s in a run of the whole live suite
+  }, 90_000); // took 15 s in two runs of the whole live suite
 });
