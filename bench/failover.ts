@@ -15,9 +15,9 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { checkLivePrerequisites } from '../test/sim';
-import { sleep, waitFor } from '../test/sim/util';
-import { confirmedWrites, LiveCluster, longestGap, longestPause, resyncsBetween, Resyncs, ROOT, WriteRecord, writeOutage } from '../test/live/harness';
+import { checkLivePrerequisites } from '../harness/sim';
+import { sleep, waitFor } from '../harness/sim/util';
+import { confirmedWrites, LiveCluster, longestGap, longestPause, resyncsBetween, Resyncs, ROOT, WriteRecord, writeOutage } from '../harness/live-cluster';
 
 const KINDS = ['crash', 'crash-restart', 'switchover', 'partition', 'asymmetric'] as const;
 type Kind = (typeof KINDS)[number];

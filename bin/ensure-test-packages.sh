@@ -4,8 +4,10 @@
 # bubblewrap, iproute2 and nftables for the pod simulator, python3-redis for its Python
 # client pods, shellcheck for the script tests. Then it stops the Redis services those
 # packages start (the tests run their own in network namespaces). Anywhere else, and when
-# nothing is missing, it does nothing and says nothing: the live suite then skips with its
-# own one line. If apt-get fails it says so and lets the tests run (and report what lacks).
+# nothing is missing, it does nothing and says nothing: the tests that need a missing
+# package (the live suite, the shellcheck tests) then skip with one line each, or fail under
+# CI=true. If apt-get fails it says so and lets the tests run (and report what lacks).
+# kubectl (kustomize rendering) is no Debian package: the tests that run it skip the same way.
 set -eu
 
 PACKAGES="redis-server redis-sentinel redis-tools bubblewrap iproute2 python3-redis shellcheck nftables"

@@ -1,12 +1,16 @@
 import { describe, expect, test } from 'vitest';
-import { sleep, waitFor } from '../sim/util';
-import { confirmedWrites, LiveCluster, longestPause, resyncsBetween, WriteRecord, writeOutage } from './harness';
+import { sleep, waitFor } from '../../harness/sim/util';
+import { confirmedWrites, LiveCluster, longestPause, resyncsBetween, WriteRecord, writeOutage } from '../../harness/live-cluster';
 import { freshClusterPerTest, livePrerequisites } from './live-suite';
 
 /**
  * The live failover suite: the staging overlay, rendered by kustomize, runs as real
- * redis-server and redis-sentinel processes in the pod simulator (test/sim), and each
+ * redis-server and redis-sentinel processes in the pod simulator (harness/sim), and each
  * scenario injects a fault and checks what an application would see.
+ *
+ * Time budgets: each test's timeout is at least 3x what it took in a run of the whole live
+ * suite on 2 busy cores, and at least 90 s (the comment beside it says what it took), so a
+ * slow machine does not fail a test by time; a failed test prints the cluster's state first.
  */
 
 const missing = livePrerequisites('failover');
@@ -97,7 +101,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     expect(await live.agent.call('write', { key: 'cold', value: 'start', wait: 2 })).toBe(2);
     expect(await live.agent.call('replicaRole')).toBe('slave');
     expect(await live.agent.call('readReplica', { key: 'cold' })).toBe('start');
-  });
+  }, 90_000); // took 7-10 s in two runs of the whole live suite
 
   test('master crash: a replica is promoted, the other follows it, the client resumes, no WAIT-confirmed write is lost', async () => {
     await live.waitHealthy();
@@ -114,7 +118,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     const outageMs = writeOutage(log, faultAt);
     console.log(`master crash: write outage ${outageMs.toFixed(0)} ms (downAfter ${live.downAfterMs} ms)`);
     await expectNoConfirmedWriteLost('crash-redis-master-0', log);
-  });
+  }, 90_000); // took 12-17 s in two runs of the whole live suite
 
   test('the crashed master comes back with a new IP as a replica of the new master and never accepts a write as master', async () => {
     await live.waitHealthy();
@@ -140,7 +144,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     expect(watched.roles.slave).toBeGreaterThan(0);
     await live.waitHealthy(30_000);
     expect(await live.onlyMaster()).toBe(promoted);
-  });
+  }, 120_000); // took 32-34 s in two runs of the whole live suite
 
   test('master pod force-deleted and recreated at once with a new IP: it does not come back as master, no WAIT-confirmed write is lost', async () => {
     await live.waitHealthy();
@@ -154,7 +158,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     expect(await live.onlyMaster()).toBe(promoted);
     expect(live.sim.logs('redis-master-0', 'redis', 400)).toMatch(/IP changed .* waiting for their failover/);
     await expectNoConfirmedWriteLost('recreated', log);
-  });
+  }, 90_000); // took 14 s in two runs of the whole live suite
 
   test('graceful deletion of the master hands over first: no failed write and a short pause', async () => {
     await live.waitHealthy();
@@ -183,7 +187,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     await expectNoConfirmedWriteLost('planned', log);
     await live.waitHealthy(30_000);
     expect(await live.onlyMaster()).toMatch(/^redis-slave-[01]$/);
-  });
+  }, 90_000); // took 13-15 s in two runs of the whole live suite
 
   test('rolling restart of every Redis pod (both StatefulSets, the master among the replicas): no failed write, no lost write', async () => {
     await live.waitHealthy();
@@ -205,7 +209,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     expect(pause).toBeLessThan(live.downAfterMs);
     await expectNoConfirmedWriteLost('rolling', log);
     await live.waitHealthy(60_000);
-  });
+  }, 180_000); // took 37-51 s in two runs of the whole live suite
 
   test('partitioned master: the majority promotes a replica, the old master is demoted after healing, no WAIT-confirmed write is lost', async () => {
     await live.waitHealthy();
@@ -242,7 +246,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     const firstRefused = Math.min(...refused.map((l) => Number(l[0]) / 1e6));
     expect(lastAccepted).toBeLessThan(firstRefused);
     await live.waitHealthy(30_000);
-  });
+  }, 90_000); // took 18-19 s in two runs of the whole live suite
 
   test('frozen master (every process stopped past downAfter, like a stalled node): after the failover it resumes, accepts no write and follows the new master', async () => {
     await live.waitHealthy();
@@ -269,7 +273,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     await expectNoConfirmedWriteLost('frozen', log);
     await live.waitHealthy(60_000);
     expect(await live.onlyMaster()).toBe(promoted);
-  });
+  }, 90_000); // took 26-29 s in two runs of the whole live suite
 
   test('replica crash and restart: it resynchronises and serves reads again', async () => {
     await live.waitHealthy();
@@ -283,7 +287,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     }
     expect(await live.agent.call('call', { host: live.fqdn('redis-slave-1'), port: 6379, args: ['ROLE'] })).toEqual(
       expect.arrayContaining(['slave', live.fqdn('redis-master-0')]));
-  });
+  }, 90_000); // took 7-8 s in two runs of the whole live suite
 
   test('Sentinel pods replaced by several rollouts: phantom Sentinels are cleaned up and a master crash still fails over', async () => {
     await live.waitHealthy();
@@ -292,7 +296,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     await live.waitHealthy(90_000);
     console.log(`sentinel rollouts: phantom Sentinels gone ${((Date.now() - rolledAt) / 1000).toFixed(1)} s after the third rollout`);
     await expectMasterCrashFailsOver();
-  }, 150_000);
+  }, 240_000); // took 44-76 s in two runs of the whole live suite
 
   test('the Sentinel leading a failover restarts right after its election: the failover still completes without waiting out 2 x failover-timeout', async () => {
     await live.waitHealthy();
@@ -307,7 +311,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     }, 20_000);
     console.log(`leader ${leader} restarted; ${promoted} promoted and written to ${Date.now() - faultAt} ms after the crash`);
     await expectCrashedMasterRejoins('leader-restart', log, promoted);
-  });
+  }, 90_000); // took 20-21 s in two runs of the whole live suite
 
   test('every Sentinel pod replaced while the master is down: the new Sentinels take the master the replicas follow and fail over', async () => {
     await live.waitHealthy();
@@ -317,14 +321,14 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
       await Promise.all(live.sentinelPods().map((p) => live.sim.deletePod(p, { grace: false, recreate: true })));
     }, 60_000);
     await expectCrashedMasterRejoins('sentinels-replaced', log, promoted);
-  }, 150_000);
+  }, 150_000); // took 14 s in two runs of the whole live suite
 
   test('one Sentinel down: failover still works', async () => {
     await live.waitHealthy();
     const [down] = live.sentinelPods();
     await live.sim.killContainer(down, 'sentinel', { restart: false });
     await expectMasterCrashFailsOver();
-  });
+  }, 90_000); // took 12 s in two runs of the whole live suite
 
   test('two Sentinels down: no failover happens and no second master appears', async () => {
     await live.waitHealthy();
@@ -342,7 +346,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
       expect(s.master?.ip).toBe(live.fqdn('redis-master-0'));
       await sleep(500);
     }
-  });
+  }, 90_000); // took 19-20 s in two runs of the whole live suite
 
   test('every pod restarted at once: data survives, exactly one master comes back, clients reconnect', async () => {
     await live.waitHealthy();
@@ -362,7 +366,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     for (const i of [0, 100, 199]) expect(await live.agent.call('readMaster', { key: `before:${i}` })).toBe(String(i));
     expect(await live.agent.call('readMaster', { key: 'before:last' })).toBe('x');
     expect(await live.agent.call('write', { key: 'after', value: 'restart', wait: 2 })).toBe(2);
-  });
+  }, 90_000); // took 21-24 s in two runs of the whole live suite
 
   // --- Data decides, not names: empty volumes, fencing, crashes of big datasets ---
 
@@ -388,7 +392,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     expect(await live.onlyMaster()).toBe(promoted);
     await expectKeysKept('kept', 300);
     expect(live.sim.logs('redis-master-0', 'redis', 200)).toMatch(/not starting yet: the Sentinels still name this pod master .* volume is empty and .* holds data/);
-  });
+  }, 90_000); // took 13 s in two runs of the whole live suite
 
   test('every pod stops, redis-master-0 loses its volume, everything starts again: a replica with the data becomes master', async () => {
     await live.waitHealthy();
@@ -403,7 +407,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     expect(await live.onlyMaster()).toMatch(/^redis-slave-[01]$/);
     await expectKeysKept('cold', 300);
     expect(live.sim.logs('redis-master-0', 'redis', 200)).toMatch(/not starting yet: .*volume is empty and .* holds data/);
-  });
+  }, 90_000); // took 18-20 s in two runs of the whole live suite
 
   test('a replica pod recreated with an empty volume resynchronises from the master; nothing confirmed is lost', async () => {
     await live.waitHealthy();
@@ -418,7 +422,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     await live.waitHealthy(60_000);
     expect(await live.onlyMaster()).toBe('redis-master-0');
     await expectKeysKept('replica-empty', 200);
-  });
+  }, 90_000); // took 9-10 s in two runs of the whole live suite
 
   test('asymmetric partition {master, one replica, one Sentinel, client} / {other replica, two Sentinels}: the old master fences itself within 2 s; only writes of that window can be lost', async () => {
     await live.waitHealthy();
@@ -456,7 +460,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     expect(lastLostAfterSplit).toBeLessThan(2000);
     expect(await live.agent.call('readMaster', { key: 'asym-all:before' })).toBe('x');
     expect(duringSplit, 'a write during the split confirmed by every replica').not.toBe(2);
-  });
+  }, 120_000); // took 37 s in two runs of the whole live suite
 
   test('two Sentinels down while every replica is connected: the master keeps taking writes (not fenced)', async () => {
     await live.waitHealthy();
@@ -471,7 +475,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     const last = log.filter((w) => w.ack !== null).at(-1)!;
     expect(last.start).toBeGreaterThan(Date.now() - 2000);
     expect(live.sim.logs('redis-master-0', 'guard', 500)).not.toMatch(/ fencing: /);
-  });
+  }, 90_000); // took 15-16 s in two runs of the whole live suite
 
   test('master crash with half a gigabyte of data: a replica takes over at failover speed, the other resumes with a partial resync', async () => {
     await live.waitHealthy();
@@ -501,7 +505,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     expect(live.sim.logs('redis-master-0', 'redis', 300)).toMatch(/not starting yet: the Sentinels name this pod master and it restarted/);
     await live.waitHealthy(240_000);
     expect(await live.onlyMaster()).toBe(promoted);
-  }, 600_000);
+  }, 600_000); // took 58-80 s in two runs of the whole live suite
 
   test("the seed's Python example writes and reads through Sentinel from a client pod", async () => {
     await live.waitHealthy();
@@ -529,5 +533,5 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     expect(out).toMatch(/read value/);
     expect(out).toContain(`master ('${live.fqdn('redis-master-0')}', 6379)`);
     expect(code).toBe(0);
-  });
+  }, 90_000); // took 5 s in two runs of the whole live suite
 });

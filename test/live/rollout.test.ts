@@ -1,12 +1,16 @@
 import { describe, expect, test } from 'vitest';
-import { sleep } from '../sim/util';
-import { confirmedWrites, LiveCluster, longestGap, longestPause } from './harness';
+import { sleep } from '../../harness/sim/util';
+import { confirmedWrites, LiveCluster, longestGap, longestPause } from '../../harness/live-cluster';
 import { freshClusterPerTest, livePrerequisites } from './live-suite';
 
 /**
  * Rollouts of a configuration change that alters both Redis pod templates: both
  * StatefulSet controllers roll at once, and the preStop hooks' shutdown gate must keep
  * the Redis pods going down one at a time (staging overlay, in the pod simulator).
+ *
+ * Time budgets: each test's timeout is at least 3x what it took in a run of the whole live
+ * suite on 2 busy cores, and at least 90 s (the comment beside it says what it took), so a
+ * slow machine does not fail a test by time; a failed test prints the cluster's state first.
  */
 
 const missing = livePrerequisites('rollout');
@@ -111,5 +115,5 @@ describe.skipIf(missing)('live rollout (staging overlay)', () => {
     await live.waitHealthy(60_000);
     expect(await live.agent.call<number>('call', { host: live.fqdn(await live.onlyMaster()), port: 6379, args: ['DBSIZE'] }))
       .toBeGreaterThanOrEqual(keys);
-  }, 600_000);
+  }, 600_000); // took 53-57 s in two runs of the whole live suite
 });

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, onTestFailed, test } from 'vitest';
-import { SimCluster, checkLivePrerequisites } from './index';
+import { SimCluster, checkLivePrerequisites } from '../../harness/sim';
 
 const prereq = checkLivePrerequisites();
 if (prereq) console.log(`[sim smoke] skipped: ${prereq}`);

@@ -8,6 +8,9 @@ import {
 } from '../../lib/internal';
 import { ENVIRONMENTS, findEnvironments, renderDist } from '../../main';
 import { byKey, find, kustomize, useSynthOutput } from './helpers';
+import { itWith } from '../prerequisites';
+
+const itWithKubectl = itWith('kubectl', 'kubectl 1.27 or later, https://kubernetes.io/docs/tasks/tools/');
 
 const [staging, production] = findEnvironments(['staging', 'production']);
 const { temp, outdir } = useSynthOutput('kustomize');
@@ -37,12 +40,12 @@ function expectSameObjects(rendered: ManifestObject[], expected: ManifestObject[
 
 describe('kubectl kustomize renders exactly what the charts synthesize', () => {
   for (const profile of ENVIRONMENTS) {
-    it(`the ${profile.name} overlay renders exactly the objects of the ${profile.name} environment chart`, () => {
+    itWithKubectl(`the ${profile.name} overlay renders exactly the objects of the ${profile.name} environment chart`, () => {
       expectSameObjects(kustomize(join(outdir(), 'overlays', profile.name)), expectedOverlay(profile));
     });
   }
 
-  it('a hand edit of an overlay patch makes the comparison fail (the check is not vacuous)', () => {
+  itWithKubectl('a hand edit of an overlay patch makes the comparison fail (the check is not vacuous)', () => {
     const dir = temp.make('edited');
     writeTree(dir, renderDist(ENVIRONMENTS), ['']);
     const patch = join(dir, 'overlays/production/patches/statefulset-redis-master.yaml');
@@ -51,7 +54,7 @@ describe('kubectl kustomize renders exactly what the charts synthesize', () => {
       .toThrow(/StatefulSet\/redis-master/);
   });
 
-  it('the base renders on its own, exactly the base chart, with no namespace', () => {
+  itWithKubectl('the base renders on its own, exactly the base chart, with no namespace', () => {
     const rendered = kustomize(join(outdir(), 'base'));
     expectSameObjects(rendered, synthBase());
     expect(rendered.filter((o) => o.metadata.namespace !== undefined)).toEqual([]);
@@ -67,7 +70,7 @@ describe('each environment lives in its own namespace', () => {
   });
 
   for (const profile of ENVIRONMENTS) {
-    it(`the ${profile.name} overlay sets namespace ${profile.namespace}, creates it, and puts every object in it`, () => {
+    itWithKubectl(`the ${profile.name} overlay sets namespace ${profile.namespace}, creates it, and puts every object in it`, () => {
       const kustomization = parse(readFileSync(join(outdir(), 'overlays', profile.name, 'kustomization.yaml'), 'utf8'));
       expect(kustomization.namespace).toBe(profile.namespace);
       expect(kustomization.resources[0]).toBe('../../base');
@@ -89,7 +92,7 @@ describe('adding an environment needs nothing but its profile', () => {
     redis: { replicas: 3, sentinels: 5, storageSize: Size.gibibytes(16), labels: { team: 'cache' } },
   };
 
-  it('a third profile gets its own overlay that kustomize renders into exactly its chart', () => {
+  itWithKubectl('a third profile gets its own overlay that kustomize renders into exactly its chart', () => {
     const dir = temp.make('third-env');
     const environments = findEnvironments(['staging', 'qa'], [...ENVIRONMENTS, qa]);
     writeTree(dir, renderDist(environments), ['']);
@@ -105,7 +108,7 @@ describe('adding an environment needs nothing but its profile', () => {
     expectSameObjects(kustomize(join(dir, 'overlays', 'staging')), expectedOverlay(staging));
   });
 
-  it('renderOverlay on its own produces a kustomization for the new environment', () => {
+  itWithKubectl('renderOverlay on its own produces a kustomization for the new environment', () => {
     const base = synthBase();
     const overlay = renderOverlay(qa.name, qa.namespace, base, synthEnvironment(qa));
     const kustomization = parse(overlay.get('overlays/qa/kustomization.yaml')!);

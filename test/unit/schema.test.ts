@@ -5,6 +5,9 @@ import { ENVIRONMENTS, findEnvironments } from '../../main';
 import {
   fieldsUnknownToKubernetes128, find, kubernetes128Errors, kustomize, openApiSchemaErrors, useSynthOutput,
 } from './helpers';
+import { itWith } from '../prerequisites';
+
+const itWithKubectl = itWith('kubectl', 'kubectl 1.27 or later, https://kubernetes.io/docs/tasks/tools/');
 
 const { outdir } = useSynthOutput('schema');
 
@@ -24,14 +27,14 @@ describe('every synthesized object is valid Kubernetes 1.28', () => {
       expect(allErrors(synthEnvironment(profile))).toEqual([]);
     });
 
-    it(`the ${profile.name} overlay as kubectl kustomize renders it`, () => {
+    itWithKubectl(`the ${profile.name} overlay as kubectl kustomize renders it`, () => {
       const rendered = kustomize(join(outdir(), 'overlays', profile.name));
       expect(rendered.length).toBe(synthEnvironment(profile).length);
       expect(allErrors(rendered)).toEqual([]);
     });
   }
 
-  it('the base as kubectl kustomize renders it', () => {
+  itWithKubectl('the base as kubectl kustomize renders it', () => {
     const rendered = kustomize(join(outdir(), 'base'));
     expect(rendered.length).toBe(synthBase().length);
     expect(allErrors(rendered)).toEqual([]);

@@ -5,11 +5,13 @@ import { spawnSync } from 'child_process';
 import { readdirSync, readFileSync } from 'fs';
 import { join } from 'path';
 import { synthBase } from '../../lib/internal';
+import { itWith } from '../prerequisites';
 import { find, ROOT } from './helpers';
 
 const SCRIPTS_DIR = 'lib/pod/scripts';
 const scripts = readdirSync(join(ROOT, SCRIPTS_DIR)).filter((f) => f.endsWith('.sh')).sort();
 const source = (name: string) => readFileSync(join(ROOT, SCRIPTS_DIR, name), 'utf8');
+const itWithShellcheck = itWith('shellcheck', 'apt-get install shellcheck');
 
 /** Code lines: comments dropped, backslash-continued lines joined. */
 function codeLines(text: string): string[] {
@@ -23,15 +25,16 @@ describe('lib/pod/scripts', () => {
     ]));
   });
 
-  it('shellcheck -x passes on every script (run from the repository root so `source=` paths resolve)', () => {
+  itWithShellcheck('shellcheck -x passes on every script (run from the repository root so `source=` paths resolve)', () => {
     const result = spawnSync('shellcheck', ['-x', ...scripts.map((s) => `${SCRIPTS_DIR}/${s}`)], { cwd: ROOT, encoding: 'utf8' });
-    if (result.error) throw new Error(`shellcheck could not be run (apt-get install shellcheck): ${result.error.message}`);
+    if (result.error) throw result.error;
     expect(result.stdout + result.stderr).toBe('');
     expect(result.status).toBe(0);
   });
 
-  it('shellcheck would report a problem (the check above is not vacuous)', () => {
+  itWithShellcheck('shellcheck would report a problem (the check above is not vacuous)', () => {
     const result = spawnSync('shellcheck', ['-s', 'sh', '-'], { input: '#!/bin/sh\necho $UNQUOTED\n[[ -n x ]]\n', encoding: 'utf8' });
+    if (result.error) throw result.error;
     expect(result.status).not.toBe(0);
     expect(result.stdout).toMatch(/SC2086/);
   });

@@ -2,11 +2,13 @@
 // system it installs only the missing Debian packages the tests need and stops the Redis
 // services it installed; anywhere else it does nothing. It runs against stand-ins for
 // id, dpkg, apt-get and invoke-rc.d on a PATH that holds nothing else (plus the few plain
-// tools it uses), so no real package is ever installed here.
+// tools it uses), so no real package is ever installed here. And what `npm test` does where
+// the packages are missing: skips with one line, or fails under CI=true.
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'fs';
 import { join } from 'path';
+import { itWith } from '../prerequisites';
 import { ROOT, TempDirs } from './helpers';
 
 const SCRIPT = join(ROOT, 'bin/ensure-test-packages.sh');
@@ -54,9 +56,9 @@ describe('bin/ensure-test-packages.sh (pretest)', () => {
     expect(pkg.scripts.pretest).toBe('sh bin/ensure-test-packages.sh');
   });
 
-  it('is shellcheck clean POSIX sh', () => {
+  itWith('shellcheck', 'apt-get install shellcheck')('is shellcheck clean POSIX sh', () => {
     const result = spawnSync('shellcheck', ['-s', 'sh', SCRIPT], { encoding: 'utf8' });
-    if (result.error) throw new Error(`shellcheck could not be run (apt-get install shellcheck): ${result.error.message}`);
+    if (result.error) throw result.error;
     expect(result.stdout + result.stderr).toBe('');
     expect(result.status).toBe(0);
   });
@@ -97,4 +99,43 @@ describe('bin/ensure-test-packages.sh (pretest)', () => {
     expect(r.stderr).toMatch(/^ensure-test-packages: apt-get failed, tests needing these packages will skip or fail; its last lines:\nReading package lists\.\.\.\n$/);
     expect(r.calls).toEqual(['apt-get update']);
   });
+});
+
+describe('without the Debian packages (here: shellcheck missing from PATH)', () => {
+  /** A PATH with every program of this one except shellcheck. */
+  function pathWithoutShellcheck(): string {
+    const bin = temp.make('no-shellcheck');
+    for (const dir of (process.env.PATH ?? '').split(':').filter(Boolean)) {
+      let entries: string[] = [];
+      try { entries = readdirSync(dir); } catch { continue; }
+      for (const entry of entries) {
+        if (entry === 'shellcheck' || existsSync(join(bin, entry))) continue;
+        symlinkSync(join(dir, entry), join(bin, entry));
+      }
+    }
+    return bin;
+  }
+
+  /** vitest on the shell-script tests, run as a fresh process with that PATH. */
+  function vitestWithoutShellcheck(ci: boolean) {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VITEST') && !['CI', 'NODE_ENV', 'FORCE_COLOR'].includes(k)));
+    const r = spawnSync(process.execPath, [join(ROOT, 'node_modules/vitest/vitest.mjs'), 'run', 'test/unit/scripts.test.ts', '--reporter=verbose'],
+      { cwd: ROOT, encoding: 'utf8', env: { ...env, NO_COLOR: '1', PATH: pathWithoutShellcheck(), ...(ci ? { CI: 'true' } : {}) }, timeout: 120_000 });
+    return { status: r.status, output: `${r.stdout}${r.stderr}` };
+  }
+
+  it('npm test skips the shellcheck tests with one line and passes', () => {
+    const r = vitestWithoutShellcheck(false);
+    expect(r.output.match(/shellcheck is not installed \(apt-get install shellcheck\): the tests that run it are skipped/g), r.output).toHaveLength(1);
+    expect(r.output).toMatch(/Tests +\d+ passed \| 2 skipped/);
+    expect(r.output).not.toMatch(/TypeError|ENOENT/);
+    expect(r.status, r.output).toBe(0);
+  }, 120_000);
+
+  it('under CI=true the shellcheck tests fail, naming what is missing', () => {
+    const r = vitestWithoutShellcheck(true);
+    expect(r.output).toMatch(/Tests +2 failed \| \d+ passed/);
+    expect(r.output).toMatch(/shellcheck is not installed \(apt-get install shellcheck\); it is required when CI=true/);
+    expect(r.status).toBe(1);
+  }, 120_000);
 });

@@ -15,6 +15,8 @@ export function checkLivePrerequisites(): string | null {
   if (process.getuid?.() !== 0) return 'live simulator needs root (network namespaces, bwrap as root)';
   const missing = TOOLS.filter((t) => !which(t));
   if (missing.length) return `live simulator is missing: ${missing.join(', ')} (apt-get install redis-server redis-sentinel redis-tools bubblewrap iproute2 util-linux nftables)`;
+  // The live tests and the benchmark render the overlay with `kubectl kustomize`.
+  if (!which('kubectl')) return 'live simulator is missing kubectl (kubectl 1.27 or later renders the overlays: https://kubernetes.io/docs/tasks/tools/)';
   try {
     // Python clients use Debian's interpreter, not a pyenv shim earlier on PATH.
     execFileSync('/usr/bin/python3', ['-c', 'import redis'], { stdio: 'ignore', timeout: 10_000 });

@@ -5,7 +5,9 @@
 // a host directory that has a mount target somewhere below it is "exploded" (made a
 // fresh directory on the tmpfs with each host entry bound back individually), so
 // e.g. /usr/local/bin can hold the host's redis binaries like the official image.
+import { spawn } from 'node:child_process';
 import { lstatSync, readdirSync, readlinkSync, realpathSync, existsSync } from 'node:fs';
+import type { ExecResult } from './types';
 
 export interface Mount {
   target: string;
@@ -116,4 +118,25 @@ export function sandboxArgv(s: SandboxSpec, argv: string[]): string[] {
     a.push(...(s.groups.length ? [`--groups=${s.groups.join(',')}`] : ['--clear-groups']), '--');
   }
   return [...a, ...argv];
+}
+
+// Runs argv in a sandbox (exec, probes, hooks): its output, and code 124 when it was
+// killed at the timeout.
+export function runSandboxed(sb: SandboxSpec, argv: string[], timeoutMs: number, stdin?: string): Promise<ExecResult> {
+  const a = sandboxArgv(sb, argv);
+  return new Promise((resolve) => {
+    const proc = spawn(a[0], a.slice(1), { stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    proc.stdout!.on('data', (d) => { if (stdout.length < 4_000_000) stdout += d; });
+    proc.stderr!.on('data', (d) => { if (stderr.length < 4_000_000) stderr += d; });
+    if (stdin !== undefined) proc.stdin!.end(stdin);
+    const t = setTimeout(() => { timedOut = true; proc.kill('SIGKILL'); }, timeoutMs);
+    proc.once('error', (e) => { stderr += e.message; });
+    proc.once('close', (code) => {
+      clearTimeout(t);
+      resolve({ code: timedOut ? 124 : code ?? 137, stdout, stderr: timedOut ? `${stderr}timed out after ${timeoutMs} ms\n` : stderr });
+    });
+  });
 }

@@ -2,13 +2,13 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { SimCluster } from '../sim';
-import { waitFor } from '../sim/util';
+import { SimCluster } from './sim';
+import { waitFor } from './sim/util';
 
 /**
- * Test-side helpers for the live suite and the failover benchmark: start an
- * environment's rendered overlay in the simulator, drive the in-cluster client agent,
- * and describe the cluster when something goes wrong.
+ * What the live suite (test/live) and the failover benchmark (bench/failover.ts) share:
+ * start an environment's rendered overlay in the simulator, drive the in-cluster client
+ * agent (client-agent.cjs), and describe the cluster when something goes wrong.
  */
 
 /** The repository root (this file also runs bundled from build/, so look for package.json). */
@@ -136,7 +136,7 @@ export class LiveCluster {
     const sim = await SimCluster.start({ manifests, secrets: { 'redis-auth': { password } } });
     try {
       await sim.waitReady(120_000);
-      const client = await sim.startClientPod('app', [process.execPath, join(ROOT, 'test', 'live', 'client-agent.cjs')], {
+      const client = await sim.startClientPod('app', [process.execPath, join(ROOT, 'harness', 'client-agent.cjs')], {
         ipc: true, cwd: ROOT, env: { REDIS_PASSWORD: password, MASTER_NAME, DEBUG: process.env.AGENT_DEBUG ?? '' },
       });
       const agent = new Agent(client.proc);

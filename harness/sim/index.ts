@@ -1,5 +1,6 @@
-// The live pod simulator (test equipment): runs the pods of rendered Kubernetes YAML
-// as sandboxed processes in network namespaces. Typical use from a vitest file:
+// The live pod simulator: runs the pods of rendered Kubernetes YAML as sandboxed
+// processes in network namespaces. Used by the live tests (test/live, test/sim) and the
+// failover benchmark (bench/failover.ts). Typical use from a vitest file:
 //
 //   const reason = checkLivePrerequisites();            // null when it can run here
 //   const c = await SimCluster.start({ manifests: yaml, secrets: { 'redis-auth': { password: 'x' } } });
@@ -13,8 +14,9 @@
 //   await c.stop();                                      // always, e.g. in afterAll
 //
 // Files: manifests.ts (YAML -> workloads), network.ts (namespaces, bridge, veths),
-// sandbox.ts (bwrap command line), cluster.ts (kubelet/controller behaviour, faults).
+// sandbox.ts (bwrap command line), cluster.ts (the API, composing the kubelet and
+// controller behaviour of the other files: see its header).
 export { SimCluster } from './cluster';
-export type { SimOptions, PodInfo, ExecResult, ClientPod, Phase } from './cluster';
+export type { SimOptions, PodInfo, ExecResult, ClientPod, Phase } from './types';
 export { checkLivePrerequisites } from './prereq';
 export { parseManifests, parseQuantity } from './manifests';
