@@ -1,4 +1,5 @@
 import { k8s } from 'cdk8s-plus-28';
+import { AUTH_MOUNT, SCRIPTS_MOUNT } from '../pod/contract';
 
 /**
  * Small named helpers for the raw pod-spec pieces that every Redis and Sentinel pod
@@ -9,8 +10,7 @@ import { k8s } from 'cdk8s-plus-28';
 /** uid/gid of the `redis` user in the official Redis images. */
 export const REDIS_UID = 999;
 
-export const SCRIPTS_MOUNT = '/opt/redis-ha';
-export const AUTH_MOUNT = '/etc/redis-auth';
+export { AUTH_MOUNT, SCRIPTS_MOUNT };
 
 export function restrictedPodSecurity(): k8s.PodSecurityContext {
   return {

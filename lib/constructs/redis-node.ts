@@ -7,10 +7,11 @@ import {
   SENTINEL_HEADLESS_NAME, SENTINEL_PORT, selectorLabels,
 } from './names';
 import {
-  AUTH_MOUNT, configMapVolume, execProbe, fieldEnv, passwordVolume, plainEnv, preferSpreadOverNodes, SCRIPTS_MOUNT,
+  AUTH_MOUNT, configMapVolume, execProbe, passwordVolume, preferSpreadOverNodes, SCRIPTS_MOUNT,
   resourceRequirements, restrictedContainerSecurity, restrictedPodSecurity, scriptCommand,
 } from './pod-spec';
 import { ResolvedResources, resolveResources } from './container-resources';
+import { guardContainerEnv, MOUNTS, RedisPodContract, redisContainerEnv } from '../pod/contract';
 import {
   durationMillis, requireConfToken, requireIntegerInRange, requireDnsSubdomain, requireLabels, requirePinnedImage,
   sizeInBytes, sizeToQuantity, ValidationError,
@@ -105,16 +106,6 @@ export interface RedisNodeProps {
   readonly shutdownGateTimeout?: Duration;
 }
 
-const DATA_MOUNT = '/data';
-
-/**
- * How the guard checks a master: every 0.2s, each Sentinel and replica asked at once with
- * a 0.3s timeout; a failed check is repeated at once, and two failed checks in a row fence.
- * A partitioned master stops taking writes under a second after the split (worst case:
- * interval + two timeouts), well before down-after-milliseconds lets the other side promote
- * a replica, while one slow answer does not fence.
- */
-const GUARD_TIMINGS = { FENCE_CHECK_INTERVAL: '0.2', FENCE_PROBE_TIMEOUT: '0.3', FENCE_AFTER_ROUNDS: 2 };
 const GUARD_RESOURCES = { cpuRequest: '20m', memoryRequest: '16Mi', memoryLimit: '64Mi' };
 
 export const DEFAULT_REDIS_RESOURCES = {
@@ -183,28 +174,21 @@ export abstract class RedisNode extends Construct {
       },
     });
 
-    const env: k8s.EnvVar[] = [
-      fieldEnv('POD_NAME', 'metadata.name'),
-      fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
-      fieldEnv('POD_IP', 'status.podIP'),
-      ...plainEnv({
-        CLUSTER_DOMAIN: this.clusterDomain,
-        GOVERNING_SERVICE: name,
-        BOOTSTRAP_MASTER: `${REDIS_MASTER_NAME}-0.${REDIS_MASTER_NAME}`,
-        MASTER_NAME: this.masterName,
-        REDIS_PORT,
-        SENTINEL_PORT,
-        SENTINEL_SERVICE: SENTINEL_HEADLESS_NAME,
-        AUTH_FILE: `${AUTH_MOUNT}/password`,
-        DATA_DIR: DATA_MOUNT,
-        REDIS_NODES: redisPods.join(' '),
-        FAILOVER_WAIT_SECONDS: failoverWaitSeconds,
-        HANDOVER_TIMEOUT_SECONDS: handoverSeconds,
-        GATE_TIMEOUT_SECONDS: gateSeconds,
-        SENTINEL_COUNT: sentinelCount,
-        SENTINEL_QUORUM: sentinelQuorum,
-      }),
-    ];
+    const contract: RedisPodContract = {
+      governingService: name,
+      bootstrapMaster: `${REDIS_MASTER_NAME}-0.${REDIS_MASTER_NAME}`,
+      redisPods,
+      sentinelService: SENTINEL_HEADLESS_NAME,
+      masterName: this.masterName,
+      clusterDomain: this.clusterDomain,
+      redisPort: REDIS_PORT,
+      sentinelPort: SENTINEL_PORT,
+      sentinelCount,
+      sentinelQuorum,
+      failoverWaitSeconds,
+      handoverTimeoutSeconds: handoverSeconds,
+      shutdownGateTimeoutSeconds: gateSeconds,
+    };
     const probeTiming = { periodSeconds: 5, timeoutSeconds: 4, failureThreshold: 3 };
     this.statefulSet = new k8s.KubeStatefulSet(this, 'StatefulSet', {
       metadata: metadata(name),
@@ -231,7 +215,7 @@ export abstract class RedisNode extends Construct {
               image: this.image,
               command: scriptCommand('redis-start.sh'),
               ports: [{ name: 'redis', containerPort: REDIS_PORT }],
-              env,
+              env: redisContainerEnv(contract),
               resources: resourceRequirements(this.resources),
               securityContext: restrictedContainerSecurity(),
               startupProbe: execProbe(scriptCommand('redis-probe.sh', 'liveness'),
@@ -241,12 +225,12 @@ export abstract class RedisNode extends Construct {
               readinessProbe: execProbe(scriptCommand('redis-probe.sh', 'readiness'), probeTiming),
               lifecycle: { preStop: { exec: { command: scriptCommand('redis-prestop.sh') } } },
               volumeMounts: [
-                { name: 'data', mountPath: DATA_MOUNT },
-                { name: 'config', mountPath: '/etc/redis' },
-                { name: 'config-template', mountPath: '/etc/redis-template', readOnly: true },
+                { name: 'data', mountPath: MOUNTS.redisData },
+                { name: 'config', mountPath: MOUNTS.redisConfig },
+                { name: 'config-template', mountPath: MOUNTS.redisTemplate, readOnly: true },
                 { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true },
                 { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true },
-                { name: 'tmp', mountPath: '/tmp' },
+                { name: 'tmp', mountPath: MOUNTS.tmp },
               ],
             }, {
               // The guard: records this pod's data for the start script, fences a master
@@ -254,12 +238,12 @@ export abstract class RedisNode extends Construct {
               name: 'guard',
               image: this.image,
               command: scriptCommand('redis-guard.sh'),
-              env: [...env, ...plainEnv(GUARD_TIMINGS)],
+              env: guardContainerEnv(contract),
               resources: resourceRequirements(GUARD_RESOURCES),
               securityContext: restrictedContainerSecurity(),
               volumeMounts: [
-                { name: 'data', mountPath: DATA_MOUNT },
-                { name: 'config-template', mountPath: '/etc/redis-template', readOnly: true },
+                { name: 'data', mountPath: MOUNTS.redisData },
+                { name: 'config-template', mountPath: MOUNTS.redisTemplate, readOnly: true },
                 { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true },
                 { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true },
               ],

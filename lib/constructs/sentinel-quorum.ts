@@ -7,10 +7,11 @@ import {
   SENTINEL_PORT, selectorLabels,
 } from './names';
 import {
-  AUTH_MOUNT, configMapVolume, execProbe, fieldEnv, passwordVolume, plainEnv, preferSpreadOverNodes, SCRIPTS_MOUNT,
+  AUTH_MOUNT, configMapVolume, execProbe, passwordVolume, preferSpreadOverNodes, SCRIPTS_MOUNT,
   resourceRequirements, restrictedContainerSecurity, restrictedPodSecurity, scriptCommand,
 } from './pod-spec';
 import { ResolvedResources, resolveResources } from './container-resources';
+import { janitorContainerEnv, MOUNTS, SentinelPodContract, sentinelContainerEnv } from '../pod/contract';
 import {
   durationMillis, requireConfToken, requireDnsSubdomain, requireIntegerInRange, requireLabels,
   requirePinnedImage, ValidationError,
@@ -87,12 +88,10 @@ export function resolveSentinelCounts(sentinels?: number, quorum?: number): { se
 }
 
 /**
- * Sentinel internal periods (milliseconds) the janitor applies with SENTINEL DEBUG.
- * INFO to replicas every second instead of every 10s: Sentinel already switches to 1s
- * once a failover starts, but restarting the cadence then puts the INFO that sees the
- * promoted replica a full second after the promotion.
+ * Sentinel internal periods (milliseconds) the janitor applies with SENTINEL DEBUG
+ * (lib/pod/contract.ts derives them).
  */
-export const SENTINEL_TIMINGS = 'info-period 1000';
+export { SENTINEL_TIMINGS } from '../pod/contract';
 
 const DEFAULT_SENTINEL_RESOURCES = {
   cpuRequest: Cpu.millis(50),
@@ -143,25 +142,18 @@ export class SentinelQuorum extends Construct {
       spec: { clusterIp: 'None', publishNotReadyAddresses: true, selector, ports: [port] },
     });
 
-    const env = [
-      fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
-      fieldEnv('POD_IP', 'status.podIP'),
-      ...plainEnv({
-        CLUSTER_DOMAIN: clusterDomain,
-        MASTER_NAME: this.masterName,
-        REDIS_PORT,
-        SENTINEL_PORT,
-        SENTINEL_SERVICE: SENTINEL_HEADLESS_NAME,
-        SENTINEL_REPLICAS: this.replicas,
-        SENTINEL_DATA: '/data',
-        REDIS_NODES: redisPods.join(' '),
-        AUTH_FILE: `${AUTH_MOUNT}/password`,
-        JANITOR_INTERVAL_SECONDS: janitorSeconds,
-        SENTINEL_TIMINGS: SENTINEL_TIMINGS,
-      }),
-    ];
+    const contract: SentinelPodContract = {
+      sentinelService: SENTINEL_HEADLESS_NAME,
+      redisPods,
+      masterName: this.masterName,
+      clusterDomain,
+      redisPort: REDIS_PORT,
+      sentinelPort: SENTINEL_PORT,
+      sentinelCount: this.replicas,
+      janitorIntervalSeconds: janitorSeconds,
+    };
     const scriptsMount = { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true };
-    const tmpMount = { name: 'tmp', mountPath: '/tmp' };
+    const tmpMount = { name: 'tmp', mountPath: MOUNTS.tmp };
 
     this.deployment = new k8s.KubeDeployment(this, 'Deployment', {
       metadata: metadata(SENTINEL_NAME),
@@ -184,7 +176,7 @@ export class SentinelQuorum extends Construct {
                 image: this.image,
                 command: scriptCommand('sentinel-start.sh'),
                 ports: [{ name: 'sentinel', containerPort: SENTINEL_PORT }],
-                env,
+                env: sentinelContainerEnv(contract),
                 resources: resourceRequirements(this.resources),
                 securityContext: restrictedContainerSecurity(),
                 livenessProbe: execProbe(scriptCommand('sentinel-probe.sh', 'liveness'),
@@ -192,8 +184,8 @@ export class SentinelQuorum extends Construct {
                 readinessProbe: execProbe(scriptCommand('sentinel-probe.sh', 'readiness'),
                   { periodSeconds: 3, timeoutSeconds: 2, failureThreshold: 2 }),
                 volumeMounts: [
-                  { name: 'data', mountPath: '/data' },
-                  { name: 'config-template', mountPath: '/etc/sentinel-template', readOnly: true },
+                  { name: 'data', mountPath: MOUNTS.sentinelData },
+                  { name: 'config-template', mountPath: MOUNTS.sentinelTemplate, readOnly: true },
                   scriptsMount,
                   { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true },
                   tmpMount,
@@ -203,7 +195,7 @@ export class SentinelQuorum extends Construct {
                 name: 'janitor',
                 image: this.image,
                 command: scriptCommand('sentinel-janitor.sh'),
-                env,
+                env: janitorContainerEnv(contract),
                 resources: resourceRequirements({ cpuRequest: '10m', memoryRequest: '16Mi', memoryLimit: '32Mi' }),
                 securityContext: restrictedContainerSecurity(),
                 volumeMounts: [scriptsMount, tmpMount],

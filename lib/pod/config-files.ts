@@ -5,6 +5,7 @@
  */
 
 import { ValidationError } from '../constructs/validation';
+import { MOUNTS } from './contract';
 
 export type MaxmemoryPolicy =
   | 'noeviction'
@@ -158,7 +159,7 @@ export function renderRedisConf(input: RedisConfInput): string {
     '# Authentication is always on (requirepass is appended at start), so protected mode',
     '# would only refuse legitimate pod-network clients.',
     'protected-mode no',
-    'dir /data',
+    `dir ${MOUNTS.redisData}`,
     'tcp-keepalive 60',
     ...persistence,
     '',
@@ -209,7 +210,7 @@ export function renderSentinelConf(input: SentinelConfInput): string {
     '# writable emptyDir (Sentinel rewrites its config), puts the current master into the',
     '# monitor line and appends auth-pass from the mounted Secret.',
     `port ${input.port}`,
-    'dir /data',
+    `dir ${MOUNTS.sentinelData}`,
     '# Redis pods are followed by their stable DNS names, not by IPs that change.',
     'sentinel resolve-hostnames yes',
     'sentinel announce-hostnames yes',

@@ -74,7 +74,7 @@ export const SENTINEL_INFO_PERIOD_MS = 1000;
 /** Sentinel's timer tick comes every 50-100 ms (hz 10-19, drawn anew each tick). */
 const SENTINEL_TICK_MAX_MS = 100;
 /** Allowance for a request's own latency, and for the last step of the catch-up check. */
-const REQUEST_LATENCY_MS = 30;
+export const REQUEST_LATENCY_MS = 30;
 /**
  * A failover request reaches Sentinel this long before its next INFO to the promoted
  * replica: two timer ticks (it sends SLAVEOF NO ONE at the third tick after the request,
@@ -154,11 +154,9 @@ function redisShared(c: RedisPodContract): Env {
     SENTINEL_PORT: c.sentinelPort,
     SENTINEL_SERVICE: c.sentinelService,
     AUTH_FILE: path(MOUNTS.auth, FILES.password),
-    DATA_DIR: MOUNTS.redisData,
     STATE_FILE: path(MOUNTS.redisData, FILES.state),
     ROLE_FILE: path(MOUNTS.redisData, FILES.role),
     REDIS_NODES: c.redisPods.join(' '),
-    SENTINEL_COUNT: c.sentinelCount,
     SENTINEL_QUORUM: c.sentinelQuorum,
     CLI_TIMEOUT: CLI_TIMEOUT_SECONDS,
   };
@@ -172,6 +170,7 @@ export function redisContainerEnv(c: RedisPodContract): k8s.EnvVar[] {
     field('POD_IP', 'status.podIP'),
     ...plain({
       ...redisShared(c),
+      DATA_DIR: MOUNTS.redisData,
       BOOTSTRAP_MASTER: c.bootstrapMaster,
       FAILOVER_WAIT_SECONDS: c.failoverWaitSeconds,
       ALLOW_EMPTY_FILE: path(MOUNTS.redisData, FILES.allowEmptyMaster),
@@ -188,6 +187,7 @@ export function redisContainerEnv(c: RedisPodContract): k8s.EnvVar[] {
       GATE_POLL_SECONDS,
       SENTINEL_INFO_PERIOD_MS,
       FAILOVER_LEAD_MS,
+      REQUEST_LATENCY_MS,
       PRIORITY_SEEN_WAIT_MS,
     }),
   ];
@@ -201,6 +201,7 @@ export function guardContainerEnv(c: RedisPodContract): k8s.EnvVar[] {
     ...plain({
       ...redisShared(c),
       REDIS_TEMPLATE: path(MOUNTS.redisTemplate, FILES.redisConf),
+      SENTINEL_COUNT: c.sentinelCount,
       FENCE_CHECK_INTERVAL: GUARD_TIMINGS.checkIntervalSeconds,
       FENCE_PROBE_TIMEOUT: GUARD_TIMINGS.probeTimeoutSeconds,
       FENCE_AFTER_ROUNDS: GUARD_TIMINGS.failAfterChecks,
