@@ -6,7 +6,7 @@
 // records what it was asked.
 import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync } from 'fs';
-import { MASTER0, SentinelReplica, SLAVE0, SLAVE1, World, fqdn, sentinelReplicasReply } from './support/world';
+import { MASTER0, SentinelReplica, SLAVE0, SLAVE1, World, sentinelReplicasReply } from './support/world';
 
 const worlds: World[] = [];
 afterEach(() => {
