@@ -4,8 +4,10 @@
 // (test/unit/support/world.ts): each Redis pod and each Sentinel answers as described, and
 // one that is not described does not answer.
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdirSync, writeFileSync } from 'fs';
+import { spawn } from 'child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
+import { SCRIPTS_DIR } from './support/shell-source';
 import { MASTER0, RedisServer, SLAVE0, SLAVE1, World, fqdn } from './support/world';
 
 type Node = RedisServer & { role: 'master' | 'slave'; keys: number };
@@ -255,5 +257,46 @@ describe('the Sentinel view that wins (newest_sentinel_view over sentinel_views)
     expect(world.calls('10.0.0.6')).toEqual([]);
     world.down('10.0.0.7');
     expect(view(world, '10.0.0.6')).toBe('');
+  });
+});
+
+describe('redis-guard.sh acts on the decisions', () => {
+  /** Runs the guard of redis-master-0 until `done` holds for the calls it made (or 20 s pass); returns its log. */
+  async function guard(world: World, done: (calls: string[]) => boolean): Promise<string> {
+    const env = world.redisEnv('redis-master-0', { container: 'guard' });
+    writeFileSync(env.REDIS_TEMPLATE, 'port 6379\nmin-replicas-to-write 1\nmin-replicas-max-lag 10\n');
+    const child = spawn('sh', [join(SCRIPTS_DIR, 'redis-guard.sh')], { env });
+    let log = '';
+    child.stderr.on('data', (d) => { log += d; });
+    const deadline = Date.now() + 20_000;
+    while (!done(world.calls(MASTER0)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    child.kill('SIGTERM');
+    await new Promise((r) => child.on('close', r));
+    return log;
+  }
+
+  it('makes a master the Sentinels replaced the replica of the new master, and drops its clients', async () => {
+    const world = newWorld()
+      .redis(MASTER0, { role: 'master', keys: 3, replicas: [SLAVE1] })
+      .redis(SLAVE0, { role: 'master', keys: 3 })
+      .redis(SLAVE1, { role: 'slave', masterHost: MASTER0 })
+      .sentinel('10.0.0.5', { master: { host: SLAVE0, epoch: 4 } })
+      .sentinel('10.0.0.6', { master: { host: SLAVE0, epoch: 4 } });
+    const log = await guard(world, (calls) => calls.includes('CLIENT KILL TYPE normal'));
+    const calls = world.calls(MASTER0);
+    expect(calls).toContain(`REPLICAOF ${SLAVE0} 6379`);
+    expect(calls.indexOf('CLIENT KILL TYPE normal')).toBeGreaterThan(calls.indexOf(`REPLICAOF ${SLAVE0} 6379`));
+    expect(log).toContain(`demoting: this server is a master but the Sentinels name ${SLAVE0} (epoch 4), which answers as master; becoming its replica`);
+    expect(calls.some((c) => c.startsWith('CONFIG SET'))).toBe(false);
+  });
+
+  it('fences a master that no Sentinel backs and whose replicas do not answer, and records its role', async () => {
+    const world = newWorld().redis(MASTER0, { role: 'master', keys: 3, replicas: [SLAVE0, SLAVE1] });
+    const log = await guard(world, (calls) => calls.some((c) => c.startsWith('CONFIG SET min-replicas-to-write')));
+    expect(world.calls(MASTER0)).toContain('CONFIG SET min-replicas-to-write 3');
+    expect(log).toMatch(/fencing: 0 of 3 Sentinels back this master \(need 2\), 0 of 2 replicas healthy, for 2 checks in a row; refusing writes \(min-replicas-to-write 3\)/);
+    const env = world.redisEnv('redis-master-0', { container: 'guard' });
+    expect(readFileSync(env.ROLE_FILE, 'utf8')).toBe('master\n');
+    expect(readFileSync(env.STATE_FILE, 'utf8')).toMatch(/^role master\nmaster -\nkeys 3\n/);
   });
 });
