@@ -260,6 +260,21 @@ describe('the Sentinel view that wins (newest_sentinel_view over sentinel_views)
   });
 });
 
+describe('the guard puts back a replica-priority an interrupted handover left (decide_priority_restore)', () => {
+  const decide = (priority: number, configured: number, changedFor: number) => {
+    const world = newWorld();
+    // The contract's default handover timeout in these worlds is 3s: restore after 6s.
+    return world.functions(['common.sh', 'redis-decide.sh'], `decide_priority_restore ${priority} ${configured} ${changedFor}`,
+      world.redisEnv('redis-slave-0', { container: 'guard' })).stdout.trim();
+  };
+
+  it('restores it once it has been changed for longer than any handover, and not before', () => {
+    expect(decide(1, 100, 7)).toBe('restore it was 1 for over 6s, longer than any handover');
+    expect(decide(1, 100, 6)).toBe('keep replica-priority is 1 for 6s, within the 6s a handover may take');
+    expect(decide(100, 100, 999)).toBe('keep replica-priority is 100 as configured');
+  });
+});
+
 describe('redis-guard.sh acts on the decisions', () => {
   /** Runs the guard of redis-master-0 until `done` holds for the calls it made (or 20 s pass); returns its log. */
   async function guard(world: World, done: (calls: string[]) => boolean): Promise<string> {

@@ -14,8 +14,8 @@
 # operator creates it to let a node with an empty volume start as master although no node
 # with data answers: a deliberate reset, see the README), REDIS_NODES (short DNS names of
 # every Redis pod), BOOTSTRAP_MASTER, FAILOVER_WAIT_SECONDS, POD_IP, SENTINEL_COUNT,
-# SENTINEL_QUORUM, FENCE_PROBE_TIMEOUT, FENCE_AFTER_ROUNDS; ME (this pod's DNS name) is set
-# by the caller.
+# SENTINEL_QUORUM, FENCE_PROBE_TIMEOUT, FENCE_AFTER_ROUNDS, PRIORITY_RESTORE_AFTER_SECONDS;
+# ME (this pod's DNS name) is set by the caller.
 
 # own_keys: how many keys this pod's volume holds. 0 for a volume without any Redis data
 # file (new or re-provisioned), the number the guard last recorded otherwise, "unknown"
@@ -292,5 +292,21 @@ decide_demote() {
     echo "demote $2 $3 the Sentinels name $2 (epoch $1), which answers as master"
   else
     echo "stay - - the Sentinels name $2 (epoch $1), but it answers as ${_role:-nothing}, not as master"
+  fi
+}
+
+# decide_priority_restore PRIORITY CONFIGURED CHANGED_FOR: "restore <reason>" when this
+# replica's replica-priority has been PRIORITY instead of CONFIGURED for CHANGED_FOR
+# seconds, longer than PRIORITY_RESTORE_AFTER_SECONDS (a master's preStop gives the replica
+# it hands over to priority 1 and restores it afterwards; a hook that died in between
+# would leave it winning later failovers over replicas with more data), "keep <reason>"
+# otherwise.
+decide_priority_restore() {
+  if [ "$1" = "$2" ]; then
+    echo "keep replica-priority is $2 as configured"
+  elif [ "$3" -gt "$PRIORITY_RESTORE_AFTER_SECONDS" ]; then
+    echo "restore it was $1 for over ${PRIORITY_RESTORE_AFTER_SECONDS}s, longer than any handover"
+  else
+    echo "keep replica-priority is $1 for ${3}s, within the ${PRIORITY_RESTORE_AFTER_SECONDS}s a handover may take"
   fi
 }

@@ -13,7 +13,8 @@
 #   - on a replica, puts back a replica-priority that an interrupted handover left changed;
 #   - on a master the Sentinels agree they replaced (a quorum, no failover running) while
 #     the new master answers as master: becomes its replica and drops client connections.
-# The decisions (fence_verdict, decide_demote) are in redis-decide.sh; this loop acts.
+# The decisions (fence_verdict, decide_demote, decide_priority_restore) are in
+# redis-decide.sh; this loop acts on them.
 #
 # Extra environment: GOVERNING_SERVICE, REDIS_TEMPLATE, FENCE_CHECK_INTERVAL,
 # PRIORITY_RESTORE_AFTER_SECONDS (and those of common.sh and redis-decide.sh).
@@ -71,11 +72,14 @@ restore_priority_after_handover() {
     return 0
   fi
   [ -n "$PRIORITY_CHANGED_AT" ] || PRIORITY_CHANGED_AT="$(date +%s)"
-  if [ $(( $(date +%s) - PRIORITY_CHANGED_AT )) -gt "$PRIORITY_RESTORE_AFTER_SECONDS" ]; then
-    redis_cmd 127.0.0.1 CONFIG SET replica-priority "$PRIORITY_CONFIGURED" >/dev/null &&
-      log "restoring replica-priority $PRIORITY_CONFIGURED: it was $_priority for over ${PRIORITY_RESTORE_AFTER_SECONDS}s, longer than any handover"
-    PRIORITY_CHANGED_AT=""
-  fi
+  _verdict="$(decide_priority_restore "$_priority" "$PRIORITY_CONFIGURED" $(( $(date +%s) - PRIORITY_CHANGED_AT )))"
+  case "$_verdict" in
+    restore\ *)
+      redis_cmd 127.0.0.1 CONFIG SET replica-priority "$PRIORITY_CONFIGURED" >/dev/null &&
+        log "restoring replica-priority $PRIORITY_CONFIGURED: ${_verdict#restore }"
+      PRIORITY_CHANGED_AT=""
+      ;;
+  esac
 }
 
 set_min_replicas() {
