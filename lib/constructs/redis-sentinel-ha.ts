@@ -15,6 +15,7 @@ import {
   deriveMaxmemoryBytes, deriveReplicationSizing, largestFittingMaxmemoryBytes, MAXMEMORY_POLICIES, MaxmemoryPolicy,
   renderRedisConf, renderSentinelConf,
 } from '../pod/config-files';
+import { FILES } from '../pod/contract';
 import { loadScripts } from '../pod/scripts';
 import { resolveSentinelCounts, SentinelQuorum } from './sentinel-quorum';
 import {
@@ -286,11 +287,11 @@ export class RedisSentinelHA extends Construct {
 
     new k8s.KubeConfigMap(this, 'RedisConfig', {
       metadata: { name: REDIS_CONFIG_NAME, labels: objectLabels },
-      data: { 'redis.conf': this.redisConf },
+      data: { [FILES.redisConf]: this.redisConf },
     });
     new k8s.KubeConfigMap(this, 'SentinelConfig', {
       metadata: { name: SENTINEL_CONFIG_NAME, labels: objectLabels },
-      data: { 'sentinel.conf': this.sentinelConf },
+      data: { [FILES.sentinelConf]: this.sentinelConf },
     });
     new k8s.KubeConfigMap(this, 'Scripts', {
       metadata: { name: REDIS_SCRIPTS_NAME, labels: objectLabels },
