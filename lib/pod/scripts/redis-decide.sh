@@ -280,18 +280,18 @@ fence_check_fails() {
 # that <host> replaced this master (superseded_by) and <host> answers as master, so this
 # server becomes its replica; "stay - - <reason>" otherwise.
 decide_demote() {
-  _newer="$(superseded_by "$1")"
-  if [ -z "$_newer" ]; then
+  read -r _epoch _host _port <<EOF
+$(superseded_by "$1")
+EOF
+  if [ -z "$_host" ]; then
     echo "stay - - no quorum of Sentinels agrees on another master"
     return 0
   fi
-  # shellcheck disable=SC2086
-  set -- $_newer
-  _role="$(redis_role "$2")"
+  _role="$(redis_role "$_host")"
   if [ "$_role" = "master" ]; then
-    echo "demote $2 $3 the Sentinels name $2 (epoch $1), which answers as master"
+    echo "demote $_host $_port the Sentinels name $_host (epoch $_epoch), which answers as master"
   else
-    echo "stay - - the Sentinels name $2 (epoch $1), but it answers as ${_role:-nothing}, not as master"
+    echo "stay - - the Sentinels name $_host (epoch $_epoch), but it answers as ${_role:-nothing}, not as master"
   fi
 }
 

@@ -18,11 +18,11 @@
 #      Sentinels then see it down and fail over to one of those replicas;
 #   4. otherwise (replicas disagree or none answers), wait: a guess could elect a stale master.
 decide_master() {
-  _view="$(sentinel_views "$POD_IP" | newest_sentinel_view)"
-  if [ -n "$_view" ]; then
-    # shellcheck disable=SC2086
-    set -- $_view
-    echo "monitor $2 $1 the other Sentinels name it master (epoch $1)"
+  read -r _epoch _host _port _flags _why <<EOF
+$(sentinel_views "$POD_IP" | newest_sentinel_view)
+EOF
+  if [ -n "$_host" ]; then
+    echo "monitor $_host $_epoch the other Sentinels name it master (epoch $_epoch)"
     return 0
   fi
   _found="$(master_from_redis_nodes)"
