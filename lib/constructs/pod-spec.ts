@@ -1,4 +1,5 @@
 import { k8s } from 'cdk8s-plus-28';
+import { AUTH_MOUNT, FILES, SCRIPTS_MOUNT } from '../pod/contract';
 import { RedisHaSettings, SpreadConstraint } from './redis-ha-settings';
 
 /**
@@ -10,8 +11,7 @@ import { RedisHaSettings, SpreadConstraint } from './redis-ha-settings';
 /** uid/gid of the `redis` user in the official Redis images. */
 export const REDIS_UID = 999;
 
-export const SCRIPTS_MOUNT = '/opt/redis-ha';
-export const AUTH_MOUNT = '/etc/redis-auth';
+export { AUTH_MOUNT, SCRIPTS_MOUNT };
 
 export function restrictedPodSecurity(): k8s.PodSecurityContext {
   return {
@@ -31,14 +31,6 @@ export function restrictedContainerSecurity(): k8s.SecurityContext {
   };
 }
 
-export function fieldEnv(name: string, fieldPath: string): k8s.EnvVar {
-  return { name, valueFrom: { fieldRef: { fieldPath } } };
-}
-
-export function plainEnv(values: Record<string, string | number>): k8s.EnvVar[] {
-  return Object.entries(values).map(([name, value]) => ({ name, value: String(value) }));
-}
-
 export function execProbe(command: string[], timing: {
   periodSeconds: number; timeoutSeconds: number; failureThreshold: number; initialDelaySeconds?: number;
 }): k8s.Probe {
@@ -56,7 +48,7 @@ export function configMapVolume(name: string, configMapName: string, defaultMode
 export function passwordVolume(secretName: string): k8s.Volume {
   return {
     name: 'auth',
-    secret: { secretName, defaultMode: 0o440, items: [{ key: 'password', path: 'password' }] },
+    secret: { secretName, defaultMode: 0o440, items: [{ key: FILES.password, path: FILES.password }] },
   };
 }
 

@@ -5,6 +5,7 @@ import { loadScripts } from '../pod/scripts';
 import { commonLabels } from './names';
 import { REDIS_HA_PROP_KEYS, RedisHaProps, RedisHaSettings } from './redis-ha-settings';
 import { requireKnownKeys, ValidationError } from './validation';
+import { FILES } from '../pod/contract';
 
 export interface RedisHaConfigurationProps extends RedisHaProps {
   /**
@@ -41,11 +42,11 @@ export class RedisHaConfiguration extends Construct {
 
     this.redisConfigMap = new k8s.KubeConfigMap(this, 'RedisConfig', {
       metadata: metadata(s.names.redisConfig),
-      data: { 'redis.conf': s.redisConf },
+      data: { [FILES.redisConf]: s.redisConf },
     });
     this.sentinelConfigMap = new k8s.KubeConfigMap(this, 'SentinelConfig', {
       metadata: metadata(s.names.sentinelConfig),
-      data: { 'sentinel.conf': s.sentinelConf },
+      data: { [FILES.sentinelConf]: s.sentinelConf },
     });
     this.scriptsConfigMap = new k8s.KubeConfigMap(this, 'Scripts', {
       metadata: metadata(s.names.scripts),

@@ -2,22 +2,13 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { commonLabels, Component, redisTierSelector, REDIS_PORT, SENTINEL_PORT, selectorLabels } from './names';
 import {
-  AUTH_MOUNT, configMapVolume, execProbe, fieldEnv, passwordVolume, plainEnv, podPlacement, SCRIPTS_MOUNT,
+  AUTH_MOUNT, configMapVolume, execProbe, passwordVolume, podPlacement, SCRIPTS_MOUNT,
   resourceRequirements, restrictedContainerSecurity, restrictedPodSecurity, scriptCommand,
 } from './pod-spec';
 import { RedisHaConfiguration, RedisHaPartProps, settingsOf } from './redis-ha-configuration';
 import { CONFIG_HASH_ANNOTATION, RedisHaSettings } from './redis-ha-settings';
+import { guardContainerEnv, MOUNTS, RedisPodContract, redisContainerEnv } from '../pod/contract';
 
-const DATA_MOUNT = '/data';
-
-/**
- * How the guard checks a master: every 0.2s, each Sentinel and replica asked at once with
- * a 0.3s timeout; a failed check is repeated at once, and two failed checks in a row fence.
- * A partitioned master stops taking writes under a second after the split (worst case:
- * interval + two timeouts), well before down-after-milliseconds lets the other side promote
- * a replica, while one slow answer does not fence.
- */
-const GUARD_TIMINGS = { FENCE_CHECK_INTERVAL: '0.2', FENCE_PROBE_TIMEOUT: '0.3', FENCE_AFTER_ROUNDS: 2 };
 const GUARD_RESOURCES = { cpuRequest: '20m', memoryRequest: '16Mi', memoryLimit: '64Mi' };
 
 /**
@@ -70,28 +61,21 @@ export abstract class RedisNode extends Construct {
       },
     });
 
-    const env: k8s.EnvVar[] = [
-      fieldEnv('POD_NAME', 'metadata.name'),
-      fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
-      fieldEnv('POD_IP', 'status.podIP'),
-      ...plainEnv({
-        CLUSTER_DOMAIN: s.clusterDomain,
-        GOVERNING_SERVICE: name,
-        BOOTSTRAP_MASTER: s.bootstrapMasterHost,
-        MASTER_NAME: s.masterName,
-        REDIS_PORT,
-        SENTINEL_PORT,
-        SENTINEL_SERVICE: s.names.sentinelHeadless,
-        AUTH_FILE: `${AUTH_MOUNT}/password`,
-        DATA_DIR: DATA_MOUNT,
-        REDIS_NODES: s.redisPodDnsNames.join(' '),
-        FAILOVER_WAIT_SECONDS: s.failoverWaitSeconds,
-        HANDOVER_TIMEOUT_SECONDS: s.handoverSeconds,
-        GATE_TIMEOUT_SECONDS: s.shutdownGateSeconds,
-        SENTINEL_COUNT: s.sentinels,
-        SENTINEL_QUORUM: s.quorum,
-      }),
-    ];
+    const contract: RedisPodContract = {
+      governingService: name,
+      bootstrapMaster: s.bootstrapMasterHost,
+      redisPods: s.redisPodDnsNames,
+      sentinelService: s.names.sentinelHeadless,
+      masterName: s.masterName,
+      clusterDomain: s.clusterDomain,
+      redisPort: REDIS_PORT,
+      sentinelPort: SENTINEL_PORT,
+      sentinelCount: s.sentinels,
+      sentinelQuorum: s.quorum,
+      failoverWaitSeconds: s.failoverWaitSeconds,
+      handoverTimeoutSeconds: s.handoverSeconds,
+      shutdownGateTimeoutSeconds: s.shutdownGateSeconds,
+    };
     const probeTiming = { periodSeconds: 5, timeoutSeconds: 4, failureThreshold: 3 };
     this.statefulSet = new StatefulSetWithTypedClaims(this, 'StatefulSet', {
       metadata: { name, labels },
@@ -120,7 +104,7 @@ export abstract class RedisNode extends Construct {
               image: s.image,
               command: scriptCommand('redis-start.sh'),
               ports: [{ name: 'redis', containerPort: REDIS_PORT }],
-              env,
+              env: redisContainerEnv(contract),
               resources: resourceRequirements(s.redisResources),
               securityContext: restrictedContainerSecurity(),
               startupProbe: execProbe(scriptCommand('redis-probe.sh', 'liveness'),
@@ -130,12 +114,12 @@ export abstract class RedisNode extends Construct {
               readinessProbe: execProbe(scriptCommand('redis-probe.sh', 'readiness'), probeTiming),
               lifecycle: { preStop: { exec: { command: scriptCommand('redis-prestop.sh') } } },
               volumeMounts: [
-                { name: 'data', mountPath: DATA_MOUNT },
-                { name: 'config', mountPath: '/etc/redis' },
-                { name: 'config-template', mountPath: '/etc/redis-template', readOnly: true },
+                { name: 'data', mountPath: MOUNTS.redisData },
+                { name: 'config', mountPath: MOUNTS.redisConfig },
+                { name: 'config-template', mountPath: MOUNTS.redisTemplate, readOnly: true },
                 { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true },
                 { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true },
-                { name: 'tmp', mountPath: '/tmp' },
+                { name: 'tmp', mountPath: MOUNTS.tmp },
               ],
             }, {
               // The guard: records this pod's data for the start script, fences a master
@@ -143,12 +127,12 @@ export abstract class RedisNode extends Construct {
               name: 'guard',
               image: s.image,
               command: scriptCommand('redis-guard.sh'),
-              env: [...env, ...plainEnv(GUARD_TIMINGS)],
+              env: guardContainerEnv(contract),
               resources: resourceRequirements(GUARD_RESOURCES),
               securityContext: restrictedContainerSecurity(),
               volumeMounts: [
-                { name: 'data', mountPath: DATA_MOUNT },
-                { name: 'config-template', mountPath: '/etc/redis-template', readOnly: true },
+                { name: 'data', mountPath: MOUNTS.redisData },
+                { name: 'config-template', mountPath: MOUNTS.redisTemplate, readOnly: true },
                 { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true },
                 { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true },
               ],

@@ -2,21 +2,20 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { commonLabels, REDIS_PORT, SENTINEL_PORT, selectorLabels } from './names';
 import {
-  AUTH_MOUNT, configMapVolume, execProbe, fieldEnv, passwordVolume, plainEnv, podPlacement, SCRIPTS_MOUNT,
+  AUTH_MOUNT, configMapVolume, execProbe, passwordVolume, podPlacement, SCRIPTS_MOUNT,
   resourceRequirements, restrictedContainerSecurity, restrictedPodSecurity, scriptCommand,
 } from './pod-spec';
 import { RedisHaConfiguration, RedisHaPartProps, settingsOf } from './redis-ha-configuration';
 import { CONFIG_HASH_ANNOTATION, RedisHaSettings } from './redis-ha-settings';
+import { janitorContainerEnv, MOUNTS, SentinelPodContract, sentinelContainerEnv } from '../pod/contract';
 
 export interface SentinelQuorumProps extends RedisHaPartProps {}
 
 /**
- * Sentinel internal periods (milliseconds) the janitor applies with SENTINEL DEBUG.
- * INFO to replicas every second instead of every 10s: Sentinel already switches to 1s
- * once a failover starts, but restarting the cadence then puts the INFO that sees the
- * promoted replica a full second after the promotion.
+ * Sentinel internal periods (milliseconds) the janitor applies with SENTINEL DEBUG
+ * (lib/pod/contract.ts derives them).
  */
-export const SENTINEL_TIMINGS = 'info-period 1000';
+export { SENTINEL_TIMINGS } from '../pod/contract';
 
 /**
  * Deployment `<name>-sentinel`, its Service `<name>-sentinel` (port 26379, what clients
@@ -55,25 +54,18 @@ export class SentinelQuorum extends Construct {
       spec: { clusterIp: 'None', publishNotReadyAddresses: true, selector, ports: [port] },
     });
 
-    const env = [
-      fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
-      fieldEnv('POD_IP', 'status.podIP'),
-      ...plainEnv({
-        CLUSTER_DOMAIN: s.clusterDomain,
-        MASTER_NAME: s.masterName,
-        REDIS_PORT,
-        SENTINEL_PORT,
-        SENTINEL_SERVICE: s.names.sentinelHeadless,
-        SENTINEL_REPLICAS: s.sentinels,
-        SENTINEL_DATA: '/data',
-        REDIS_NODES: s.redisPodDnsNames.join(' '),
-        AUTH_FILE: `${AUTH_MOUNT}/password`,
-        JANITOR_INTERVAL_SECONDS: s.janitorSeconds,
-        SENTINEL_TIMINGS: SENTINEL_TIMINGS,
-      }),
-    ];
+    const contract: SentinelPodContract = {
+      sentinelService: s.names.sentinelHeadless,
+      redisPods: s.redisPodDnsNames,
+      masterName: s.masterName,
+      clusterDomain: s.clusterDomain,
+      redisPort: REDIS_PORT,
+      sentinelPort: SENTINEL_PORT,
+      sentinelCount: s.sentinels,
+      janitorIntervalSeconds: s.janitorSeconds,
+    };
     const scriptsMount = { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true };
-    const tmpMount = { name: 'tmp', mountPath: '/tmp' };
+    const tmpMount = { name: 'tmp', mountPath: MOUNTS.tmp };
 
     this.deployment = new k8s.KubeDeployment(this, 'Deployment', {
       metadata: { name: s.names.sentinel, labels },
@@ -98,7 +90,7 @@ export class SentinelQuorum extends Construct {
                 image: s.image,
                 command: scriptCommand('sentinel-start.sh'),
                 ports: [{ name: 'sentinel', containerPort: SENTINEL_PORT }],
-                env,
+                env: sentinelContainerEnv(contract),
                 resources: resourceRequirements(s.sentinelResources),
                 securityContext: restrictedContainerSecurity(),
                 livenessProbe: execProbe(scriptCommand('sentinel-probe.sh', 'liveness'),
@@ -106,8 +98,8 @@ export class SentinelQuorum extends Construct {
                 readinessProbe: execProbe(scriptCommand('sentinel-probe.sh', 'readiness'),
                   { periodSeconds: 3, timeoutSeconds: 2, failureThreshold: 2 }),
                 volumeMounts: [
-                  { name: 'data', mountPath: '/data' },
-                  { name: 'config-template', mountPath: '/etc/sentinel-template', readOnly: true },
+                  { name: 'data', mountPath: MOUNTS.sentinelData },
+                  { name: 'config-template', mountPath: MOUNTS.sentinelTemplate, readOnly: true },
                   scriptsMount,
                   { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true },
                   tmpMount,
@@ -117,7 +109,7 @@ export class SentinelQuorum extends Construct {
                 name: 'janitor',
                 image: s.image,
                 command: scriptCommand('sentinel-janitor.sh'),
-                env,
+                env: janitorContainerEnv(contract),
                 resources: resourceRequirements({ cpuRequest: '10m', memoryRequest: '16Mi', memoryLimit: '32Mi' }),
                 securityContext: restrictedContainerSecurity(),
                 volumeMounts: [scriptsMount, tmpMount],

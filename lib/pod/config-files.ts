@@ -5,6 +5,7 @@
  */
 
 import { ValidationError } from '../constructs/validation';
+import { MOUNTS } from './contract';
 
 /** What Redis does when it reaches `maxmemory` (`maxmemory-policy`). */
 export enum MaxmemoryPolicy {
@@ -163,7 +164,7 @@ export function renderRedisConf(input: RedisConfInput): string {
     '# Authentication is always on (requirepass is appended at start), so protected mode',
     '# would only refuse legitimate pod-network clients.',
     'protected-mode no',
-    'dir /data',
+    `dir ${MOUNTS.redisData}`,
     'tcp-keepalive 60',
     ...persistence,
     '',
@@ -214,7 +215,7 @@ export function renderSentinelConf(input: SentinelConfInput): string {
     '# writable emptyDir (Sentinel rewrites its config), puts the current master into the',
     '# monitor line and appends auth-pass from the mounted Secret.',
     `port ${input.port}`,
-    'dir /data',
+    `dir ${MOUNTS.sentinelData}`,
     '# Redis pods are followed by their stable DNS names, not by IPs that change.',
     'sentinel resolve-hostnames yes',
     'sentinel announce-hostnames yes',

@@ -8,13 +8,16 @@ export const SCRIPTS: { readonly [file: string]: string } = {
 # Every call that talks to another process goes through \`timeout\`, because a hung
 # redis-cli in a start script or a probe stalls a pod with no log line saying why.
 #
-# Environment (set by the manifests): POD_NAME, POD_NAMESPACE, CLUSTER_DOMAIN,
-# MASTER_NAME, REDIS_PORT, SENTINEL_PORT, SENTINEL_SERVICE, AUTH_FILE.
-
-CLI_TIMEOUT="\${CLI_TIMEOUT:-2}"
-# A Redis pod's last known role ("master" or "replica <host>"), kept on its volume by the
-# readiness probe and the preStop hook, read by the start script. (The unit tests set it.)
-ROLE_FILE="\${ROLE_FILE:-/data/redis-ha-role}"
+# Every path, port, name and timing comes from the environment, which the constructs set
+# from lib/pod/contract.ts (the contract says which container gets which variable):
+# POD_NAME, POD_NAMESPACE, CLUSTER_DOMAIN, MASTER_NAME, REDIS_PORT, SENTINEL_PORT,
+# SENTINEL_SERVICE, AUTH_FILE, CLI_TIMEOUT (seconds per redis-cli call), and ROLE_FILE (a
+# Redis pod's last known role, "master" or "replica <host>", kept on its volume by the
+# guard and the preStop hook, read by the start script).
+#
+# A decision is a function that prints one line, its verdict first and its reason last,
+# and changes nothing; the code that acts on it is separate. The unit tests run every
+# decision against one stand-in redis-cli (test/unit/support/).
 
 # to_container_log: kubelet shows neither a probe's nor a hook's output, so send this
 # script's log lines to the container's main process instead. (The unit tests set HOOK_LOG.)
@@ -78,15 +81,25 @@ sentinel_view() {
     END { if (value["ip"] != "") print value["config-epoch"], value["ip"], value["port"], value["flags"] }'
 }
 
-# newest_sentinel_view [EXCLUDE_IP]: ask every Sentinel and keep the answer with the
-# highest config epoch. Right after a failover, Sentinels other than the leader report
-# the old master for a few seconds, so a single Sentinel's answer can be stale.
-newest_sentinel_view() {
+# sentinel_views [EXCLUDE_IP]: "<config-epoch> <master host> <master port> <flags> <sentinel>"
+# from every Sentinel that answers and knows the master.
+sentinel_views() {
   for _addr in $(sentinel_addresses); do
     [ "$_addr" = "\${1:-}" ] && continue
     _view="$(sentinel_view "$_addr")"
-    [ -n "$_view" ] && echo "$_view"
-  done | sort -n -r -k 1,1 | head -n 1
+    [ -n "$_view" ] && echo "$_view $_addr"
+  done
+}
+
+# newest_sentinel_view < sentinel_views: which Sentinel's view wins, as "<config-epoch>
+# <master host> <master port> <flags> <reason>"; nothing when no Sentinel knows the master.
+# The highest config epoch wins: right after a failover, Sentinels other than the leader
+# report the old master for a few seconds, so a single Sentinel's answer can be stale.
+newest_sentinel_view() {
+  sort -n -r -k 1,1 | awk '
+    NR == 1 { epoch = $1; host = $2; port = $3; flags = $4; from = $5 }
+    { n++; if ($2 == host) agree++ }
+    END { if (n) print epoch, host, port, flags, "Sentinel " from " has the newest config epoch of the " n " that know the master (" agree " name " host ")" }'
 }
 
 # redis_role HOST: first line of ROLE ("master", "slave" or "sentinel"), empty if unreachable.
@@ -144,28 +157,28 @@ sleep_until_ms() {
 
 # Timing of a planned failover (Redis 7.0 src/sentinel.c). While a failover runs, Sentinel
 # sends INFO to each replica at its first timer tick once the last INFO reply is more than
-# INFO_PERIOD_MS old, whatever SENTINEL DEBUG info-period says, and it learns that the
+# SENTINEL_INFO_PERIOD_MS (one second) old, whatever SENTINEL DEBUG info-period says (the
+# janitor sets that to the same period, so the cadence does not restart), and it learns that the
 # replica became master only from that INFO. After SENTINEL FAILOVER it sends SLAVEOF NO
 # ONE at the third timer tick (one state per tick), and in a tick it handles the master's
 # failover before it sends INFO to the replicas. Ticks come every 50-100 ms (hz 10-19,
 # drawn anew each tick). So the promotion is seen at the INFO that follows the request at
 # once if that INFO is not sent before the second tick, that is, if the request reaches
 # Sentinel at least two ticks (FAILOVER_LEAD_MS, with room for the request's own latency)
-# before the INFO is due; otherwise a whole INFO period later.
-INFO_PERIOD_MS=1000
-FAILOVER_LEAD_MS=230
+# before the INFO is due; otherwise a whole INFO period later. Both values come from the
+# environment, derived together in lib/pod/contract.ts.
 
 # failover_schedule NOW SAMPLED_AT AGE CATCHUP: "<pause-at> <request-at> <info-due>" (ms
 # since the epoch). A Sentinel asked at SAMPLED_AT said its last INFO from the replica it
 # will promote was AGE ms old, so its next INFO is due no earlier than SAMPLED_AT -
-# AGE + INFO_PERIOD_MS (the age was measured a little after SAMPLED_AT, which can only
+# AGE + SENTINEL_INFO_PERIOD_MS (the age was measured a little after SAMPLED_AT, which can only
 # make it due later). The request goes FAILOVER_LEAD_MS before that, and writes pause
 # CATCHUP ms before the request (the time the catch-up check takes). When that moment
 # has already passed, the plan moves to the INFO after, one period later.
 failover_schedule() {
-  _due=$(( $2 - $3 + INFO_PERIOD_MS ))
+  _due=$(( $2 - $3 + SENTINEL_INFO_PERIOD_MS ))
   while [ $(( _due - FAILOVER_LEAD_MS - $4 )) -lt "$1" ]; do
-    _due=$(( _due + INFO_PERIOD_MS ))
+    _due=$(( _due + SENTINEL_INFO_PERIOD_MS ))
   done
   echo "$(( _due - FAILOVER_LEAD_MS - $4 )) $(( _due - FAILOVER_LEAD_MS )) $_due"
 }
@@ -336,15 +349,13 @@ ensure_sentinel_timings() {
 # data never becomes master while another node has data or might have (it does not
 # answer), and a node with data never follows an empty master from another history.
 #
-# Environment (set by the manifests): ME (this pod's DNS name, set by the caller),
-# DATA_DIR, REDIS_NODES (short DNS names of every Redis pod), BOOTSTRAP_MASTER,
-# FAILOVER_WAIT_SECONDS, SENTINEL_COUNT, SENTINEL_QUORUM.
-
-# Facts about this pod's own data, written by the guard while Redis runs, read at start.
-STATE_FILE="\${STATE_FILE:-$DATA_DIR/redis-ha-state}"
-# An operator creates this file to let a node with an empty volume start as master
-# although no node with data answers (a deliberate reset; see the README).
-ALLOW_EMPTY_FILE="\${ALLOW_EMPTY_FILE:-$DATA_DIR/redis-ha-allow-empty-master}"
+# Environment (from lib/pod/contract.ts): DATA_DIR, STATE_FILE (facts about this pod's own
+# data, written by the guard while Redis runs, read at start), ALLOW_EMPTY_FILE (an
+# operator creates it to let a node with an empty volume start as master although no node
+# with data answers: a deliberate reset, see the README), REDIS_NODES (short DNS names of
+# every Redis pod), BOOTSTRAP_MASTER, FAILOVER_WAIT_SECONDS, POD_IP, SENTINEL_COUNT,
+# SENTINEL_QUORUM, FENCE_PROBE_TIMEOUT, FENCE_AFTER_ROUNDS, PRIORITY_RESTORE_AFTER_SECONDS;
+# ME (this pod's DNS name) is set by the caller.
 
 # own_keys: how many keys this pod's volume holds. 0 for a volume without any Redis data
 # file (new or re-provisioned), the number the guard last recorded otherwise, "unknown"
@@ -422,7 +433,7 @@ decide_start() {
     return 0
   fi
 
-  _view="$(newest_sentinel_view "")"
+  _view="$(sentinel_views "" | newest_sentinel_view)"
   if [ -n "$_view" ]; then
     # shellcheck disable=SC2086
     set -- $_view
@@ -575,7 +586,7 @@ superseded_by() {
 }
 
 # fence_verdict FENCED BACKING HEALTHY EXPECTED BAD_ROUNDS: "fence <reason>",
-# "unfence <reason>" or "keep".
+# "unfence <reason>" or "keep <reason>".
 # A master is fenced (refuses writes) once, for FENCE_AFTER_ROUNDS checks in a row, fewer
 # than a majority of the Sentinels back it AND not every replica is healthy. Both are
 # needed for a failover to happen behind its back: a majority of Sentinels that cannot
@@ -583,14 +594,60 @@ superseded_by() {
 # with every replica still attached no failover can be under way. That is why losing
 # Sentinels alone (two of three down) does not stop writes.
 fence_verdict() {
-  _need=$(( SENTINEL_COUNT / 2 + 1 ))
-  _facts="$2 of $SENTINEL_COUNT Sentinels back this master (need $_need), $3 of $4 replicas healthy"
-  if [ "$2" -ge "$_need" ] || [ "$3" -ge "$4" ]; then
-    if [ "$1" = 1 ]; then echo "unfence $_facts"; else echo "keep"; fi
+  _facts="$2 of $SENTINEL_COUNT Sentinels back this master (need $(sentinel_majority)), $3 of $4 replicas healthy"
+  if ! fence_check_fails "$2" "$3" "$4"; then
+    if [ "$1" = 1 ]; then echo "unfence $_facts"; else echo "keep $_facts; not fenced"; fi
   elif [ "$5" -ge "$FENCE_AFTER_ROUNDS" ] && [ "$1" = 0 ]; then
     echo "fence $_facts, for $5 checks in a row"
+  elif [ "$1" = 1 ]; then
+    echo "keep $_facts; staying fenced"
   else
-    echo "keep"
+    echo "keep $_facts, for $5 of $FENCE_AFTER_ROUNDS checks in a row"
+  fi
+}
+
+sentinel_majority() {
+  echo $(( SENTINEL_COUNT / 2 + 1 ))
+}
+
+# fence_check_fails BACKING HEALTHY EXPECTED: true when this check counts against the
+# master: fewer than a majority of the Sentinels back it and not every replica is healthy.
+fence_check_fails() {
+  [ "$1" -lt "$(sentinel_majority)" ] && [ "$2" -lt "$3" ]
+}
+
+# decide_demote ME < probe_peers: "demote <host> <port> <reason>" when the Sentinels agree
+# that <host> replaced this master (superseded_by) and <host> answers as master, so this
+# server becomes its replica; "stay - - <reason>" otherwise.
+decide_demote() {
+  read -r _epoch _host _port <<EOF
+$(superseded_by "$1")
+EOF
+  if [ -z "$_host" ]; then
+    echo "stay - - no quorum of Sentinels agrees on another master"
+    return 0
+  fi
+  _role="$(redis_role "$_host")"
+  if [ "$_role" = "master" ]; then
+    echo "demote $_host $_port the Sentinels name $_host (epoch $_epoch), which answers as master"
+  else
+    echo "stay - - the Sentinels name $_host (epoch $_epoch), but it answers as \${_role:-nothing}, not as master"
+  fi
+}
+
+# decide_priority_restore PRIORITY CONFIGURED CHANGED_FOR: "restore <reason>" when this
+# replica's replica-priority has been PRIORITY instead of CONFIGURED for CHANGED_FOR
+# seconds, longer than PRIORITY_RESTORE_AFTER_SECONDS (a master's preStop gives the replica
+# it hands over to priority 1 and restores it afterwards; a hook that died in between
+# would leave it winning later failovers over replicas with more data), "keep <reason>"
+# otherwise.
+decide_priority_restore() {
+  if [ "$1" = "$2" ]; then
+    echo "keep replica-priority is $2 as configured"
+  elif [ "$3" -gt "$PRIORITY_RESTORE_AFTER_SECONDS" ]; then
+    echo "restore it was $1 for over \${PRIORITY_RESTORE_AFTER_SECONDS}s, longer than any handover"
+  else
+    echo "keep replica-priority is $1 for \${3}s, within the \${PRIORITY_RESTORE_AFTER_SECONDS}s a handover may take"
   fi
 }
 `,
@@ -609,9 +666,11 @@ fence_verdict() {
 #   - on a replica, puts back a replica-priority that an interrupted handover left changed;
 #   - on a master the Sentinels agree they replaced (a quorum, no failover running) while
 #     the new master answers as master: becomes its replica and drops client connections.
+# The decisions (fence_verdict, decide_demote, decide_priority_restore) are in
+# redis-decide.sh; this loop acts on them.
 #
-# Extra environment: GOVERNING_SERVICE, FENCE_CHECK_INTERVAL, FENCE_PROBE_TIMEOUT,
-# FENCE_AFTER_ROUNDS, HANDOVER_TIMEOUT_SECONDS (and those of redis-decide.sh).
+# Extra environment: GOVERNING_SERVICE, REDIS_TEMPLATE, FENCE_CHECK_INTERVAL,
+# PRIORITY_RESTORE_AFTER_SECONDS (and those of common.sh and redis-decide.sh).
 set -eu
 SCRIPT_NAME=redis-guard
 # shellcheck source=lib/pod/scripts/common.sh
@@ -619,10 +678,9 @@ SCRIPT_NAME=redis-guard
 # shellcheck source=lib/pod/scripts/redis-decide.sh
 . "$(dirname "$0")/redis-decide.sh"
 
-TEMPLATE=/etc/redis-template/redis.conf
 ME="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
 REPLICAS_EXPECTED=$(( $(echo "$REDIS_NODES" | wc -w) - 1 ))
-MIN_REPLICAS_CONFIGURED="$(awk '$1 == "min-replicas-to-write" { print $2 }' "$TEMPLATE")"
+MIN_REPLICAS_CONFIGURED="$(awk '$1 == "min-replicas-to-write" { print $2 }' "$REDIS_TEMPLATE")"
 MIN_REPLICAS_CONFIGURED="\${MIN_REPLICAS_CONFIGURED:-0}"
 FENCED_VALUE=$(( REPLICAS_EXPECTED + 1 ))
 
@@ -646,12 +704,10 @@ replace_if_changed() {
   if cmp -s "$1.new" "$1"; then rm -f "$1.new"; else mv "$1.new" "$1"; fi
 }
 
-# demote_to EPOCH HOST PORT: the Sentinels agree HOST replaced this master; once HOST
-# answers as master, become its replica and drop clients so they ask Sentinel again.
+# demote_to HOST PORT REASON: become HOST's replica and drop clients so they ask Sentinel again.
 demote_to() {
-  [ "$(redis_role "$2")" = "master" ] || return 1
-  log "demoting: this server is a master but the Sentinels name $2 (epoch $1), which answers as master; becoming its replica"
-  redis_cmd 127.0.0.1 REPLICAOF "$2" "$3" >/dev/null || true
+  log "demoting: this server is a master but $3; becoming its replica"
+  redis_cmd 127.0.0.1 REPLICAOF "$1" "$2" >/dev/null || true
   redis_cmd 127.0.0.1 CLIENT KILL TYPE normal >/dev/null || true
 }
 
@@ -659,7 +715,7 @@ demote_to() {
 # replica-priority 1 (so Sentinel promotes that one) and restores it afterwards. If the
 # hook died in between, the priority would keep winning later failovers over replicas
 # with more data; put it back once it has outlived any handover.
-PRIORITY_CONFIGURED="$(awk '$1 == "replica-priority" { print $2 }' "$TEMPLATE")"
+PRIORITY_CONFIGURED="$(awk '$1 == "replica-priority" { print $2 }' "$REDIS_TEMPLATE")"
 PRIORITY_CONFIGURED="\${PRIORITY_CONFIGURED:-100}"
 PRIORITY_CHANGED_AT=""
 restore_priority_after_handover() {
@@ -669,11 +725,14 @@ restore_priority_after_handover() {
     return 0
   fi
   [ -n "$PRIORITY_CHANGED_AT" ] || PRIORITY_CHANGED_AT="$(date +%s)"
-  if [ $(( $(date +%s) - PRIORITY_CHANGED_AT )) -gt $(( HANDOVER_TIMEOUT_SECONDS * 2 )) ]; then
-    redis_cmd 127.0.0.1 CONFIG SET replica-priority "$PRIORITY_CONFIGURED" >/dev/null &&
-      log "restoring replica-priority $PRIORITY_CONFIGURED: it was $_priority for over $(( HANDOVER_TIMEOUT_SECONDS * 2 ))s, longer than any handover"
-    PRIORITY_CHANGED_AT=""
-  fi
+  _verdict="$(decide_priority_restore "$_priority" "$PRIORITY_CONFIGURED" $(( $(date +%s) - PRIORITY_CHANGED_AT )))"
+  case "$_verdict" in
+    restore\\ *)
+      redis_cmd 127.0.0.1 CONFIG SET replica-priority "$PRIORITY_CONFIGURED" >/dev/null &&
+        log "restoring replica-priority $PRIORITY_CONFIGURED: \${_verdict#restore }"
+      PRIORITY_CHANGED_AT=""
+      ;;
+  esac
 }
 
 set_min_replicas() {
@@ -683,7 +742,7 @@ set_min_replicas() {
 # As PID 1 a shell ignores SIGTERM; exit at once so pod deletion does not wait out the grace period.
 trap 'exit 0' TERM INT
 
-log "guarding $ME: fencing after $FENCE_AFTER_ROUNDS failed checks every \${FENCE_CHECK_INTERVAL}s (need $(( SENTINEL_COUNT / 2 + 1 )) of $SENTINEL_COUNT Sentinels or all $REPLICAS_EXPECTED replicas)"
+log "guarding $ME: fencing after $FENCE_AFTER_ROUNDS failed checks every \${FENCE_CHECK_INTERVAL}s (need $(sentinel_majority) of $SENTINEL_COUNT Sentinels or all $REPLICAS_EXPECTED replicas)"
 # A guard that restarts finds the server as it left it: fenced or not.
 FENCED=0
 BAD_ROUNDS=0
@@ -697,15 +756,17 @@ while :; do
     if [ "$ROLE" = "master" ]; then
       [ "$CURRENT" = "$FENCED_VALUE" ] && [ "$FENCED_VALUE" != "$MIN_REPLICAS_CONFIGURED" ] && FENCED=1
       PROBES="$(probe_peers "$INFO")"
-      NEWER="$(echo "$PROBES" | superseded_by "$ME")"
-      # shellcheck disable=SC2086
-      if [ -n "$NEWER" ] && demote_to $NEWER; then
+      read -r DEMOTE NEW_HOST NEW_PORT REASON <<EOF
+$(echo "$PROBES" | decide_demote "$ME")
+EOF
+      if [ "$DEMOTE" = "demote" ]; then
+        demote_to "$NEW_HOST" "$NEW_PORT" "$REASON"
         sleep "$FENCE_CHECK_INTERVAL"
         continue
       fi
       BACKING="$(echo "$PROBES" | sentinels_backing "$ME")"
       HEALTHY="$(echo "$PROBES" | replicas_healthy)"
-      if [ "$BACKING" -lt $(( SENTINEL_COUNT / 2 + 1 )) ] && [ "$HEALTHY" -lt "$REPLICAS_EXPECTED" ]; then
+      if fence_check_fails "$BACKING" "$HEALTHY" "$REPLICAS_EXPECTED"; then
         BAD_ROUNDS=$(( BAD_ROUNDS + 1 ))
       else
         BAD_ROUNDS=0
@@ -767,7 +828,11 @@ done
 # Sentinel then fails over after down-after-milliseconds, as for a crash. After the
 # request it keeps writes paused (a replica may already be master) and lets shutdown go on.
 #
-# Extra environment: GOVERNING_SERVICE, REDIS_NODES, GATE_TIMEOUT_SECONDS, HANDOVER_TIMEOUT_SECONDS.
+# Extra environment: GOVERNING_SERVICE, REDIS_NODES, SENTINEL_QUORUM, GATE_TIMEOUT_SECONDS,
+# GATE_POLL_SECONDS, HANDOVER_TIMEOUT_SECONDS, HANDOVER_PAUSE_MS, PAUSE_UNTIL_SHUTDOWN_MS,
+# PRIORITY_SEEN_WAIT_MS (how long to wait for a Sentinel to see the new replica-priority, at
+# its next INFO to that replica, before handing over without timing), REQUEST_LATENCY_MS,
+# SENTINEL_INFO_PERIOD_MS and FAILOVER_LEAD_MS; lib/pod/contract.ts derives the timings.
 set -eu
 SCRIPT_NAME=redis-prestop
 # shellcheck source=lib/pod/scripts/common.sh
@@ -775,10 +840,6 @@ SCRIPT_NAME=redis-prestop
 to_container_log
 
 ME="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
-GATE_POLL_SECONDS=0.25
-# How long to wait for a Sentinel to see the new replica-priority (at its next INFO to
-# that replica, once a second) before handing over without timing.
-PRIORITY_SEEN_WAIT_MS=2500
 
 # ---------------------------------------------------------------- shutdown gate
 
@@ -849,7 +910,7 @@ give_up() {
     # A Sentinel may have promoted a replica already: unpausing could let this server take
     # writes that the new master never sees. It is shutting down anyway; clients reconnect.
     log "no handover: $1; writes stay paused until shutdown because a replica may already be master"
-    redis_cmd 127.0.0.1 CLIENT PAUSE 60000 WRITE >/dev/null || true
+    redis_cmd 127.0.0.1 CLIENT PAUSE "$PAUSE_UNTIL_SHUTDOWN_MS" WRITE >/dev/null || true
     exit 0
   fi
   log "no handover: $1; Sentinel will fail over after down-after-milliseconds"
@@ -929,7 +990,7 @@ log "handing over to $TARGET (the replica that restarted last, $2 s ago); its re
 started_ms="$(now_ms)"
 redis_cmd 127.0.0.1 PING >/dev/null || true
 replicas_caught_up || true
-catchup_ms=$(( $(now_ms) - started_ms + 30 ))
+catchup_ms=$(( $(now_ms) - started_ms + REQUEST_LATENCY_MS ))
 
 # One sample of a Sentinel that names the target as its choice because it has seen the
 # new priority (by offset alone, another replica's next INFO could change its mind): how
@@ -965,7 +1026,7 @@ else
 fi
 
 sleep_until_ms "$pause_at_ms"
-redis_cmd 127.0.0.1 CLIENT PAUSE $(( HANDOVER_TIMEOUT_SECONDS * 1000 + 2000 )) WRITE >/dev/null \\
+redis_cmd 127.0.0.1 CLIENT PAUSE "$HANDOVER_PAUSE_MS" WRITE >/dev/null \\
   || give_up "CLIENT PAUSE failed"
 paused_at_ms="$(now_ms)"
 
@@ -1039,7 +1100,7 @@ case "\${1:-}" in
 esac
 `,
   'redis-start.sh': `#!/bin/sh
-# Entrypoint of the redis container in every Redis pod (redis-master-N and redis-slave-N).
+# Entrypoint of the redis container in every Redis pod (of the master and the replica StatefulSet).
 # Decides, before Redis accepts a single connection, whether this pod starts as master,
 # as a replica and of whom, or not yet (decide_start in redis-decide.sh has the rules):
 #   - The Sentinels name the master (every Sentinel is asked; the newest epoch wins).
@@ -1050,22 +1111,19 @@ esac
 #   - A pod whose volume is empty never becomes master while another pod has data or does
 #     not answer; it waits, or follows the master the Sentinels name.
 #   - Without any Sentinel, the pod's own role record decides; on a true first boot (no
-#     data anywhere) redis-master-0 is master.
+#     data anywhere) the bootstrap master (BOOTSTRAP_MASTER) is master.
 # While the verdict is "wait", Redis is not running, so the Sentinels see this pod down
-# and fail over. Then it writes /etc/redis/redis.conf (template + password + announce +
-# replicaof) and execs redis-server.
+# and fail over; it decides again every START_RETRY_SECONDS. Then it writes REDIS_CONFIG
+# (the rendered REDIS_TEMPLATE + password + announce + replicaof) and execs redis-server.
 #
-# Extra environment: GOVERNING_SERVICE, POD_IP (and those of redis-decide.sh).
+# Extra environment: GOVERNING_SERVICE, POD_IP, IP_FILE (this pod's IP at its last start),
+# REDIS_TEMPLATE, REDIS_CONFIG, START_RETRY_SECONDS (and those of redis-decide.sh).
 set -eu
 SCRIPT_NAME=redis-start
 # shellcheck source=lib/pod/scripts/common.sh
 . "$(dirname "$0")/common.sh"
 # shellcheck source=lib/pod/scripts/redis-decide.sh
 . "$(dirname "$0")/redis-decide.sh"
-
-IP_FILE="$DATA_DIR/redis-ha-ip"
-TEMPLATE=/etc/redis-template/redis.conf
-CONFIG=/etc/redis/redis.conf
 
 start_as_master() {
   log "starting as master because $1"
@@ -1084,15 +1142,15 @@ write_config() {
   _password="$(redis_password)"
   require_plain_password "$_password"
   {
-    cat "$TEMPLATE"
+    cat "$REDIS_TEMPLATE"
     echo "replica-announce-ip $ME"
     echo "replica-announce-port $REDIS_PORT"
     echo "requirepass \\"$_password\\""
     echo "masterauth \\"$_password\\""
     if [ -n "$1" ]; then echo "replicaof $1 $REDIS_PORT"; fi
-  } > "$CONFIG.tmp"
-  chmod 0600 "$CONFIG.tmp"
-  mv "$CONFIG.tmp" "$CONFIG"
+  } > "$REDIS_CONFIG.tmp"
+  chmod 0600 "$REDIS_CONFIG.tmp"
+  mv "$REDIS_CONFIG.tmp" "$REDIS_CONFIG"
 }
 
 ME="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
@@ -1113,19 +1171,73 @@ EOF2
         log "not starting yet: $REASON"
         LAST_REASON="$REASON"
       fi
-      sleep 1
+      sleep "$START_RETRY_SECONDS"
       ;;
   esac
 done
 
-exec redis-server "$CONFIG"
+exec redis-server "$REDIS_CONFIG"
 `,
   'sentinel-decide.sh': `#!/bin/sh
-# Decisions of a Sentinel container, sourced by sentinel-start.sh; never run on its own.
-# Each decision is a function that prints a verdict and its reason and changes nothing,
-# so the unit tests can run it against a stand-in previous config.
+# Decisions of a Sentinel pod, sourced (after common.sh) by sentinel-start.sh (which master
+# to monitor, which epochs to start with) and sentinel-janitor.sh (when to reset phantom
+# Sentinels); never run on its own. Each decision is a function that prints a verdict and
+# its reason and changes nothing, so the unit tests can run it against a stand-in
+# redis-cli and stand-in previous configs.
 #
-# Environment (set by the manifests): MASTER_NAME.
+# Environment (from lib/pod/contract.ts): MASTER_NAME, REDIS_NODES, POD_IP (sentinel
+# container); SENTINEL_REPLICAS, JANITOR_RESET_HOLDOFF_SECONDS (janitor).
+
+# decide_master: which master a starting Sentinel monitors, as "monitor <host> <config-epoch>
+# <reason>" (config epoch 0 when no Sentinel knows it) or "wait - - <reason>":
+#   1. the other Sentinels' view (newest config epoch wins), so a replacement pod joins
+#      with the current state instead of the bootstrap master;
+#   2. if no Sentinel knows it, the Redis pod that reports role master with the largest
+#      replication offset;
+#   3. if none does (it is down as well), the master every reachable replica follows: the
+#      Sentinels then see it down and fail over to one of those replicas;
+#   4. otherwise (replicas disagree or none answers), wait: a guess could elect a stale master.
+decide_master() {
+  read -r _epoch _host _port _flags _why <<EOF
+$(sentinel_views "$POD_IP" | newest_sentinel_view)
+EOF
+  if [ -n "$_host" ]; then
+    echo "monitor $_host $_epoch the other Sentinels name it master (epoch $_epoch)"
+    return 0
+  fi
+  _found="$(master_from_redis_nodes)"
+  if [ -n "$_found" ]; then
+    echo "monitor \${_found%% *} 0 no Sentinel knows the master and it reports role master"
+    return 0
+  fi
+  _followed="$(master_followed_by_replicas)"
+  if [ -n "$_followed" ]; then
+    echo "monitor $_followed 0 no Sentinel knows the master, no Redis pod reports role master, and every reachable replica follows it (if it is down, the Sentinels fail over)"
+    return 0
+  fi
+  echo "wait - - no Sentinel and no Redis pod names a master yet"
+}
+
+# master_from_redis_nodes: "<host> <offset>" of the Redis pod that reports itself master
+# with the largest replication offset, or nothing.
+master_from_redis_nodes() {
+  for _node in $REDIS_NODES; do
+    _host="$(fqdn "$_node")"
+    _role="$(redis_cmd "$_host" ROLE | head -n 2 | tr '\\n' ' ')"
+    # shellcheck disable=SC2086
+    set -- $_role
+    [ "\${1:-}" = "master" ] && echo "$_host \${2:-0}"
+  done | sort -n -r -k 2,2 | head -n 1
+}
+
+# master_followed_by_replicas: the master_host that every reachable replica follows, when
+# at least one answers and they all name the same one; nothing otherwise.
+master_followed_by_replicas() {
+  for _node in $REDIS_NODES; do
+    info_field "$(fqdn "$_node")" replication master_host
+  done | sort -u | awk 'NF { n++; host = $0 } END { if (n == 1) print host }'
+}
+
 
 # decide_epochs PREVIOUS_CONFIG DISCOVERED_EPOCH: "<current-epoch> <leader-epoch> <reason>"
 # for a Sentinel about to start.
@@ -1157,33 +1269,8 @@ decide_epochs() {
       print epoch, leader + 0, reason "; the other Sentinels report config-epoch " discovered + 0
     }'
 }
-`,
-  'sentinel-janitor.sh': `#!/bin/sh
-# Sidecar of every redis-sentinel pod. Sentinel never forgets a peer it has seen, so
-# each replaced Sentinel pod (new name, new IP, new ID) stays behind as a phantom voter,
-# and after a few rollouts no failover can win a majority. This loop resets the local
-# Sentinel's list of peers when, and only when, it is safe:
-#   - it knows more Sentinels than exist (SENTINEL_REPLICAS) and one of them is down;
-#   - the master is up, not subjectively or objectively down, no failover in progress;
-#   - the local Sentinel has been stable for a while (no reset in the last 30s).
-# After SENTINEL RESET the Sentinel rediscovers live peers from their hello messages
-# (every 2s) and the replicas from the master's INFO within a second or two.
-#
-# It also keeps Sentinel's internal periods at SENTINEL_TIMINGS ("param value ..." as
-# SENTINEL DEBUG takes them). Those are compile-time defaults that only SENTINEL DEBUG
-# changes, and only until the process restarts, so this loop checks them every second.
-# The one that matters: Sentinel sends INFO to replicas every 10s until a failover
-# starts, then every second, with the first INFO at once; it sees the promoted replica
-# only at the INFO after that, a full second later. With a steady 1s period there is no
-# restart of the cadence, and the promotion is seen half a second later on average.
-#
-# Extra environment: SENTINEL_REPLICAS, JANITOR_INTERVAL_SECONDS, SENTINEL_TIMINGS.
-set -eu
-SCRIPT_NAME=sentinel-janitor
-# shellcheck source=lib/pod/scripts/common.sh
-. "$(dirname "$0")/common.sh"
 
-LAST_RESET=0
+# ---- the janitor: phantom Sentinels
 
 # master_field NAME: one field of SENTINEL MASTER as the local Sentinel sees it.
 master_field() {
@@ -1200,18 +1287,83 @@ down_peers() {
     END { print n + 0 }'
 }
 
-reset_if_phantoms() {
+# decide_reset SECONDS_SINCE_LAST_RESET: whether the janitor resets the local Sentinel's
+# list of peers now, as "reset <reason>", "hold <reason>" (phantoms are there, but
+# resetting now is not safe; worth a log line) or "none <reason>". Safe means: it knows
+# more Sentinels than exist (SENTINEL_REPLICAS) and one of them is down; the master is up,
+# not subjectively or objectively down, no failover in progress; and it has not been
+# reset in the last JANITOR_RESET_HOLDOFF_SECONDS.
+decide_reset() {
   _known="$(master_field num-other-sentinels)"
-  [ -n "$_known" ] || return 0
-  [ "$_known" -gt $(( SENTINEL_REPLICAS - 1 )) ] || return 0
+  if [ -z "$_known" ]; then
+    echo "none the local Sentinel does not answer or does not know the master"
+    return 0
+  fi
+  _exist=$(( SENTINEL_REPLICAS - 1 ))
+  if [ "$_known" -le "$_exist" ]; then
+    echo "none this Sentinel knows $_known other Sentinels, no more than the $_exist that exist"
+    return 0
+  fi
   _down="$(down_peers)"
-  [ "$_down" -gt 0 ] || return 0
+  if [ "$_down" -eq 0 ]; then
+    echo "none this Sentinel knows $_known other Sentinels, more than the $_exist that exist, but none is down"
+    return 0
+  fi
   _flags="$(master_field flags)"
-  [ "$_flags" = "master" ] || { log "phantom Sentinels present but master flags are '$_flags'; not resetting now"; return 0; }
-  [ $(( $(date +%s) - LAST_RESET )) -ge 30 ] || return 0
-  log "resetting: this Sentinel knows $_known other Sentinels ($_down down) but only $(( SENTINEL_REPLICAS - 1 )) exist"
-  sentinel_cmd 127.0.0.1 SENTINEL RESET "$MASTER_NAME" >/dev/null || true
-  LAST_RESET="$(date +%s)"
+  if [ "$_flags" != "master" ]; then
+    echo "hold phantom Sentinels present but master flags are '$_flags'; not resetting now"
+  elif [ "$1" -lt "$JANITOR_RESET_HOLDOFF_SECONDS" ]; then
+    echo "none phantom Sentinels present, but this Sentinel was reset $1s ago (less than \${JANITOR_RESET_HOLDOFF_SECONDS}s)"
+  else
+    echo "reset this Sentinel knows $_known other Sentinels ($_down down) but only $_exist exist"
+  fi
+}
+`,
+  'sentinel-janitor.sh': `#!/bin/sh
+# Sidecar of every Sentinel pod. Sentinel never forgets a peer it has seen, so
+# each replaced Sentinel pod (new name, new IP, new ID) stays behind as a phantom voter,
+# and after a few rollouts no failover can win a majority. This loop resets the local
+# Sentinel's list of peers when, and only when, it is safe:
+#   - it knows more Sentinels than exist (SENTINEL_REPLICAS) and one of them is down;
+#   - the master is up, not subjectively or objectively down, no failover in progress;
+#   - the local Sentinel has been stable for a while (no reset in the last
+#     JANITOR_RESET_HOLDOFF_SECONDS).
+# (decide_reset in sentinel-decide.sh has the rule; this loop acts on it.)
+# After SENTINEL RESET the Sentinel rediscovers live peers from their hello messages
+# (every 2s) and the replicas from the master's INFO within a second or two.
+#
+# It also keeps Sentinel's internal periods at SENTINEL_TIMINGS ("param value ..." as
+# SENTINEL DEBUG takes them). Those are compile-time defaults that only SENTINEL DEBUG
+# changes, and only until the process restarts, so this loop checks them every
+# SENTINEL_TIMINGS_CHECK_SECONDS.
+# The one that matters: Sentinel sends INFO to replicas every 10s until a failover
+# starts, then every second, with the first INFO at once; it sees the promoted replica
+# only at the INFO after that, a full second later. With a steady 1s period there is no
+# restart of the cadence, and the promotion is seen half a second later on average.
+#
+# Extra environment: SENTINEL_REPLICAS, JANITOR_INTERVAL_SECONDS, JANITOR_RESET_HOLDOFF_SECONDS,
+# SENTINEL_TIMINGS, SENTINEL_TIMINGS_CHECK_SECONDS (from lib/pod/contract.ts, which derives
+# SENTINEL_TIMINGS from the INFO period the preStop hook times its handover by).
+set -eu
+SCRIPT_NAME=sentinel-janitor
+# shellcheck source=lib/pod/scripts/common.sh
+. "$(dirname "$0")/common.sh"
+# shellcheck source=lib/pod/scripts/sentinel-decide.sh
+. "$(dirname "$0")/sentinel-decide.sh"
+
+LAST_RESET=0
+
+# reset_if_phantoms: acts on decide_reset (sentinel-decide.sh).
+reset_if_phantoms() {
+  _verdict="$(decide_reset $(( $(date +%s) - LAST_RESET )))"
+  case "$_verdict" in
+    reset\\ *)
+      log "resetting: \${_verdict#reset }"
+      sentinel_cmd 127.0.0.1 SENTINEL RESET "$MASTER_NAME" >/dev/null || true
+      LAST_RESET="$(date +%s)"
+      ;;
+    hold\\ *) log "\${_verdict#hold }" ;;
+  esac
 }
 
 # random_seconds N: 0..N-1, so the janitors of different pods do not reset in lockstep.
@@ -1235,7 +1387,7 @@ while :; do
     next_check="$(next_phantom_check)"
   fi
   # sleep in the background so the trap runs as soon as the signal arrives
-  sleep 1 &
+  sleep "$SENTINEL_TIMINGS_CHECK_SECONDS" &
   wait $!
 done
 `,
@@ -1266,7 +1418,7 @@ case "\${1:-}" in
 esac
 `,
   'sentinel-start.sh': `#!/bin/sh
-# Entrypoint of the sentinel container in every redis-sentinel pod.
+# Entrypoint of the sentinel container in every Sentinel pod.
 # Sentinel rewrites its config file, so the rendered template is copied to a writable
 # emptyDir. Before starting, it finds the current master:
 #   1. from the other Sentinels (newest config epoch wins), so a replacement pod joins
@@ -1282,7 +1434,8 @@ esac
 # voter by its peers and never votes twice in one epoch. Every other Redis pod is listed as a
 # known replica, so a Sentinel that starts while the master is down can still fail over.
 #
-# Extra environment: POD_IP, REDIS_NODES (space-separated short DNS names), SENTINEL_DATA.
+# Extra environment: POD_IP, REDIS_NODES (space-separated short DNS names), SENTINEL_TEMPLATE
+# (the rendered config), SENTINEL_CONFIG (its writable copy), START_RETRY_SECONDS.
 set -eu
 SCRIPT_NAME=sentinel-start
 # shellcheck source=lib/pod/scripts/common.sh
@@ -1290,70 +1443,31 @@ SCRIPT_NAME=sentinel-start
 # shellcheck source=lib/pod/scripts/sentinel-decide.sh
 . "$(dirname "$0")/sentinel-decide.sh"
 
-# (The unit tests set SENTINEL_TEMPLATE.)
-TEMPLATE="\${SENTINEL_TEMPLATE:-/etc/sentinel-template/sentinel.conf}"
-CONFIG="$SENTINEL_DATA/sentinel.conf"
-
-# master_from_redis_nodes: "<host> <offset>" of the Redis pod that reports itself master
-# with the largest replication offset, or nothing.
-master_from_redis_nodes() {
-  for _node in $REDIS_NODES; do
-    _host="$(fqdn "$_node")"
-    _role="$(redis_cmd "$_host" ROLE | head -n 2 | tr '\\n' ' ')"
-    # shellcheck disable=SC2086
-    set -- $_role
-    [ "\${1:-}" = "master" ] && echo "$_host \${2:-0}"
-  done | sort -n -r -k 2,2 | head -n 1
-}
-
-# master_followed_by_replicas: the master_host that every reachable replica follows, when
-# at least one answers and they all name the same one; nothing otherwise.
-master_followed_by_replicas() {
-  for _node in $REDIS_NODES; do
-    info_field "$(fqdn "$_node")" replication master_host
-  done | sort -u | awk 'NF { n++; host = $0 } END { if (n == 1) print host }'
-}
-
+# find_master: sets MASTER_HOST and EPOCH from decide_master, once it names a master.
 find_master() {
   while :; do
-    _view="$(newest_sentinel_view "$POD_IP")"
-    if [ -n "$_view" ]; then
-      # shellcheck disable=SC2086
-      set -- $_view
-      MASTER_HOST="$2"
-      EPOCH="$1"
-      log "monitoring $MASTER_HOST because the other Sentinels name it master (epoch $EPOCH)"
+    read -r _verdict MASTER_HOST EPOCH _reason <<EOF
+$(decide_master)
+EOF
+    if [ "$_verdict" = "monitor" ]; then
+      log "monitoring $MASTER_HOST because $_reason"
       return 0
     fi
-    _found="$(master_from_redis_nodes)"
-    if [ -n "$_found" ]; then
-      MASTER_HOST="\${_found%% *}"
-      EPOCH=0
-      log "monitoring $MASTER_HOST because no Sentinel knows the master and it reports role master"
-      return 0
-    fi
-    _followed="$(master_followed_by_replicas)"
-    if [ -n "$_followed" ]; then
-      MASTER_HOST="$_followed"
-      EPOCH=0
-      log "monitoring $MASTER_HOST because no Sentinel knows the master, no Redis pod reports role master, and every reachable replica follows it (if it is down, the Sentinels fail over)"
-      return 0
-    fi
-    log "no Sentinel and no Redis pod names a master yet; retrying"
-    sleep 1
+    log "$_reason; retrying"
+    sleep "$START_RETRY_SECONDS"
   done
 }
 
 PASSWORD="$(redis_password)"
 require_plain_password "$PASSWORD"
-MY_ID="$(awk '$1 == "sentinel" && $2 == "myid" { print $3 }' "$CONFIG" 2>/dev/null || true)"
+MY_ID="$(awk '$1 == "sentinel" && $2 == "myid" { print $3 }' "$SENTINEL_CONFIG" 2>/dev/null || true)"
 find_master
 read -r CURRENT_EPOCH LEADER_EPOCH EPOCH_REASON <<EOF
-$(decide_epochs "$CONFIG" "$EPOCH")
+$(decide_epochs "$SENTINEL_CONFIG" "$EPOCH")
 EOF
 
 {
-  awk -v host="$MASTER_HOST" '$1 == "sentinel" && $2 == "monitor" { $4 = host } { print }' "$TEMPLATE"
+  awk -v host="$MASTER_HOST" '$1 == "sentinel" && $2 == "monitor" { $4 = host } { print }' "$SENTINEL_TEMPLATE"
   echo "sentinel auth-pass $MASTER_NAME \\"$PASSWORD\\""
   if [ "$EPOCH" -gt 0 ]; then
     echo "sentinel config-epoch $MASTER_NAME $EPOCH"
@@ -1374,12 +1488,12 @@ EOF
     host="$(fqdn "$node")"
     [ "$host" = "$MASTER_HOST" ] || echo "sentinel known-replica $MASTER_NAME $host $REDIS_PORT"
   done
-} > "$CONFIG.tmp"
-chmod 0600 "$CONFIG.tmp"
-mv "$CONFIG.tmp" "$CONFIG"
+} > "$SENTINEL_CONFIG.tmp"
+chmod 0600 "$SENTINEL_CONFIG.tmp"
+mv "$SENTINEL_CONFIG.tmp" "$SENTINEL_CONFIG"
 [ -n "$MY_ID" ] && log "keeping Sentinel ID $MY_ID from the previous start"
 log "starting with current-epoch $CURRENT_EPOCH and leader-epoch $LEADER_EPOCH because $EPOCH_REASON"
 
-exec redis-sentinel "$CONFIG"
+exec redis-sentinel "$SENTINEL_CONFIG"
 `,
 };

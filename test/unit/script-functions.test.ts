@@ -1,38 +1,31 @@
 // Behaviour of the shell functions in lib/pod/scripts/common.sh that decide something on
-// their own: which replica Sentinel is about to promote, and when the janitor re-applies
-// Sentinel's timings. They run under the machine's POSIX sh; Sentinel is replaced by a
-// stand-in redis-cli that serves canned replies and records what it was asked.
+// their own (which replica Sentinel is about to promote, when to ask for a failover, when
+// the janitor re-applies Sentinel's timings, whether a Redis pod may go down now), and of
+// the preStop hook as a whole. They run under the machine's POSIX sh against the shared
+// stand-in redis-cli (test/unit/support/world.ts), which serves the described servers and
+// records what it was asked.
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
-import { tmpdir } from 'os';
-import { join } from 'path';
-import { ROOT } from './helpers';
+import { readFileSync } from 'fs';
+import { MASTER0, SentinelReplica, SLAVE0, SLAVE1, World, sentinelReplicasReply } from './support/world';
 
-const COMMON = join(ROOT, 'lib/pod/scripts/common.sh');
-
-function sh(script: string, opts: { stdin?: string; env?: Record<string, string> } = {}) {
-  const r = spawnSync('sh', ['-c', `set -eu; . "${COMMON}"; ${script}`], {
-    input: opts.stdin ?? '', encoding: 'utf8',
-    env: { PATH: process.env.PATH ?? '', SENTINEL_PORT: '26379', MASTER_NAME: 'mymaster', ...opts.env },
-  });
-  if (r.status !== 0) throw new Error(`sh exited ${r.status}: ${r.stderr}`);
-  return r;
+const worlds: World[] = [];
+afterEach(() => {
+  for (const w of worlds.splice(0)) w.remove();
+});
+function newWorld(): World {
+  const w = new World();
+  worlds.push(w);
+  return w;
 }
 
-interface Replica { name: string; flags?: string; priority?: number; offset: number; runid: string; age: number }
-
-/** SENTINEL REPLICAS as `redis-cli --raw` prints it: one field name or value per line. */
-function sentinelReplicas(replicas: Replica[]): string {
-  return replicas.map((r) => [
-    'name', r.name, 'ip', r.name, 'port', '6379', 'runid', r.runid, 'flags', r.flags ?? 'slave',
-    'link-pending-commands', '0', 'link-refcount', '1', 'last-ping-sent', '0', 'last-ok-ping-reply', '120',
-    'last-ping-reply', '120', 'down-after-milliseconds', '5000', 'info-refresh', String(r.age),
-    'role-reported', 'slave', 'role-reported-time', '90000', 'master-link-down-time', '0',
-    'master-link-status', 'ok', 'master-host', 'redis-master-0', 'master-port', '6379',
-    'slave-priority', String(r.priority ?? 100), 'slave-repl-offset', String(r.offset), 'replica-announced', '1',
-  ].join('\n')).join('\n') + '\n';
+/** Runs code after sourcing common.sh, in a Redis pod's redis container of an empty world. */
+function sh(script: string, opts: { stdin?: string } = {}) {
+  const world = newWorld();
+  return world.functions(['common.sh'], script, world.redisEnv('redis-master-0'), opts.stdin ?? '');
 }
+
+type Replica = SentinelReplica;
+const sentinelReplicas = sentinelReplicasReply;
 
 const forecast = (replicas: Replica[]) => sh('promotion_forecast', { stdin: sentinelReplicas(replicas) }).stdout.trim();
 
@@ -70,38 +63,14 @@ describe('promotion_forecast (which replica Sentinel promotes next)', () => {
 });
 
 describe('ensure_sentinel_timings (the janitor keeps SENTINEL DEBUG values applied)', () => {
-  /** A redis-cli that answers SENTINEL DEBUG from a state file and logs every call. */
+  /** A Sentinel at 10.0.0.5 with these SENTINEL DEBUG periods (or one that refuses SENTINEL DEBUG). */
   function fakeSentinel(initial: Record<string, number>, refuse = false) {
-    const dir = mkdtempSync(join(tmpdir(), 'fake-cli-'));
-    const state = join(dir, 'state');
-    writeFileSync(state, Object.entries(initial).map(([k, v]) => `${k.toUpperCase()}\n${v}`).join('\n') + '\n');
-    writeFileSync(join(dir, 'redis-cli'), `#!/bin/sh
-echo "$*" >> "${dir}/calls"
-while [ "$1" != "SENTINEL" ]; do shift; done
-shift 2
-if [ $# -eq 0 ]; then cat "${state}"; exit 0; fi
-${refuse ? 'echo "ERR Unknown sentinel subcommand \'debug\'"; exit 0' : ''}
-while [ $# -ge 2 ]; do
-  key=$(echo "$1" | tr '[:lower:]' '[:upper:]')
-  awk -v k="$key" -v v="$2" 'prev == k { print v; prev = ""; next } { print; prev = $0 }' "${state}" > "${state}.new"
-  mv "${state}.new" "${state}"
-  shift 2
-done
-echo OK
-`);
-    chmodSync(join(dir, 'redis-cli'), 0o755);
-    const run = (timings: string) => sh('ensure_sentinel_timings 10.0.0.5', {
-      env: { PATH: `${dir}:${process.env.PATH}`, SENTINEL_TIMINGS: timings },
-    });
-    const calls = () => { try { return readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n'); } catch { return []; } };
-    const values = () => readFileSync(state, 'utf8');
-    made.push(dir);
-    return { run, calls, values };
+    const world = newWorld().sentinel('10.0.0.5', { debug: Object.fromEntries(Object.entries(initial).map(([k, v]) => [k.toUpperCase(), v])) });
+    if (refuse) world.replies('10.0.0.5', 26379, { 'debug-refused': "ERR Unknown sentinel subcommand 'debug'\n" });
+    const run = (timings: string) => world.functions(['common.sh'], 'ensure_sentinel_timings 10.0.0.5',
+      world.sentinelEnv('10.0.0.9', { container: 'janitor', extra: { SENTINEL_TIMINGS: timings } }));
+    return { run, calls: () => world.calls('10.0.0.5'), values: () => world.file('10.0.0.5', 'SENTINEL_DEBUG') };
   }
-  const made: string[] = [];
-  afterEach(() => {
-    for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
-  });
 
   it('sets the values a restarted Sentinel lost, then leaves a correct Sentinel alone', () => {
     const s = fakeSentinel({ 'info-period': 10000, 'ping-period': 1000 });
@@ -162,126 +131,26 @@ describe('failover_schedule (when to pause writes and ask for the failover)', ()
 
 // ---------------------------------------------------------------- preStop and its gate
 
-/**
- * Stand-ins for every server the preStop hook talks to. The redis-cli answers each host
- * from files under `hosts/<host>/` (the command's words joined by "_"; a file ending in
- * ".sh" is run instead, for answers that depend on earlier commands), keeps ACL users and
- * CONFIG SET values per host as Redis does, records every call, and answers nothing for a
- * host it does not know (a refused connection). STANDIN_SELF names the host that
- * 127.0.0.1 is, so that several pods can share one world. getent resolves the Sentinels.
- */
-class World {
-  readonly dir = mkdtempSync(join(tmpdir(), 'redis-world-'));
-
-  constructor() {
-    writeFileSync(join(this.dir, 'password'), 'secret\n');
-    writeFileSync(join(this.dir, 'getent'), '#!/bin/sh\necho "10.0.0.5 STREAM $2"\n');
-    writeFileSync(join(this.dir, 'redis-cli'), `#!/bin/sh
-world="$(dirname "$0")"
-host=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -h) host="$2"; shift 2 ;;
-    -p) shift 2 ;;
-    --raw|--no-auth-warning) shift ;;
-    *) break ;;
-  esac
-done
-[ "$host" = 127.0.0.1 ] && [ -n "\${STANDIN_SELF:-}" ] && host="$STANDIN_SELF"
-d="$world/hosts/$host"
-answer() {
-  echo "$host $*" >> "$world/calls"
-  [ -d "$d" ] || return 1
-  case "$1 \${2:-}" in
-    "ACL SETUSER") echo "$3" >> "$d/acl-users"; echo OK; return ;;
-    "ACL DELUSER") { grep -v -x -F "$3" "$d/acl-users" || true; } > "$d/acl-users.new"; mv "$d/acl-users.new" "$d/acl-users"; echo 1; return ;;
-    "ACL USERS") echo default; cat "$d/acl-users" 2>/dev/null; return ;;
-    "CONFIG SET") printf '%s\\n%s\\n' "$3" "$4" > "$d/CONFIG_GET_$3"; echo OK; return ;;
-  esac
-  key="$(echo "$*" | tr ' ' '_')"
-  if [ -f "$d/$key.sh" ]; then . "$d/$key.sh"
-  elif [ -f "$d/$key" ]; then cat "$d/$key"
-  else echo OK
-  fi
-}
-if [ $# -gt 0 ]; then answer "$@"; exit; fi
-# No command: one per line on stdin, as redis-cli does.
-while read -r line; do
-  # shellcheck disable=SC2086
-  answer $line || exit 1
-done
-`);
-    chmodSync(join(this.dir, 'redis-cli'), 0o755);
-    chmodSync(join(this.dir, 'getent'), 0o755);
-  }
-
-  host(name: string, replies: Record<string, string>): this {
-    mkdirSync(join(this.dir, 'hosts', name), { recursive: true });
-    for (const [key, reply] of Object.entries(replies)) writeFileSync(join(this.dir, 'hosts', name, key), reply);
-    return this;
-  }
-
-  /** A Redis server that answers PING, with these replies (INFO replication, ROLE...). */
-  redis(name: string, replies: Record<string, string>): this {
-    return this.host(name, { PING: 'PONG\n', 'CONFIG_GET_replica-priority': 'replica-priority\n100\n', ...replies });
-  }
-
-  calls(): string[] {
-    return existsSync(join(this.dir, 'calls')) ? readFileSync(join(this.dir, 'calls'), 'utf8').trim().split('\n') : [];
-  }
-
-  file(host: string, key: string): string {
-    const f = join(this.dir, 'hosts', host, key);
-    return existsSync(f) ? readFileSync(f, 'utf8') : '';
-  }
-
-  env(pod: string, extra: Record<string, string> = {}): Record<string, string> {
-    return {
-      PATH: `${this.dir}:${process.env.PATH}`, POD_NAME: pod, POD_NAMESPACE: 'ns', CLUSTER_DOMAIN: 'cluster.local',
-      GOVERNING_SERVICE: pod.replace(/-\d+$/, ''), MASTER_NAME: 'mymaster', REDIS_PORT: '6379', SENTINEL_PORT: '26379',
-      SENTINEL_SERVICE: 'redis-sentinel-headless', AUTH_FILE: join(this.dir, 'password'), HOOK_LOG: '/nonexistent',
-      ROLE_FILE: join(this.dir, `${pod}.role`), REDIS_NODES: 'redis-master-0.redis-master redis-slave-0.redis-slave redis-slave-1.redis-slave',
-      GATE_TIMEOUT_SECONDS: '5', HANDOVER_TIMEOUT_SECONDS: '3', SENTINEL_QUORUM: '1', ...extra,
-    };
-  }
-
-  remove(): void {
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-const fqdnOf = (pod: string) => `${pod}.${pod.replace(/-\d+$/, '')}.ns.svc.cluster.local`;
-const MASTER = fqdnOf('redis-master-0');
-const SLAVE0 = fqdnOf('redis-slave-0');
-const SLAVE1 = fqdnOf('redis-slave-1');
-const info = (lines: string[]) => `${lines.join('\r\n')}\r\n`;
-const replicaInfo = (link = 'up', syncing = 0, offset = 100) => info([
-  '# Replication', 'role:slave', `master_host:${MASTER}`, 'master_port:6379', `master_link_status:${link}`,
-  'master_last_io_seconds_ago:0', `master_sync_in_progress:${syncing}`, `slave_repl_offset:${offset}`, 'slave_priority:100',
-]);
-const masterInfo = (replicas: string[], offset = 100) => info([
-  '# Replication', 'role:master', `connected_slaves:${replicas.length}`,
-  ...replicas.map((r, i) => `slave${i}:ip=${r},port=6379,state=online,offset=${offset},lag=0`), `master_repl_offset:${offset}`,
-]);
+const MASTER = MASTER0;
 
 describe('shutdown_gate_verdict (may this Redis pod go down now?)', () => {
   let world: World;
-  afterEach(() => world?.remove());
+  const replicasSeen = (flags1 = 'slave', runid1 = 'r1'): SentinelReplica[] => [
+    { name: `${SLAVE0}:6379`, runid: 'r0', offset: 100, age: 300 }, { name: `${SLAVE1}:6379`, runid: runid1, offset: 100, age: 300, flags: flags1 }];
+  const sentinel = (replicas = replicasSeen(), flags = 'master') => world.sentinel('10.0.0.5', { master: { host: MASTER, epoch: 3, flags }, replicas });
 
   /** redis-master-0 is master with both replicas in sync; `self` is the pod asking. */
   function healthy(self: string) {
-    world = new World()
-      .redis(MASTER, { ROLE: 'master\n100\n', INFO_replication: masterInfo([SLAVE0, SLAVE1]) })
-      .redis(SLAVE0, { ROLE: 'slave\n', INFO_replication: replicaInfo(), INFO_server: info(['run_id:r0']) })
-      .redis(SLAVE1, { ROLE: 'slave\n', INFO_replication: replicaInfo(), INFO_server: info(['run_id:r1']) })
-      .host('10.0.0.5', {
-        SENTINEL_MASTER_mymaster: `name\nmymaster\nip\n${MASTER}\nport\n6379\nflags\nmaster\nconfig-epoch\n3\n`,
-        SENTINEL_REPLICAS_mymaster: sentinelReplicas([SLAVE0, SLAVE1].map((r, i) => ({ name: `${r}:6379`, runid: `r${i}`, offset: 100, age: 300 }))),
-      });
-    const verdict = (mine = '') => sh(`shutdown_gate_verdict "${mine}"`, { env: world.env(self, { STANDIN_SELF: fqdnOf(self) }) }).stdout.trim();
+    world = newWorld()
+      .redis(MASTER, { role: 'master', replicas: [SLAVE0, SLAVE1] })
+      .redis(SLAVE0, { role: 'slave', runId: 'r0' })
+      .redis(SLAVE1, { role: 'slave', runId: 'r1' });
+    sentinel();
+    const verdict = (mine = '') => world.functions(['common.sh'], `shutdown_gate_verdict "${mine}"`,
+      world.redisEnv(self, { contract: { sentinelQuorum: 1 } })).stdout.trim();
     return { verdict, world };
   }
-  const announce = (host: string, marker: string) => world.host(host, { 'acl-users': `${marker}\n` });
+  const announce = (host: string, marker: string) => world.replies(host, 6379, { 'acl-users': `${marker}\n` });
 
   it('goes when every other pod is up and in sync, exactly one is master and none announced a shutdown', () => {
     expect(healthy('redis-slave-1').verdict()).toBe('go every other Redis pod is up and in sync, the Sentinels see them so, and none is going down');
@@ -290,46 +159,42 @@ describe('shutdown_gate_verdict (may this Redis pod go down now?)', () => {
 
   it('waits while another pod does not answer, or answers LOADING', () => {
     const { verdict } = healthy('redis-master-0');
-    rmSync(join(world.dir, 'hosts', SLAVE1), { recursive: true });
+    world.down(SLAVE1);
     expect(verdict()).toBe('wait redis-slave-1 is not up (PING answered nothing)');
-    world.redis(SLAVE1, { PING: 'LOADING Redis is loading the dataset in memory\n' });
+    world.redis(SLAVE1, { role: 'slave', runId: 'r1', ping: 'LOADING Redis is loading the dataset in memory' });
     expect(verdict()).toBe('wait redis-slave-1 is not up (PING answered LOADING Redis is loading the dataset in memory)');
   });
 
   it('waits while a replica is not in sync: link down, or a full sync in progress', () => {
     const { verdict } = healthy('redis-master-0');
-    world.redis(SLAVE0, { INFO_replication: replicaInfo('down', 0) });
+    world.redis(SLAVE0, { role: 'slave', runId: 'r0', link: 'down' });
     expect(verdict()).toBe('wait redis-slave-0 is a replica that is not in sync (link down, sync in progress 0)');
-    world.redis(SLAVE0, { INFO_replication: replicaInfo('down', 1) });
+    world.redis(SLAVE0, { role: 'slave', runId: 'r0', link: 'down', syncing: true });
     expect(verdict()).toBe('wait redis-slave-0 is a replica that is not in sync (link down, sync in progress 1)');
   });
 
   it('waits unless exactly one Redis pod answers as master', () => {
     const { verdict } = healthy('redis-slave-0');
-    world.redis(MASTER, { INFO_replication: replicaInfo() });
+    world.redis(MASTER, { role: 'slave', masterHost: SLAVE1 });
     expect(verdict()).toBe('wait 0 Redis pods answer as master, not one');
-    world.redis(MASTER, { INFO_replication: masterInfo([SLAVE0]) }).redis(SLAVE1, { INFO_replication: masterInfo([]) });
+    world.redis(MASTER, { role: 'master', replicas: [SLAVE0] }).redis(SLAVE1, { role: 'master', runId: 'r1' });
     expect(verdict()).toBe('wait 2 Redis pods answer as master, not one');
   });
 
   it('waits until enough Sentinels answer, name the same master, run no failover and see every other pod as a healthy replica', () => {
     const { verdict } = healthy('redis-master-0');
-    const replicas = (flags: string) => sentinelReplicas([
-      { name: `${SLAVE0}:6379`, runid: 'r0', offset: 100, age: 300 }, { name: `${SLAVE1}:6379`, runid: 'r1', offset: 100, age: 300, flags }]);
-    world.host('10.0.0.5', { SENTINEL_REPLICAS_mymaster: replicas('s_down,slave') });
+    sentinel(replicasSeen('s_down,slave'));
     expect(verdict()).toBe('wait Sentinel 10.0.0.5 does not see redis-slave-1 as a healthy replica yet (s_down,slave/ok)');
-    world.host('10.0.0.5', { SENTINEL_REPLICAS_mymaster: sentinelReplicas([{ name: `${SLAVE0}:6379`, runid: 'r0', offset: 100, age: 300 }]) });
+    sentinel(replicasSeen().slice(0, 1));
     expect(verdict()).toBe('wait Sentinel 10.0.0.5 does not see redis-slave-1 as a healthy replica yet (unknown)');
     // redis-slave-1 restarted (new run ID); this Sentinel still holds the link to its previous process.
-    world.redis(SLAVE1, { INFO_server: info(['run_id:r1-new']) }).host('10.0.0.5', { SENTINEL_REPLICAS_mymaster: replicas('slave') });
+    world.redis(SLAVE1, { role: 'slave', runId: 'r1-new' });
+    sentinel();
     expect(verdict()).toBe('wait Sentinel 10.0.0.5 does not see redis-slave-1 as a healthy replica yet (no INFO from its current process)');
-    world.redis(SLAVE1, { INFO_server: info(['run_id:r1']) });
-    world.host('10.0.0.5', {
-      SENTINEL_REPLICAS_mymaster: replicas('slave'),
-      SENTINEL_MASTER_mymaster: `name\nmymaster\nip\n${MASTER}\nport\n6379\nflags\nmaster,failover_in_progress\nconfig-epoch\n3\n`,
-    });
+    world.redis(SLAVE1, { role: 'slave', runId: 'r1' });
+    sentinel(replicasSeen(), 'master,failover_in_progress');
     expect(verdict()).toBe('wait Sentinel 10.0.0.5 names redis-master-0 master (flags master,failover_in_progress) while redis-master-0 answers as master');
-    rmSync(join(world.dir, 'hosts', '10.0.0.5'), { recursive: true });
+    world.down('10.0.0.5');
     expect(verdict()).toBe('wait only 0 Sentinels answer, fewer than the quorum of 1');
   });
 
@@ -365,12 +230,10 @@ describe('shutdown_gate_verdict (may this Redis pod go down now?)', () => {
 
 describe('redis-prestop.sh (shutdown gate, then the master hands over)', () => {
   let world: World;
-  afterEach(() => world?.remove());
-
-  const runHook = (pod: string, extra: Record<string, string> = {}) => {
-    const r = spawnSync('sh', [join(ROOT, 'lib/pod/scripts/redis-prestop.sh')], {
-      encoding: 'utf8', timeout: 30_000, env: world.env(pod, { STANDIN_SELF: fqdnOf(pod), ...extra }),
-    });
+  const hookEnv = (pod: string, contract: { handoverTimeoutSeconds?: number; shutdownGateTimeoutSeconds?: number } = {}) =>
+    world.redisEnv(pod, { contract: { sentinelQuorum: 1, ...contract } });
+  const runHook = (pod: string, contract: { handoverTimeoutSeconds?: number; shutdownGateTimeoutSeconds?: number } = {}) => {
+    const r = world.script('redis-prestop.sh', hookEnv(pod, contract));
     return { status: r.status, log: r.stderr, calls: world.calls() };
   };
   const on = (host: string, calls: string[]) => calls.filter((c) => c.startsWith(`${host} `)).map((c) => c.slice(host.length + 1));
@@ -382,13 +245,13 @@ describe('redis-prestop.sh (shutdown gate, then the master hands over)', () => {
    * after which GET-MASTER-ADDR-BY-NAME names `newMaster`.
    */
   function handoverWorld(failoverReply: string, newMaster: string) {
-    world = new World()
-      .redis(MASTER, { ROLE: 'master\n100\n', INFO_replication: masterInfo([SLAVE0, SLAVE1]) })
-      .redis(SLAVE0, { ROLE: 'slave\n', INFO_replication: replicaInfo(), INFO_server: info(['run_id:aaa', 'uptime_in_seconds:86400']) })
-      .redis(SLAVE1, { ROLE: 'slave\n', INFO_replication: replicaInfo(), INFO_server: info(['run_id:bbb', 'uptime_in_seconds:42']) })
-      .host('10.0.0.5', {
-        SENTINEL_MASTER_mymaster: `name\nmymaster\nip\n${MASTER}\nport\n6379\nflags\nmaster\nconfig-epoch\n3\n`,
-        'SENTINEL_REPLICAS_mymaster.sh': `p="$(sed -n 2p "$world/hosts/${SLAVE1}/CONFIG_GET_replica-priority")"
+    world = newWorld()
+      .redis(MASTER, { role: 'master', replicas: [SLAVE0, SLAVE1] })
+      .redis(SLAVE0, { role: 'slave', runId: 'aaa', uptime: 86400 })
+      .redis(SLAVE1, { role: 'slave', runId: 'bbb', uptime: 42 })
+      .sentinel('10.0.0.5', { master: { host: MASTER, epoch: 3 } })
+      .replies('10.0.0.5', 26379, {
+        'SENTINEL_REPLICAS_mymaster.sh': `p="$(sed -n 2p "$world/hosts/${SLAVE1}:6379/CONFIG_GET_replica-priority")"
 printf 'name\\n%s\\nrunid\\naaa\\nflags\\nslave\\ninfo-refresh\\n300\\nmaster-link-status\\nok\\nslave-priority\\n100\\nslave-repl-offset\\n200\\n' '${SLAVE0}:6379'
 printf 'name\\n%s\\nrunid\\nbbb\\nflags\\nslave\\ninfo-refresh\\n100\\nmaster-link-status\\nok\\nslave-priority\\n%s\\nslave-repl-offset\\n100\\n' '${SLAVE1}:6379' "$p"
 `,
@@ -396,7 +259,6 @@ printf 'name\\n%s\\nrunid\\nbbb\\nflags\\nslave\\ninfo-refresh\\n100\\nmaster-li
         'SENTINEL_GET-MASTER-ADDR-BY-NAME_mymaster.sh': `if [ -e "$world/failover" ]; then printf '${newMaster}\\n6379\\n'; else printf '${MASTER}\\n6379\\n'; fi\n`,
       });
   }
-
   it('the master passes the gate, promotes the replica that restarted last through its replica-priority, pauses, hands over, then restores the priority', () => {
     handoverWorld('OK', SLAVE1);
     const r = runHook('redis-master-0');
@@ -413,7 +275,7 @@ printf 'name\\n%s\\nrunid\\nbbb\\nflags\\nslave\\ninfo-refresh\\n100\\nmaster-li
     const failoverAt = r.calls.findIndex((c) => c.endsWith('SENTINEL FAILOVER mymaster'));
     expect(failoverAt).toBeGreaterThan(r.calls.findIndex((c) => c.includes('CLIENT PAUSE')));
     expect(r.calls.findIndex((c) => c === `${SLAVE1} CONFIG SET replica-priority 1`)).toBeLessThan(failoverAt);
-    expect(readFileSync(join(world.dir, 'redis-master-0.role'), 'utf8')).toBe(`replica ${SLAVE1}\n`);
+    expect(readFileSync(hookEnv('redis-master-0').ROLE_FILE, 'utf8')).toBe(`replica ${SLAVE1}\n`);
     expect(r.log).toMatch(new RegExp(`handing over to ${SLAVE1.replace(/\./g, '\\.')} \\(the replica that restarted last, 42 s ago\\)`));
     expect(r.log).toMatch(/would promote redis-slave-1\.redis-slave\.ns\.svc\.cluster\.local:6379 and last had INFO from it 100 ms ago/);
     expect(r.log).toMatch(/handed over to redis-slave-1/);
@@ -422,12 +284,12 @@ printf 'name\\n%s\\nrunid\\nbbb\\nflags\\nslave\\ninfo-refresh\\n100\\nmaster-li
   it('times the request only from a Sentinel that has seen the new priority, not one that picks the target by its offset for now', () => {
     handoverWorld('OK', SLAVE1);
     // This Sentinel never sees the priority, but ranks redis-slave-1 first by offset.
-    world.host('10.0.0.5', {
+    world.replies('10.0.0.5', 26379, {
       'SENTINEL_REPLICAS_mymaster.sh': `printf 'name\\n%s\\nrunid\\nbbb\\nflags\\nslave\\ninfo-refresh\\n100\\nmaster-link-status\\nok\\nslave-priority\\n100\\nslave-repl-offset\\n900\\n' '${SLAVE1}:6379'
 printf 'name\\n%s\\nrunid\\naaa\\nflags\\nslave\\ninfo-refresh\\n300\\nmaster-link-status\\nok\\nslave-priority\\n100\\nslave-repl-offset\\n200\\n' '${SLAVE0}:6379'
 `,
     });
-    const r = runHook('redis-master-0', { HANDOVER_TIMEOUT_SECONDS: '5' });
+    const r = runHook('redis-master-0', { handoverTimeoutSeconds: 5 });
     expect(r.log).not.toMatch(/would promote/);
     expect(r.log).toMatch(/no Sentinel saw the replica-priority of redis-slave-1\S* within 2500 ms; handing over through 10\.0\.0\.5 without timing/);
     expect(r.log).toMatch(/handed over to redis-slave-1/);
@@ -445,7 +307,7 @@ printf 'name\\n%s\\nrunid\\naaa\\nflags\\nslave\\ninfo-refresh\\n300\\nmaster-li
 
   it('keeps writes paused when a requested failover names no new master in time (a replica may be master already)', () => {
     handoverWorld('OK', MASTER);
-    const r = runHook('redis-master-0', { HANDOVER_TIMEOUT_SECONDS: '2' });
+    const r = runHook('redis-master-0', { handoverTimeoutSeconds: 2 });
     expect(r.status).toBe(0);
     expect(on(MASTER, r.calls)).not.toContain('CLIENT UNPAUSE');
     expect(on(MASTER, r.calls)).toContain('CLIENT PAUSE 60000 WRITE');
@@ -464,8 +326,8 @@ printf 'name\\n%s\\nrunid\\naaa\\nflags\\nslave\\ninfo-refresh\\n300\\nmaster-li
 
   it('the master waits, still serving and without its announcement, while a replica goes down, and goes down anyway at the limit', () => {
     handoverWorld('OK', SLAVE1);
-    world.host(SLAVE0, { 'acl-users': 'redis-ha-leaving:0:1000:redis-slave-0\n' });
-    const r = runHook('redis-master-0', { GATE_TIMEOUT_SECONDS: '1' });
+    world.replies(SLAVE0, 6379, { 'acl-users': 'redis-ha-leaving:0:1000:redis-slave-0\n' });
+    const r = runHook('redis-master-0', { shutdownGateTimeoutSeconds: 1 });
     expect(r.status).toBe(0);
     expect(r.log).toMatch(/gate: wait: redis-slave-0 is going down \(redis-ha-leaving:0:1000:redis-slave-0\)/);
     expect(r.log).toMatch(/gate: going down after waiting the limit of 1s, although redis-slave-0 is going down/);
@@ -477,27 +339,19 @@ printf 'name\\n%s\\nrunid\\naaa\\nflags\\nslave\\ninfo-refresh\\n300\\nmaster-li
   it('two replicas deleted at the same moment: exactly one passes the gate, the other waits (here until its limit)', async () => {
     for (let round = 0; round < 3; round++) {
       handoverWorld('OK', SLAVE1);
-      const run = (pod: string) => new Promise<string>((resolve) => {
-        const child = spawn('sh', [join(ROOT, 'lib/pod/scripts/redis-prestop.sh')], {
-          env: world.env(pod, { STANDIN_SELF: fqdnOf(pod), GATE_TIMEOUT_SECONDS: '2' }),
-        });
-        let log = '';
-        child.stderr.on('data', (d) => { log += d; });
-        child.on('close', () => resolve(log));
-      });
+      const run = (pod: string) => world.scriptAsync('redis-prestop.sh', hookEnv(pod, { shutdownGateTimeoutSeconds: 2 }));
       const logs = await Promise.all([run('redis-slave-0'), run('redis-slave-1')]);
       if (process.env.SHOW_GATE_LOGS) console.log(logs.join('\n----\n'));
       const passed = logs.filter((l) => /gate: going down after \d+s: every other/.test(l));
       expect(passed, logs.join('\n----\n')).toHaveLength(1);
       const other = logs.find((l) => !/gate: going down after \d+s: every other/.test(l))!;
       expect(other).toMatch(/gate: going down after waiting the limit of 2s, although redis-slave-\d is going down/);
-      world.remove();
     }
   });
 
   it('goes down at once, without the gate, when its own server does not answer', () => {
     handoverWorld('OK', SLAVE1);
-    world.redis(SLAVE0, { PING: '' });
+    world.redis(SLAVE0, { role: 'slave', ping: '' });
     const r = runHook('redis-slave-0');
     expect(r.log).toMatch(/gate: this server does not answer; going down without waiting/);
   });

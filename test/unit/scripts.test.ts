@@ -7,6 +7,8 @@ import { join } from 'path';
 import { synthBase } from '../../lib/internal';
 import { itWith } from '../prerequisites';
 import { find, ROOT } from './helpers';
+import { stripShell } from './support/shell-source';
+import { MASTER0, SLAVE0, World } from './support/world';
 
 const SCRIPTS_DIR = 'lib/pod/scripts';
 const scripts = readdirSync(join(ROOT, SCRIPTS_DIR)).filter((f) => f.endsWith('.sh')).sort();
@@ -99,3 +101,69 @@ describe('lib/pod/scripts', () => {
     for (const script of scripts) expect(configMap.data[script], script).toBe(source(script));
   });
 });
+
+// Commands that change a Redis server or a Sentinel.
+const CHANGES_STATE = /\b(CONFIG SET|REPLICAOF|SLAVEOF|CLIENT (KILL|PAUSE|UNPAUSE)|SENTINEL (RESET|FAILOVER|SET|REMOVE|MONITOR)|ACL (SETUSER|DELUSER)|FLUSHALL|FLUSHDB|SHUTDOWN)\b/;
+
+describe('deciding, probing and acting are apart', () => {
+  it('the decision files change nothing: no command that changes a server, no file written', () => {
+    for (const script of scripts.filter((s) => s.endsWith('-decide.sh'))) {
+      const code = stripShell(source(script), true);
+      // A redirection to a file: ">" outside a quoted string (messages may contain "->"), not to /dev/null.
+      const writes = (l: string) => /[^2&]>\s*"?[$/\w]/.test(l.replace(/(?<!>\s*)"(?:[^"\\]|\\.)*"/g, '""').replace(/>\s*\/dev\/null/g, ''));
+      expect(code.split('\n').filter((l) => CHANGES_STATE.test(l) || writes(l)), script).toEqual([]);
+      expect(writes('echo x > "$ROLE_FILE"') && !writes('log "a -> b" >/dev/null'), 'the check sees a write').toBe(true);
+    }
+  });
+
+  it('only the guard, the janitor and the preStop hook send commands that change a server', () => {
+    const acting = scripts.filter((s) => stripShell(source(s), false).split('\n').some((l) => CHANGES_STATE.test(l)));
+    expect(acting.sort()).toEqual(['redis-guard.sh', 'redis-prestop.sh', 'sentinel-janitor.sh']);
+    // The janitor changes Sentinel's periods through ensure_sentinel_timings (SENTINEL DEBUG with values), in common.sh.
+    expect(source('common.sh')).toMatch(/sentinel_cmd "\$_host" SENTINEL DEBUG \$SENTINEL_TIMINGS/);
+    expect(source('sentinel-janitor.sh')).toMatch(/ensure_sentinel_timings 127\.0\.0\.1/);
+  });
+
+  it('the probes only read: against the stand-in they send PING, INFO and SENTINEL GET-MASTER-ADDR-BY-NAME and write no file', () => {
+    const world = new World()
+      .redis(MASTER0, { role: 'master', replicas: [SLAVE0] })
+      .redis(SLAVE0, { role: 'slave', link: 'down' })
+      .sentinel('10.0.0.5', { master: { host: MASTER0, epoch: 1 } });
+    try {
+      const results: string[] = [];
+      for (const pod of ['redis-master-0', 'redis-slave-0']) {
+        for (const kind of ['liveness', 'readiness']) {
+          const r = world.script('redis-probe.sh', world.redisEnv(pod), [kind]);
+          results.push(`${pod} ${kind} ${r.status} ${r.stdout.trim()}`);
+        }
+      }
+      for (const kind of ['liveness', 'readiness']) {
+        const r = world.script('sentinel-probe.sh', world.sentinelEnv('10.0.0.5'), [kind]);
+        results.push(`sentinel ${kind} ${r.status} ${r.stdout.trim()}`);
+      }
+      expect(results).toEqual([
+        'redis-master-0 liveness 0 ', 'redis-master-0 readiness 0 ',
+        'redis-slave-0 liveness 0 ', "redis-slave-0 readiness 1 replica link to master is 'down'",
+        'sentinel liveness 0 ', 'sentinel readiness 0 ',
+      ]);
+      const commands = [...new Set(world.calls().map((c) => c.split(' ').slice(1).join(' ')))].sort();
+      expect(commands).toEqual(['INFO replication', 'PING', 'SENTINEL GET-MASTER-ADDR-BY-NAME mymaster']);
+      expect(readTreeNames(join(world.dir, 'mounts')).filter((f) => !f.endsWith('/password'))).toEqual([]);
+    } finally {
+      world.remove();
+    }
+  });
+});
+
+/** Files (not directories) below dir. */
+function readTreeNames(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(d, e.name));
+      else out.push(join(d, e.name));
+    }
+  };
+  walk(dir);
+  return out;
+}

@@ -1,13 +1,15 @@
-// A restarted Sentinel keeps its epochs: decide_epochs (lib/pod/scripts/sentinel-decide.sh)
-// against stand-in previous configs, and sentinel-start.sh as a whole against a stand-in
-// redis-cli (the other Sentinels), getent (their addresses) and redis-sentinel (prints
-// the config it was given instead of running).
+// The decisions of a Sentinel pod (lib/pod/scripts/sentinel-decide.sh): which epochs a
+// starting Sentinel takes (decide_epochs, against stand-in previous configs), which master
+// it monitors (decide_master) and when the janitor resets phantom peers (decide_reset), and
+// sentinel-start.sh as a whole; against the shared stand-in redis-cli, getent (the other
+// Sentinels' addresses) and redis-sentinel (prints the config it was given instead of running).
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { ROOT } from './helpers';
+import { MASTER0, SLAVE0, SLAVE1, World } from './support/world';
 
 const SCRIPTS = join(ROOT, 'lib/pod/scripts');
 const MY_ID = '6e828d14bda6fe5402f445e1ecf699520d9449b4';
@@ -31,9 +33,16 @@ function rewrittenConfig(e: { current: number; leader: number; config: number; m
 }
 
 const made: string[] = [];
+const worlds: World[] = [];
 afterEach(() => {
   for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+  for (const w of worlds.splice(0)) w.remove();
 });
+function newWorld(): World {
+  const w = new World();
+  worlds.push(w);
+  return w;
+}
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'sentinel-start-'));
   made.push(dir);
@@ -87,42 +96,14 @@ describe('sentinel-start.sh (a restarted Sentinel container keeps ID and epochs)
    * Returns the config redis-sentinel would have been started with, and the log.
    */
   function start(previous: string | null, peerEpoch: number) {
-    const dir = tempDir();
-    const data = join(dir, 'data');
-    const bin = join(dir, 'bin');
-    for (const d of [data, bin]) spawnSync('mkdir', ['-p', d]);
-    if (previous !== null) writeFileSync(join(data, 'sentinel.conf'), previous);
-    writeFileSync(join(dir, 'password'), 'secret\n');
-    writeFileSync(join(dir, 'template.conf'), 'port 26379\ndir /data\nsentinel monitor mymaster redis-master-0.redis-master 6379 2\nsentinel down-after-milliseconds mymaster 5000\n');
-    const master = 'redis-slave-1.redis-slave.ns.svc.cluster.local';
-    writeFileSync(join(bin, 'getent'), '#!/bin/sh\nfor ip in 10.0.0.5 10.0.0.6 10.0.0.7; do echo "$ip STREAM $2"; done\n');
-    writeFileSync(join(bin, 'redis-cli'), `#!/bin/sh
-host=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -h) host="$2"; shift 2 ;;
-    -p) shift 2 ;;
-    --raw|--no-auth-warning) shift ;;
-    *) break ;;
-  esac
-done
-case "$host $*" in
-  "10.0.0.6 SENTINEL MASTER mymaster"|"10.0.0.7 SENTINEL MASTER mymaster")
-    printf 'name\\nmymaster\\nip\\n${master}\\nport\\n6379\\nflags\\nmaster\\nconfig-epoch\\n${peerEpoch}\\n' ;;
-  *) exit 1 ;;
-esac
-`);
-    writeFileSync(join(bin, 'redis-sentinel'), '#!/bin/sh\ncat "$1"\n');
-    for (const f of ['getent', 'redis-cli', 'redis-sentinel']) chmodSync(join(bin, f), 0o755);
-    const r = spawnSync('sh', [join(SCRIPTS, 'sentinel-start.sh')], {
-      encoding: 'utf8', timeout: 20_000,
-      env: {
-        PATH: `${bin}:${process.env.PATH}`, POD_IP: '10.0.0.5', POD_NAMESPACE: 'ns', CLUSTER_DOMAIN: 'cluster.local',
-        MASTER_NAME: 'mymaster', REDIS_PORT: '6379', SENTINEL_PORT: '26379', SENTINEL_SERVICE: 'redis-sentinel-headless',
-        SENTINEL_DATA: data, SENTINEL_TEMPLATE: join(dir, 'template.conf'), AUTH_FILE: join(dir, 'password'),
-        REDIS_NODES: 'redis-master-0.redis-master redis-slave-0.redis-slave redis-slave-1.redis-slave',
-      },
-    });
+    const world = newWorld()
+      .sentinel('10.0.0.5', {})
+      .sentinel('10.0.0.6', { master: { host: SLAVE1, epoch: peerEpoch } })
+      .sentinel('10.0.0.7', { master: { host: SLAVE1, epoch: peerEpoch } });
+    const env = world.sentinelEnv('10.0.0.5');
+    if (previous !== null) writeFileSync(env.SENTINEL_CONFIG, previous);
+    writeFileSync(env.SENTINEL_TEMPLATE, 'port 26379\ndir /data\nsentinel monitor mymaster redis-master-0.redis-master 6379 2\nsentinel down-after-milliseconds mymaster 5000\n');
+    const r = world.script('sentinel-start.sh', env, [], 20_000);
     if (r.status !== 0) throw new Error(`sentinel-start.sh exited ${r.status}: ${r.stderr}`);
     const lines = r.stdout.trim().split('\n');
     return { config: r.stdout, lines, log: r.stderr, value: (prefix: string) => lines.filter((l) => l.startsWith(`${prefix} `)).map((l) => l.slice(prefix.length + 1)) };
@@ -148,5 +129,74 @@ esac
     expect(s.value('sentinel config-epoch mymaster')).toEqual(['4']);
     expect(s.lines.some((l) => l.startsWith('sentinel leader-epoch') || l.startsWith('sentinel myid'))).toBe(false);
     expect(s.log).toMatch(/starting with current-epoch 4 and leader-epoch 0 because no epochs recorded/);
+  });
+});
+
+describe('decide_master (which master a starting Sentinel monitors)', () => {
+  const decide = (world: World) => world.functions(['common.sh', 'sentinel-decide.sh'], 'decide_master', world.sentinelEnv('10.0.0.5')).stdout.trim();
+
+  it('the one the other Sentinels name, newest config epoch first, never asking itself', () => {
+    const world = newWorld()
+      .sentinel('10.0.0.5', { master: { host: MASTER0, epoch: 9 } })
+      .sentinel('10.0.0.6', { master: { host: MASTER0, epoch: 3 } })
+      .sentinel('10.0.0.7', { master: { host: SLAVE1, epoch: 4 } })
+      .redis(MASTER0, { role: 'master', keys: 5 });
+    expect(decide(world)).toBe(`monitor ${SLAVE1} 4 the other Sentinels name it master (epoch 4)`);
+    expect(world.calls('10.0.0.5')).toEqual([]);
+  });
+
+  it('when no Sentinel knows it, the Redis pod that reports role master with the largest offset', () => {
+    const world = newWorld()
+      .sentinel('10.0.0.6', {})
+      .redis(MASTER0, { role: 'master', offset: 100 })
+      .redis(SLAVE0, { role: 'master', offset: 900 })
+      .redis(SLAVE1, { role: 'slave', masterHost: MASTER0 });
+    expect(decide(world)).toBe(`monitor ${SLAVE0} 0 no Sentinel knows the master and it reports role master`);
+  });
+
+  it('when no pod reports master (it is down too), the master every reachable replica follows', () => {
+    const world = newWorld()
+      .redis(SLAVE0, { role: 'slave', masterHost: MASTER0 })
+      .redis(SLAVE1, { role: 'slave', masterHost: MASTER0 });
+    expect(decide(world)).toMatch(new RegExp(`^monitor ${MASTER0.replace(/\./g, '\\.')} 0 no Sentinel knows the master, no Redis pod reports role master, and every reachable replica follows it`));
+  });
+
+  it('waits when the replicas disagree or nothing answers (a guess could elect a stale master)', () => {
+    const world = newWorld()
+      .redis(SLAVE0, { role: 'slave', masterHost: MASTER0 })
+      .redis(SLAVE1, { role: 'slave', masterHost: SLAVE0 });
+    expect(decide(world)).toBe('wait - - no Sentinel and no Redis pod names a master yet');
+    expect(decide(newWorld())).toBe('wait - - no Sentinel and no Redis pod names a master yet');
+  });
+});
+
+describe('decide_reset (when the janitor resets phantom Sentinels)', () => {
+  const decide = (world: World, sinceLastReset = 1000) =>
+    world.functions(['common.sh', 'sentinel-decide.sh'], `decide_reset ${sinceLastReset}`, world.sentinelEnv('10.0.0.5', { container: 'janitor' })).stdout.trim();
+  const phantoms = (flags = 'master', peers = ['sentinel', 'sentinel', 's_down,sentinel']) =>
+    newWorld().sentinel('10.0.0.5', { master: { host: MASTER0, epoch: 2, flags, otherSentinels: peers.length }, peers });
+
+  it('resets when it knows more Sentinels than exist, one is down, and the master is up with no failover', () => {
+    expect(decide(phantoms())).toBe('reset this Sentinel knows 3 other Sentinels (1 down) but only 2 exist');
+  });
+
+  it('holds, saying why, while the master is down or a failover runs', () => {
+    expect(decide(phantoms('s_down,master'))).toBe("hold phantom Sentinels present but master flags are 's_down,master'; not resetting now");
+    expect(decide(phantoms('master,failover_in_progress'))).toMatch(/^hold .*'master,failover_in_progress'/);
+  });
+
+  it('does nothing without phantoms: no more peers than exist, or none of them down (a new pod joining)', () => {
+    expect(decide(phantoms('master', ['sentinel', 's_down,sentinel']))).toBe('none this Sentinel knows 2 other Sentinels, no more than the 2 that exist');
+    expect(decide(phantoms('master', ['sentinel', 'sentinel', 'sentinel']))).toMatch(/^none .*more than the 2 that exist, but none is down$/);
+  });
+
+  it('does nothing within the hold-off after its last reset', () => {
+    expect(decide(phantoms(), 5)).toBe('none phantom Sentinels present, but this Sentinel was reset 5s ago (less than 30s)');
+    expect(decide(phantoms(), 30)).toMatch(/^reset /);
+  });
+
+  it('does nothing when the local Sentinel does not answer or does not know the master', () => {
+    expect(decide(newWorld())).toBe('none the local Sentinel does not answer or does not know the master');
+    expect(decide(newWorld().sentinel('10.0.0.5', {}))).toMatch(/^none the local Sentinel/);
   });
 });

@@ -1,26 +1,20 @@
-// How a Redis pod starts (decide_start) and when its guard fences a master (fence_verdict
-// and the counts it reads), from lib/pod/scripts/redis-decide.sh. The functions run under the
-// machine's POSIX sh against stand-in `redis-cli` and `getent`: each Redis pod and each
-// Sentinel is a file of canned replies, and a missing file is a pod that does not answer.
+// How a Redis pod starts (decide_start), and when its guard fences or demotes a master
+// (fence_verdict, decide_demote and the counts they read), from lib/pod/scripts/redis-decide.sh.
+// The functions run under the machine's POSIX sh against the shared stand-in redis-cli
+// (test/unit/support/world.ts): each Redis pod and each Sentinel answers as described, and
+// one that is not described does not answer.
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawnSync } from 'child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'fs';
-import { tmpdir } from 'os';
+import { spawn } from 'child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
-import { ROOT } from './helpers';
+import { SCRIPTS_DIR } from './support/shell-source';
+import { MASTER0, RedisServer, SLAVE0, SLAVE1, World, fqdn } from './support/world';
 
-const NS = 'redis-staging';
-const fq = (short: string) => `${short}.${NS}.svc.cluster.local`;
-const MASTER0 = fq('redis-master-0.redis-master');
-const SLAVE0 = fq('redis-slave-0.redis-slave');
-const SLAVE1 = fq('redis-slave-1.redis-slave');
-
-interface Node { role: 'master' | 'slave'; keys: number; loading?: boolean; masterHost?: string; replid?: string; replid2?: string; offset?: number }
+type Node = RedisServer & { role: 'master' | 'slave'; keys: number };
 interface SentinelAnswer { epoch: number; host: string; flags?: string }
 
-interface World {
+interface Scenario {
   me: string; // short pod name, e.g. redis-master-0
-  governing: string;
   nodes?: Record<string, Node>; // fqdn -> answers INFO; absent = unreachable
   sentinels?: SentinelAnswer[]; // each answers SENTINEL MASTER; [] = none reachable
   volume?: 'empty' | { keys?: number; replid?: string }; // own /data: no data files, or data files with the guard's record
@@ -30,79 +24,37 @@ interface World {
   previousIp?: string;
 }
 
-const made: string[] = [];
+const worlds: World[] = [];
 afterEach(() => {
-  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+  for (const w of worlds.splice(0)) w.remove();
 });
-
-function info(n: Node): string {
-  return [
-    '# Replication', `role:${n.role}`, ...(n.masterHost ? [`master_host:${n.masterHost}`] : []),
-    `master_replid:${n.replid ?? 'a'.repeat(40)}`, `master_replid2:${n.replid2 ?? '0'.repeat(40)}`,
-    `master_repl_offset:${n.offset ?? 100}`, '# Persistence', `loading:${n.loading ? 1 : 0}`, '# Keyspace',
-    ...(n.keys > 0 ? [`db0:keys=${n.keys},expires=0,avg_ttl=0`] : []),
-  ].join('\r\n') + '\r\n';
+function newWorld(): World {
+  const w = new World();
+  worlds.push(w);
+  return w;
 }
 
-function decide(w: World): string {
-  const dir = mkdtempSync(join(tmpdir(), 'decide-'));
-  made.push(dir);
-  const data = join(dir, 'data');
-  mkdirSync(join(dir, 'redis'));
-  mkdirSync(join(dir, 'sentinel'));
-  mkdirSync(data);
-  writeFileSync(join(dir, 'password'), 'secret\n');
-  for (const [host, n] of Object.entries(w.nodes ?? {})) writeFileSync(join(dir, 'redis', host), info(n));
-  const sentinels = w.sentinels ?? [];
-  sentinels.forEach((s, i) => writeFileSync(join(dir, 'sentinel', `10.0.0.${i + 5}`),
-    ['name', 'mymaster', 'ip', s.host, 'port', '6379', 'flags', s.flags ?? 'master', 'config-epoch', String(s.epoch)].join('\n') + '\n'));
-  writeFileSync(join(dir, 'getent'), `#!/bin/sh\nfor f in ${dir}/sentinel/*; do [ -e "$f" ] && echo "$(basename "$f") STREAM $2"; done\nexit 0\n`);
-  writeFileSync(join(dir, 'redis-cli'), `#!/bin/sh
-host=""; port=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -h) host="$2"; shift 2 ;;
-    -p) port="$2"; shift 2 ;;
-    --raw|--no-auth-warning) shift ;;
-    *) break ;;
-  esac
-done
-if [ "$port" = 26379 ]; then f="${dir}/sentinel/$host"; else f="${dir}/redis/$host"; fi
-[ -e "$f" ] || exit 1
-case "$*" in
-  INFO*) cat "$f" ;;
-  ROLE) tr -d '\\r' < "$f" | sed -n 's/^role://p' ;;
-  "SENTINEL MASTER mymaster") cat "$f" ;;
-  *) exit 1 ;;
-esac
-`);
-  chmodSync(join(dir, 'redis-cli'), 0o755);
-  chmodSync(join(dir, 'getent'), 0o755);
+function decide(w: Scenario): string {
+  const world = newWorld();
+  for (const [host, n] of Object.entries(w.nodes ?? {})) world.redis(host, n);
+  (w.sentinels ?? []).forEach((s, i) => world.sentinel(`10.0.0.${i + 5}`, { master: s }));
+  const env = world.redisEnv(w.me);
+  const data = env.DATA_DIR;
+  mkdirSync(data, { recursive: true });
   if (w.volume !== 'empty') {
     mkdirSync(join(data, 'appendonlydir'));
     writeFileSync(join(data, 'appendonlydir', 'appendonly.aof.1.base.rdb'), 'REDIS0010...');
     const v = w.volume ?? {};
-    if (v.keys !== undefined) writeFileSync(join(data, 'redis-ha-state'), `role master\nkeys ${v.keys}\nreplid ${v.replid ?? 'a'.repeat(40)}\noffset 90\n`);
+    if (v.keys !== undefined) writeFileSync(env.STATE_FILE, `role master\nkeys ${v.keys}\nreplid ${v.replid ?? 'a'.repeat(40)}\noffset 90\n`);
   }
-  if (w.roleRecord) writeFileSync(join(data, 'redis-ha-role'), `${w.roleRecord}\n`);
-  if (w.allowEmpty) writeFileSync(join(data, 'redis-ha-allow-empty-master'), '');
-  const me = fq(`${w.me}.${w.governing}`);
-  const r = spawnSync('sh', ['-c', `set -eu; . "${ROOT}/lib/pod/scripts/common.sh"; . "${ROOT}/lib/pod/scripts/redis-decide.sh"; ME="${me}"; decide_start ${w.waited ?? 0} "${w.previousIp ?? ''}"`], {
-    encoding: 'utf8',
-    env: {
-      PATH: `${dir}:${process.env.PATH}`, POD_NAMESPACE: NS, CLUSTER_DOMAIN: 'cluster.local', POD_IP: '10.1.0.9',
-      MASTER_NAME: 'mymaster', REDIS_PORT: '6379', SENTINEL_PORT: '26379', SENTINEL_SERVICE: 'redis-sentinel-headless',
-      AUTH_FILE: join(dir, 'password'), DATA_DIR: data, ROLE_FILE: join(data, 'redis-ha-role'),
-      REDIS_NODES: 'redis-master-0.redis-master redis-slave-0.redis-slave redis-slave-1.redis-slave',
-      BOOTSTRAP_MASTER: 'redis-master-0.redis-master', FAILOVER_WAIT_SECONDS: '20', SENTINEL_QUORUM: '2', SENTINEL_COUNT: '3',
-    },
-  });
-  if (r.status !== 0) throw new Error(`decide_start exited ${r.status}: ${r.stderr}`);
-  return r.stdout.trim();
+  if (w.roleRecord) writeFileSync(env.ROLE_FILE, `${w.roleRecord}\n`);
+  if (w.allowEmpty) writeFileSync(env.ALLOW_EMPTY_FILE, '');
+  return world.functions(['common.sh', 'redis-decide.sh'], `ME="${fqdn(w.me)}"; decide_start ${w.waited ?? 0} "${w.previousIp ?? ''}"`, env)
+    .stdout.trim();
 }
 
-const master0 = { me: 'redis-master-0', governing: 'redis-master' };
-const slave0 = { me: 'redis-slave-0', governing: 'redis-slave' };
+const master0 = { me: 'redis-master-0' };
+const slave0 = { me: 'redis-slave-0' };
 const replicaWithData = (keys = 500): Node => ({ role: 'slave', keys, masterHost: MASTER0 });
 const emptyReplica: Node = { role: 'slave', keys: 0, masterHost: MASTER0 };
 
@@ -195,32 +147,29 @@ describe('decide_start: a pod with data', () => {
 
 describe('the guard\'s fencing rule', () => {
   function run(script: string, stdin = '') {
-    const r = spawnSync('sh', ['-c', `set -eu; . "${ROOT}/lib/pod/scripts/common.sh"; DATA_DIR=/nonexistent; . "${ROOT}/lib/pod/scripts/redis-decide.sh"; ${script}`], {
-      input: stdin, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', SENTINEL_COUNT: '3', SENTINEL_QUORUM: '2', FENCE_AFTER_ROUNDS: '2' },
-    });
-    if (r.status !== 0) throw new Error(r.stderr);
-    return r.stdout.trim();
+    const world = newWorld();
+    return world.functions(['common.sh', 'redis-decide.sh'], script, world.redisEnv('redis-master-0', { container: 'guard' }), stdin).stdout.trim();
   }
   const verdict = (fenced: number, backing: number, healthy: number, expected: number, rounds: number) =>
     run(`fence_verdict ${fenced} ${backing} ${healthy} ${expected} ${rounds}`);
 
   it('fences a master that lost the Sentinel majority and a replica, after two checks in a row', () => {
-    expect(verdict(0, 1, 1, 2, 1)).toBe('keep');
+    expect(verdict(0, 1, 1, 2, 1)).toBe('keep 1 of 3 Sentinels back this master (need 2), 1 of 2 replicas healthy, for 1 of 2 checks in a row');
     expect(verdict(0, 1, 1, 2, 2)).toBe('fence 1 of 3 Sentinels back this master (need 2), 1 of 2 replicas healthy, for 2 checks in a row');
   });
 
   it('keeps writing with two of three Sentinels gone while every replica is attached (no failover can be under way)', () => {
-    expect(verdict(0, 1, 2, 2, 9)).toBe('keep');
+    expect(verdict(0, 1, 2, 2, 9)).toBe('keep 1 of 3 Sentinels back this master (need 2), 2 of 2 replicas healthy; not fenced');
   });
 
   it('keeps writing with a replica gone while the Sentinel majority backs it', () => {
-    expect(verdict(0, 2, 1, 2, 9)).toBe('keep');
+    expect(verdict(0, 2, 1, 2, 9)).toMatch(/^keep 2 of 3 Sentinels back this master \(need 2\), 1 of 2 replicas healthy; not fenced$/);
   });
 
   it('lifts the fence once the majority backs it again or every replica is back', () => {
     expect(verdict(1, 2, 0, 2, 0)).toMatch(/^unfence 2 of 3 Sentinels/);
     expect(verdict(1, 0, 2, 2, 0)).toMatch(/^unfence 0 of 3 Sentinels back this master \(need 2\), 2 of 2 replicas healthy/);
-    expect(verdict(1, 1, 1, 2, 5)).toBe('keep');
+    expect(verdict(1, 1, 1, 2, 5)).toMatch(/^keep .*; staying fenced$/);
   });
 
   const me = MASTER0;
@@ -249,5 +198,120 @@ describe('the guard\'s fencing rule', () => {
     expect(run(`superseded_by ${me}`, probes(`sentinel 10.0.0.5 4 ${SLAVE0} 6379 master`, 'sentinel 10.0.0.6 -', 'sentinel 10.0.0.7 -'))).toBe('');
     expect(run(`superseded_by ${me}`, probes(`sentinel 10.0.0.5 4 ${SLAVE0} 6379 master,failover_in_progress`, `sentinel 10.0.0.6 4 ${SLAVE0} 6379 master`))).toBe('');
     expect(run(`superseded_by ${me}`, probes(`sentinel 10.0.0.5 3 ${me} 6379 master`, `sentinel 10.0.0.6 3 ${me} 6379 master`))).toBe('');
+  });
+});
+
+describe('the guard\'s demotion rule (decide_demote)', () => {
+  const probes = (...lines: string[]) => lines.join('\n') + '\n';
+  function demote(world: World, stdin: string) {
+    return world.functions(['common.sh', 'redis-decide.sh'], `decide_demote ${MASTER0}`,
+      world.redisEnv('redis-master-0', { container: 'guard' }), stdin).stdout.trim();
+  }
+
+  it('demotes a master once a quorum of Sentinels agrees on another master that answers as master', () => {
+    const world = newWorld().redis(SLAVE0, { role: 'master', keys: 5 });
+    expect(demote(world, probes(`sentinel 10.0.0.5 4 ${SLAVE0} 6379 master`, `sentinel 10.0.0.6 4 ${SLAVE0} 6379 master`, 'sentinel 10.0.0.7 -')))
+      .toBe(`demote ${SLAVE0} 6379 the Sentinels name ${SLAVE0} (epoch 4), which answers as master`);
+    expect(world.calls(SLAVE0)).toEqual(['ROLE']);
+  });
+
+  it('stays master while the named master does not answer as master yet (its promotion is not done)', () => {
+    const world = newWorld().redis(SLAVE0, { role: 'slave', masterHost: MASTER0 });
+    expect(demote(world, probes(`sentinel 10.0.0.5 4 ${SLAVE0} 6379 master`, `sentinel 10.0.0.6 4 ${SLAVE0} 6379 master`)))
+      .toBe(`stay - - the Sentinels name ${SLAVE0} (epoch 4), but it answers as slave, not as master`);
+    world.down(SLAVE0);
+    expect(demote(world, probes(`sentinel 10.0.0.5 4 ${SLAVE0} 6379 master`, `sentinel 10.0.0.6 4 ${SLAVE0} 6379 master`)))
+      .toMatch(/^stay - - .*but it answers as nothing, not as master$/);
+  });
+
+  it('stays master, asking no Redis server, while the Sentinels disagree, fail over, or too few answer', () => {
+    const world = newWorld().redis(SLAVE0, { role: 'master', keys: 5 });
+    for (const lines of [
+      [`sentinel 10.0.0.5 4 ${SLAVE0} 6379 master`, `sentinel 10.0.0.6 3 ${MASTER0} 6379 master`],
+      [`sentinel 10.0.0.5 4 ${SLAVE0} 6379 master,failover_in_progress`, `sentinel 10.0.0.6 4 ${SLAVE0} 6379 master`],
+      [`sentinel 10.0.0.5 4 ${SLAVE0} 6379 master`, 'sentinel 10.0.0.6 -', 'sentinel 10.0.0.7 -'],
+    ]) expect(demote(world, probes(...lines)), lines.join(' / ')).toBe('stay - - no quorum of Sentinels agrees on another master');
+    expect(world.calls()).toEqual([]);
+  });
+});
+
+describe('the Sentinel view that wins (newest_sentinel_view over sentinel_views)', () => {
+  function view(world: World, exclude = '') {
+    return world.functions(['common.sh'], `sentinel_views "${exclude}" | newest_sentinel_view`, world.redisEnv('redis-slave-0')).stdout.trim();
+  }
+
+  it('takes the newest config epoch, whatever order the Sentinels answer in, and says which Sentinel and how many agree', () => {
+    const world = newWorld()
+      .sentinel('10.0.0.5', { master: { host: MASTER0, epoch: 3 } })
+      .sentinel('10.0.0.6', { master: { host: SLAVE1, epoch: 4 } })
+      .sentinel('10.0.0.7', { master: { host: MASTER0, epoch: 3, flags: 's_down,master' } });
+    expect(view(world)).toBe(`4 ${SLAVE1} 6379 master Sentinel 10.0.0.6 has the newest config epoch of the 3 that know the master (1 name ${SLAVE1})`);
+  });
+
+  it('leaves out a Sentinel that does not know the master, one that does not answer, and the excluded address', () => {
+    const world = newWorld()
+      .sentinel('10.0.0.5', {})
+      .sentinel('10.0.0.6', { master: { host: SLAVE1, epoch: 4 } })
+      .sentinel('10.0.0.7', { master: { host: MASTER0, epoch: 2 } });
+    expect(view(world, '10.0.0.6')).toMatch(new RegExp(`^2 ${MASTER0.replace(/\./g, '\\.')} 6379 master Sentinel 10\\.0\\.0\\.7 .* of the 1 that know`));
+    expect(world.calls('10.0.0.6')).toEqual([]);
+    world.down('10.0.0.7');
+    expect(view(world, '10.0.0.6')).toBe('');
+  });
+});
+
+describe('the guard puts back a replica-priority an interrupted handover left (decide_priority_restore)', () => {
+  const decide = (priority: number, configured: number, changedFor: number) => {
+    const world = newWorld();
+    // The contract's default handover timeout in these worlds is 3s: restore after 6s.
+    return world.functions(['common.sh', 'redis-decide.sh'], `decide_priority_restore ${priority} ${configured} ${changedFor}`,
+      world.redisEnv('redis-slave-0', { container: 'guard' })).stdout.trim();
+  };
+
+  it('restores it once it has been changed for longer than any handover, and not before', () => {
+    expect(decide(1, 100, 7)).toBe('restore it was 1 for over 6s, longer than any handover');
+    expect(decide(1, 100, 6)).toBe('keep replica-priority is 1 for 6s, within the 6s a handover may take');
+    expect(decide(100, 100, 999)).toBe('keep replica-priority is 100 as configured');
+  });
+});
+
+describe('redis-guard.sh acts on the decisions', () => {
+  /** Runs the guard of redis-master-0 until `done` holds for the calls it made (or 20 s pass); returns its log. */
+  async function guard(world: World, done: (calls: string[]) => boolean): Promise<string> {
+    const env = world.redisEnv('redis-master-0', { container: 'guard' });
+    writeFileSync(env.REDIS_TEMPLATE, 'port 6379\nmin-replicas-to-write 1\nmin-replicas-max-lag 10\n');
+    const child = spawn('sh', [join(SCRIPTS_DIR, 'redis-guard.sh')], { env });
+    let log = '';
+    child.stderr.on('data', (d) => { log += d; });
+    const deadline = Date.now() + 20_000;
+    while (!done(world.calls(MASTER0)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    child.kill('SIGTERM');
+    await new Promise((r) => child.on('close', r));
+    return log;
+  }
+
+  it('makes a master the Sentinels replaced the replica of the new master, and drops its clients', async () => {
+    const world = newWorld()
+      .redis(MASTER0, { role: 'master', keys: 3, replicas: [SLAVE1] })
+      .redis(SLAVE0, { role: 'master', keys: 3 })
+      .redis(SLAVE1, { role: 'slave', masterHost: MASTER0 })
+      .sentinel('10.0.0.5', { master: { host: SLAVE0, epoch: 4 } })
+      .sentinel('10.0.0.6', { master: { host: SLAVE0, epoch: 4 } });
+    const log = await guard(world, (calls) => calls.includes('CLIENT KILL TYPE normal'));
+    const calls = world.calls(MASTER0);
+    expect(calls).toContain(`REPLICAOF ${SLAVE0} 6379`);
+    expect(calls.indexOf('CLIENT KILL TYPE normal')).toBeGreaterThan(calls.indexOf(`REPLICAOF ${SLAVE0} 6379`));
+    expect(log).toContain(`demoting: this server is a master but the Sentinels name ${SLAVE0} (epoch 4), which answers as master; becoming its replica`);
+    expect(calls.some((c) => c.startsWith('CONFIG SET'))).toBe(false);
+  });
+
+  it('fences a master that no Sentinel backs and whose replicas do not answer, and records its role', async () => {
+    const world = newWorld().redis(MASTER0, { role: 'master', keys: 3, replicas: [SLAVE0, SLAVE1] });
+    const log = await guard(world, (calls) => calls.some((c) => c.startsWith('CONFIG SET min-replicas-to-write')));
+    expect(world.calls(MASTER0)).toContain('CONFIG SET min-replicas-to-write 3');
+    expect(log).toMatch(/fencing: 0 of 3 Sentinels back this master \(need 2\), 0 of 2 replicas healthy, for 2 checks in a row; refusing writes \(min-replicas-to-write 3\)/);
+    const env = world.redisEnv('redis-master-0', { container: 'guard' });
+    expect(readFileSync(env.ROLE_FILE, 'utf8')).toBe('master\n');
+    expect(readFileSync(env.STATE_FILE, 'utf8')).toMatch(/^role master\nmaster -\nkeys 3\n/);
   });
 });

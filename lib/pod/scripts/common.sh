@@ -3,13 +3,16 @@
 # Every call that talks to another process goes through `timeout`, because a hung
 # redis-cli in a start script or a probe stalls a pod with no log line saying why.
 #
-# Environment (set by the manifests): POD_NAME, POD_NAMESPACE, CLUSTER_DOMAIN,
-# MASTER_NAME, REDIS_PORT, SENTINEL_PORT, SENTINEL_SERVICE, AUTH_FILE.
-
-CLI_TIMEOUT="${CLI_TIMEOUT:-2}"
-# A Redis pod's last known role ("master" or "replica <host>"), kept on its volume by the
-# readiness probe and the preStop hook, read by the start script. (The unit tests set it.)
-ROLE_FILE="${ROLE_FILE:-/data/redis-ha-role}"
+# Every path, port, name and timing comes from the environment, which the constructs set
+# from lib/pod/contract.ts (the contract says which container gets which variable):
+# POD_NAME, POD_NAMESPACE, CLUSTER_DOMAIN, MASTER_NAME, REDIS_PORT, SENTINEL_PORT,
+# SENTINEL_SERVICE, AUTH_FILE, CLI_TIMEOUT (seconds per redis-cli call), and ROLE_FILE (a
+# Redis pod's last known role, "master" or "replica <host>", kept on its volume by the
+# guard and the preStop hook, read by the start script).
+#
+# A decision is a function that prints one line, its verdict first and its reason last,
+# and changes nothing; the code that acts on it is separate. The unit tests run every
+# decision against one stand-in redis-cli (test/unit/support/).
 
 # to_container_log: kubelet shows neither a probe's nor a hook's output, so send this
 # script's log lines to the container's main process instead. (The unit tests set HOOK_LOG.)
@@ -73,15 +76,25 @@ sentinel_view() {
     END { if (value["ip"] != "") print value["config-epoch"], value["ip"], value["port"], value["flags"] }'
 }
 
-# newest_sentinel_view [EXCLUDE_IP]: ask every Sentinel and keep the answer with the
-# highest config epoch. Right after a failover, Sentinels other than the leader report
-# the old master for a few seconds, so a single Sentinel's answer can be stale.
-newest_sentinel_view() {
+# sentinel_views [EXCLUDE_IP]: "<config-epoch> <master host> <master port> <flags> <sentinel>"
+# from every Sentinel that answers and knows the master.
+sentinel_views() {
   for _addr in $(sentinel_addresses); do
     [ "$_addr" = "${1:-}" ] && continue
     _view="$(sentinel_view "$_addr")"
-    [ -n "$_view" ] && echo "$_view"
-  done | sort -n -r -k 1,1 | head -n 1
+    [ -n "$_view" ] && echo "$_view $_addr"
+  done
+}
+
+# newest_sentinel_view < sentinel_views: which Sentinel's view wins, as "<config-epoch>
+# <master host> <master port> <flags> <reason>"; nothing when no Sentinel knows the master.
+# The highest config epoch wins: right after a failover, Sentinels other than the leader
+# report the old master for a few seconds, so a single Sentinel's answer can be stale.
+newest_sentinel_view() {
+  sort -n -r -k 1,1 | awk '
+    NR == 1 { epoch = $1; host = $2; port = $3; flags = $4; from = $5 }
+    { n++; if ($2 == host) agree++ }
+    END { if (n) print epoch, host, port, flags, "Sentinel " from " has the newest config epoch of the " n " that know the master (" agree " name " host ")" }'
 }
 
 # redis_role HOST: first line of ROLE ("master", "slave" or "sentinel"), empty if unreachable.
@@ -139,28 +152,28 @@ sleep_until_ms() {
 
 # Timing of a planned failover (Redis 7.0 src/sentinel.c). While a failover runs, Sentinel
 # sends INFO to each replica at its first timer tick once the last INFO reply is more than
-# INFO_PERIOD_MS old, whatever SENTINEL DEBUG info-period says, and it learns that the
+# SENTINEL_INFO_PERIOD_MS (one second) old, whatever SENTINEL DEBUG info-period says (the
+# janitor sets that to the same period, so the cadence does not restart), and it learns that the
 # replica became master only from that INFO. After SENTINEL FAILOVER it sends SLAVEOF NO
 # ONE at the third timer tick (one state per tick), and in a tick it handles the master's
 # failover before it sends INFO to the replicas. Ticks come every 50-100 ms (hz 10-19,
 # drawn anew each tick). So the promotion is seen at the INFO that follows the request at
 # once if that INFO is not sent before the second tick, that is, if the request reaches
 # Sentinel at least two ticks (FAILOVER_LEAD_MS, with room for the request's own latency)
-# before the INFO is due; otherwise a whole INFO period later.
-INFO_PERIOD_MS=1000
-FAILOVER_LEAD_MS=230
+# before the INFO is due; otherwise a whole INFO period later. Both values come from the
+# environment, derived together in lib/pod/contract.ts.
 
 # failover_schedule NOW SAMPLED_AT AGE CATCHUP: "<pause-at> <request-at> <info-due>" (ms
 # since the epoch). A Sentinel asked at SAMPLED_AT said its last INFO from the replica it
 # will promote was AGE ms old, so its next INFO is due no earlier than SAMPLED_AT -
-# AGE + INFO_PERIOD_MS (the age was measured a little after SAMPLED_AT, which can only
+# AGE + SENTINEL_INFO_PERIOD_MS (the age was measured a little after SAMPLED_AT, which can only
 # make it due later). The request goes FAILOVER_LEAD_MS before that, and writes pause
 # CATCHUP ms before the request (the time the catch-up check takes). When that moment
 # has already passed, the plan moves to the INFO after, one period later.
 failover_schedule() {
-  _due=$(( $2 - $3 + INFO_PERIOD_MS ))
+  _due=$(( $2 - $3 + SENTINEL_INFO_PERIOD_MS ))
   while [ $(( _due - FAILOVER_LEAD_MS - $4 )) -lt "$1" ]; do
-    _due=$(( _due + INFO_PERIOD_MS ))
+    _due=$(( _due + SENTINEL_INFO_PERIOD_MS ))
   done
   echo "$(( _due - FAILOVER_LEAD_MS - $4 )) $(( _due - FAILOVER_LEAD_MS )) $_due"
 }

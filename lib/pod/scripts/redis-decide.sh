@@ -9,15 +9,13 @@
 # data never becomes master while another node has data or might have (it does not
 # answer), and a node with data never follows an empty master from another history.
 #
-# Environment (set by the manifests): ME (this pod's DNS name, set by the caller),
-# DATA_DIR, REDIS_NODES (short DNS names of every Redis pod), BOOTSTRAP_MASTER,
-# FAILOVER_WAIT_SECONDS, SENTINEL_COUNT, SENTINEL_QUORUM.
-
-# Facts about this pod's own data, written by the guard while Redis runs, read at start.
-STATE_FILE="${STATE_FILE:-$DATA_DIR/redis-ha-state}"
-# An operator creates this file to let a node with an empty volume start as master
-# although no node with data answers (a deliberate reset; see the README).
-ALLOW_EMPTY_FILE="${ALLOW_EMPTY_FILE:-$DATA_DIR/redis-ha-allow-empty-master}"
+# Environment (from lib/pod/contract.ts): DATA_DIR, STATE_FILE (facts about this pod's own
+# data, written by the guard while Redis runs, read at start), ALLOW_EMPTY_FILE (an
+# operator creates it to let a node with an empty volume start as master although no node
+# with data answers: a deliberate reset, see the README), REDIS_NODES (short DNS names of
+# every Redis pod), BOOTSTRAP_MASTER, FAILOVER_WAIT_SECONDS, POD_IP, SENTINEL_COUNT,
+# SENTINEL_QUORUM, FENCE_PROBE_TIMEOUT, FENCE_AFTER_ROUNDS, PRIORITY_RESTORE_AFTER_SECONDS;
+# ME (this pod's DNS name) is set by the caller.
 
 # own_keys: how many keys this pod's volume holds. 0 for a volume without any Redis data
 # file (new or re-provisioned), the number the guard last recorded otherwise, "unknown"
@@ -95,7 +93,7 @@ decide_start() {
     return 0
   fi
 
-  _view="$(newest_sentinel_view "")"
+  _view="$(sentinel_views "" | newest_sentinel_view)"
   if [ -n "$_view" ]; then
     # shellcheck disable=SC2086
     set -- $_view
@@ -248,7 +246,7 @@ superseded_by() {
 }
 
 # fence_verdict FENCED BACKING HEALTHY EXPECTED BAD_ROUNDS: "fence <reason>",
-# "unfence <reason>" or "keep".
+# "unfence <reason>" or "keep <reason>".
 # A master is fenced (refuses writes) once, for FENCE_AFTER_ROUNDS checks in a row, fewer
 # than a majority of the Sentinels back it AND not every replica is healthy. Both are
 # needed for a failover to happen behind its back: a majority of Sentinels that cannot
@@ -256,13 +254,59 @@ superseded_by() {
 # with every replica still attached no failover can be under way. That is why losing
 # Sentinels alone (two of three down) does not stop writes.
 fence_verdict() {
-  _need=$(( SENTINEL_COUNT / 2 + 1 ))
-  _facts="$2 of $SENTINEL_COUNT Sentinels back this master (need $_need), $3 of $4 replicas healthy"
-  if [ "$2" -ge "$_need" ] || [ "$3" -ge "$4" ]; then
-    if [ "$1" = 1 ]; then echo "unfence $_facts"; else echo "keep"; fi
+  _facts="$2 of $SENTINEL_COUNT Sentinels back this master (need $(sentinel_majority)), $3 of $4 replicas healthy"
+  if ! fence_check_fails "$2" "$3" "$4"; then
+    if [ "$1" = 1 ]; then echo "unfence $_facts"; else echo "keep $_facts; not fenced"; fi
   elif [ "$5" -ge "$FENCE_AFTER_ROUNDS" ] && [ "$1" = 0 ]; then
     echo "fence $_facts, for $5 checks in a row"
+  elif [ "$1" = 1 ]; then
+    echo "keep $_facts; staying fenced"
   else
-    echo "keep"
+    echo "keep $_facts, for $5 of $FENCE_AFTER_ROUNDS checks in a row"
+  fi
+}
+
+sentinel_majority() {
+  echo $(( SENTINEL_COUNT / 2 + 1 ))
+}
+
+# fence_check_fails BACKING HEALTHY EXPECTED: true when this check counts against the
+# master: fewer than a majority of the Sentinels back it and not every replica is healthy.
+fence_check_fails() {
+  [ "$1" -lt "$(sentinel_majority)" ] && [ "$2" -lt "$3" ]
+}
+
+# decide_demote ME < probe_peers: "demote <host> <port> <reason>" when the Sentinels agree
+# that <host> replaced this master (superseded_by) and <host> answers as master, so this
+# server becomes its replica; "stay - - <reason>" otherwise.
+decide_demote() {
+  read -r _epoch _host _port <<EOF
+$(superseded_by "$1")
+EOF
+  if [ -z "$_host" ]; then
+    echo "stay - - no quorum of Sentinels agrees on another master"
+    return 0
+  fi
+  _role="$(redis_role "$_host")"
+  if [ "$_role" = "master" ]; then
+    echo "demote $_host $_port the Sentinels name $_host (epoch $_epoch), which answers as master"
+  else
+    echo "stay - - the Sentinels name $_host (epoch $_epoch), but it answers as ${_role:-nothing}, not as master"
+  fi
+}
+
+# decide_priority_restore PRIORITY CONFIGURED CHANGED_FOR: "restore <reason>" when this
+# replica's replica-priority has been PRIORITY instead of CONFIGURED for CHANGED_FOR
+# seconds, longer than PRIORITY_RESTORE_AFTER_SECONDS (a master's preStop gives the replica
+# it hands over to priority 1 and restores it afterwards; a hook that died in between
+# would leave it winning later failovers over replicas with more data), "keep <reason>"
+# otherwise.
+decide_priority_restore() {
+  if [ "$1" = "$2" ]; then
+    echo "keep replica-priority is $2 as configured"
+  elif [ "$3" -gt "$PRIORITY_RESTORE_AFTER_SECONDS" ]; then
+    echo "restore it was $1 for over ${PRIORITY_RESTORE_AFTER_SECONDS}s, longer than any handover"
+  else
+    echo "keep replica-priority is $1 for ${3}s, within the ${PRIORITY_RESTORE_AFTER_SECONDS}s a handover may take"
   fi
 }

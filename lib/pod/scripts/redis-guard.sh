@@ -13,9 +13,11 @@
 #   - on a replica, puts back a replica-priority that an interrupted handover left changed;
 #   - on a master the Sentinels agree they replaced (a quorum, no failover running) while
 #     the new master answers as master: becomes its replica and drops client connections.
+# The decisions (fence_verdict, decide_demote, decide_priority_restore) are in
+# redis-decide.sh; this loop acts on them.
 #
-# Extra environment: GOVERNING_SERVICE, FENCE_CHECK_INTERVAL, FENCE_PROBE_TIMEOUT,
-# FENCE_AFTER_ROUNDS, HANDOVER_TIMEOUT_SECONDS (and those of redis-decide.sh).
+# Extra environment: GOVERNING_SERVICE, REDIS_TEMPLATE, FENCE_CHECK_INTERVAL,
+# PRIORITY_RESTORE_AFTER_SECONDS (and those of common.sh and redis-decide.sh).
 set -eu
 SCRIPT_NAME=redis-guard
 # shellcheck source=lib/pod/scripts/common.sh
@@ -23,10 +25,9 @@ SCRIPT_NAME=redis-guard
 # shellcheck source=lib/pod/scripts/redis-decide.sh
 . "$(dirname "$0")/redis-decide.sh"
 
-TEMPLATE=/etc/redis-template/redis.conf
 ME="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
 REPLICAS_EXPECTED=$(( $(echo "$REDIS_NODES" | wc -w) - 1 ))
-MIN_REPLICAS_CONFIGURED="$(awk '$1 == "min-replicas-to-write" { print $2 }' "$TEMPLATE")"
+MIN_REPLICAS_CONFIGURED="$(awk '$1 == "min-replicas-to-write" { print $2 }' "$REDIS_TEMPLATE")"
 MIN_REPLICAS_CONFIGURED="${MIN_REPLICAS_CONFIGURED:-0}"
 FENCED_VALUE=$(( REPLICAS_EXPECTED + 1 ))
 
@@ -50,12 +51,10 @@ replace_if_changed() {
   if cmp -s "$1.new" "$1"; then rm -f "$1.new"; else mv "$1.new" "$1"; fi
 }
 
-# demote_to EPOCH HOST PORT: the Sentinels agree HOST replaced this master; once HOST
-# answers as master, become its replica and drop clients so they ask Sentinel again.
+# demote_to HOST PORT REASON: become HOST's replica and drop clients so they ask Sentinel again.
 demote_to() {
-  [ "$(redis_role "$2")" = "master" ] || return 1
-  log "demoting: this server is a master but the Sentinels name $2 (epoch $1), which answers as master; becoming its replica"
-  redis_cmd 127.0.0.1 REPLICAOF "$2" "$3" >/dev/null || true
+  log "demoting: this server is a master but $3; becoming its replica"
+  redis_cmd 127.0.0.1 REPLICAOF "$1" "$2" >/dev/null || true
   redis_cmd 127.0.0.1 CLIENT KILL TYPE normal >/dev/null || true
 }
 
@@ -63,7 +62,7 @@ demote_to() {
 # replica-priority 1 (so Sentinel promotes that one) and restores it afterwards. If the
 # hook died in between, the priority would keep winning later failovers over replicas
 # with more data; put it back once it has outlived any handover.
-PRIORITY_CONFIGURED="$(awk '$1 == "replica-priority" { print $2 }' "$TEMPLATE")"
+PRIORITY_CONFIGURED="$(awk '$1 == "replica-priority" { print $2 }' "$REDIS_TEMPLATE")"
 PRIORITY_CONFIGURED="${PRIORITY_CONFIGURED:-100}"
 PRIORITY_CHANGED_AT=""
 restore_priority_after_handover() {
@@ -73,11 +72,14 @@ restore_priority_after_handover() {
     return 0
   fi
   [ -n "$PRIORITY_CHANGED_AT" ] || PRIORITY_CHANGED_AT="$(date +%s)"
-  if [ $(( $(date +%s) - PRIORITY_CHANGED_AT )) -gt $(( HANDOVER_TIMEOUT_SECONDS * 2 )) ]; then
-    redis_cmd 127.0.0.1 CONFIG SET replica-priority "$PRIORITY_CONFIGURED" >/dev/null &&
-      log "restoring replica-priority $PRIORITY_CONFIGURED: it was $_priority for over $(( HANDOVER_TIMEOUT_SECONDS * 2 ))s, longer than any handover"
-    PRIORITY_CHANGED_AT=""
-  fi
+  _verdict="$(decide_priority_restore "$_priority" "$PRIORITY_CONFIGURED" $(( $(date +%s) - PRIORITY_CHANGED_AT )))"
+  case "$_verdict" in
+    restore\ *)
+      redis_cmd 127.0.0.1 CONFIG SET replica-priority "$PRIORITY_CONFIGURED" >/dev/null &&
+        log "restoring replica-priority $PRIORITY_CONFIGURED: ${_verdict#restore }"
+      PRIORITY_CHANGED_AT=""
+      ;;
+  esac
 }
 
 set_min_replicas() {
@@ -87,7 +89,7 @@ set_min_replicas() {
 # As PID 1 a shell ignores SIGTERM; exit at once so pod deletion does not wait out the grace period.
 trap 'exit 0' TERM INT
 
-log "guarding $ME: fencing after $FENCE_AFTER_ROUNDS failed checks every ${FENCE_CHECK_INTERVAL}s (need $(( SENTINEL_COUNT / 2 + 1 )) of $SENTINEL_COUNT Sentinels or all $REPLICAS_EXPECTED replicas)"
+log "guarding $ME: fencing after $FENCE_AFTER_ROUNDS failed checks every ${FENCE_CHECK_INTERVAL}s (need $(sentinel_majority) of $SENTINEL_COUNT Sentinels or all $REPLICAS_EXPECTED replicas)"
 # A guard that restarts finds the server as it left it: fenced or not.
 FENCED=0
 BAD_ROUNDS=0
@@ -101,15 +103,17 @@ while :; do
     if [ "$ROLE" = "master" ]; then
       [ "$CURRENT" = "$FENCED_VALUE" ] && [ "$FENCED_VALUE" != "$MIN_REPLICAS_CONFIGURED" ] && FENCED=1
       PROBES="$(probe_peers "$INFO")"
-      NEWER="$(echo "$PROBES" | superseded_by "$ME")"
-      # shellcheck disable=SC2086
-      if [ -n "$NEWER" ] && demote_to $NEWER; then
+      read -r DEMOTE NEW_HOST NEW_PORT REASON <<EOF
+$(echo "$PROBES" | decide_demote "$ME")
+EOF
+      if [ "$DEMOTE" = "demote" ]; then
+        demote_to "$NEW_HOST" "$NEW_PORT" "$REASON"
         sleep "$FENCE_CHECK_INTERVAL"
         continue
       fi
       BACKING="$(echo "$PROBES" | sentinels_backing "$ME")"
       HEALTHY="$(echo "$PROBES" | replicas_healthy)"
-      if [ "$BACKING" -lt $(( SENTINEL_COUNT / 2 + 1 )) ] && [ "$HEALTHY" -lt "$REPLICAS_EXPECTED" ]; then
+      if fence_check_fails "$BACKING" "$HEALTHY" "$REPLICAS_EXPECTED"; then
         BAD_ROUNDS=$(( BAD_ROUNDS + 1 ))
       else
         BAD_ROUNDS=0

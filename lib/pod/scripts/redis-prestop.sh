@@ -24,7 +24,11 @@
 # Sentinel then fails over after down-after-milliseconds, as for a crash. After the
 # request it keeps writes paused (a replica may already be master) and lets shutdown go on.
 #
-# Extra environment: GOVERNING_SERVICE, REDIS_NODES, GATE_TIMEOUT_SECONDS, HANDOVER_TIMEOUT_SECONDS.
+# Extra environment: GOVERNING_SERVICE, REDIS_NODES, SENTINEL_QUORUM, GATE_TIMEOUT_SECONDS,
+# GATE_POLL_SECONDS, HANDOVER_TIMEOUT_SECONDS, HANDOVER_PAUSE_MS, PAUSE_UNTIL_SHUTDOWN_MS,
+# PRIORITY_SEEN_WAIT_MS (how long to wait for a Sentinel to see the new replica-priority, at
+# its next INFO to that replica, before handing over without timing), REQUEST_LATENCY_MS,
+# SENTINEL_INFO_PERIOD_MS and FAILOVER_LEAD_MS; lib/pod/contract.ts derives the timings.
 set -eu
 SCRIPT_NAME=redis-prestop
 # shellcheck source=lib/pod/scripts/common.sh
@@ -32,10 +36,6 @@ SCRIPT_NAME=redis-prestop
 to_container_log
 
 ME="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
-GATE_POLL_SECONDS=0.25
-# How long to wait for a Sentinel to see the new replica-priority (at its next INFO to
-# that replica, once a second) before handing over without timing.
-PRIORITY_SEEN_WAIT_MS=2500
 
 # ---------------------------------------------------------------- shutdown gate
 
@@ -106,7 +106,7 @@ give_up() {
     # A Sentinel may have promoted a replica already: unpausing could let this server take
     # writes that the new master never sees. It is shutting down anyway; clients reconnect.
     log "no handover: $1; writes stay paused until shutdown because a replica may already be master"
-    redis_cmd 127.0.0.1 CLIENT PAUSE 60000 WRITE >/dev/null || true
+    redis_cmd 127.0.0.1 CLIENT PAUSE "$PAUSE_UNTIL_SHUTDOWN_MS" WRITE >/dev/null || true
     exit 0
   fi
   log "no handover: $1; Sentinel will fail over after down-after-milliseconds"
@@ -186,7 +186,7 @@ log "handing over to $TARGET (the replica that restarted last, $2 s ago); its re
 started_ms="$(now_ms)"
 redis_cmd 127.0.0.1 PING >/dev/null || true
 replicas_caught_up || true
-catchup_ms=$(( $(now_ms) - started_ms + 30 ))
+catchup_ms=$(( $(now_ms) - started_ms + REQUEST_LATENCY_MS ))
 
 # One sample of a Sentinel that names the target as its choice because it has seen the
 # new priority (by offset alone, another replica's next INFO could change its mind): how
@@ -222,7 +222,7 @@ else
 fi
 
 sleep_until_ms "$pause_at_ms"
-redis_cmd 127.0.0.1 CLIENT PAUSE $(( HANDOVER_TIMEOUT_SECONDS * 1000 + 2000 )) WRITE >/dev/null \
+redis_cmd 127.0.0.1 CLIENT PAUSE "$HANDOVER_PAUSE_MS" WRITE >/dev/null \
   || give_up "CLIENT PAUSE failed"
 paused_at_ms="$(now_ms)"
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Entrypoint of the redis container in every Redis pod (redis-master-N and redis-slave-N).
+# Entrypoint of the redis container in every Redis pod (of the master and the replica StatefulSet).
 # Decides, before Redis accepts a single connection, whether this pod starts as master,
 # as a replica and of whom, or not yet (decide_start in redis-decide.sh has the rules):
 #   - The Sentinels name the master (every Sentinel is asked; the newest epoch wins).
@@ -10,22 +10,19 @@
 #   - A pod whose volume is empty never becomes master while another pod has data or does
 #     not answer; it waits, or follows the master the Sentinels name.
 #   - Without any Sentinel, the pod's own role record decides; on a true first boot (no
-#     data anywhere) redis-master-0 is master.
+#     data anywhere) the bootstrap master (BOOTSTRAP_MASTER) is master.
 # While the verdict is "wait", Redis is not running, so the Sentinels see this pod down
-# and fail over. Then it writes /etc/redis/redis.conf (template + password + announce +
-# replicaof) and execs redis-server.
+# and fail over; it decides again every START_RETRY_SECONDS. Then it writes REDIS_CONFIG
+# (the rendered REDIS_TEMPLATE + password + announce + replicaof) and execs redis-server.
 #
-# Extra environment: GOVERNING_SERVICE, POD_IP (and those of redis-decide.sh).
+# Extra environment: GOVERNING_SERVICE, POD_IP, IP_FILE (this pod's IP at its last start),
+# REDIS_TEMPLATE, REDIS_CONFIG, START_RETRY_SECONDS (and those of redis-decide.sh).
 set -eu
 SCRIPT_NAME=redis-start
 # shellcheck source=lib/pod/scripts/common.sh
 . "$(dirname "$0")/common.sh"
 # shellcheck source=lib/pod/scripts/redis-decide.sh
 . "$(dirname "$0")/redis-decide.sh"
-
-IP_FILE="$DATA_DIR/redis-ha-ip"
-TEMPLATE=/etc/redis-template/redis.conf
-CONFIG=/etc/redis/redis.conf
 
 start_as_master() {
   log "starting as master because $1"
@@ -44,15 +41,15 @@ write_config() {
   _password="$(redis_password)"
   require_plain_password "$_password"
   {
-    cat "$TEMPLATE"
+    cat "$REDIS_TEMPLATE"
     echo "replica-announce-ip $ME"
     echo "replica-announce-port $REDIS_PORT"
     echo "requirepass \"$_password\""
     echo "masterauth \"$_password\""
     if [ -n "$1" ]; then echo "replicaof $1 $REDIS_PORT"; fi
-  } > "$CONFIG.tmp"
-  chmod 0600 "$CONFIG.tmp"
-  mv "$CONFIG.tmp" "$CONFIG"
+  } > "$REDIS_CONFIG.tmp"
+  chmod 0600 "$REDIS_CONFIG.tmp"
+  mv "$REDIS_CONFIG.tmp" "$REDIS_CONFIG"
 }
 
 ME="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
@@ -73,9 +70,9 @@ EOF2
         log "not starting yet: $REASON"
         LAST_REASON="$REASON"
       fi
-      sleep 1
+      sleep "$START_RETRY_SECONDS"
       ;;
   esac
 done
 
-exec redis-server "$CONFIG"
+exec redis-server "$REDIS_CONFIG"

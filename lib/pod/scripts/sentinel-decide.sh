@@ -1,9 +1,63 @@
 #!/bin/sh
-# Decisions of a Sentinel container, sourced by sentinel-start.sh; never run on its own.
-# Each decision is a function that prints a verdict and its reason and changes nothing,
-# so the unit tests can run it against a stand-in previous config.
+# Decisions of a Sentinel pod, sourced (after common.sh) by sentinel-start.sh (which master
+# to monitor, which epochs to start with) and sentinel-janitor.sh (when to reset phantom
+# Sentinels); never run on its own. Each decision is a function that prints a verdict and
+# its reason and changes nothing, so the unit tests can run it against a stand-in
+# redis-cli and stand-in previous configs.
 #
-# Environment (set by the manifests): MASTER_NAME.
+# Environment (from lib/pod/contract.ts): MASTER_NAME, REDIS_NODES, POD_IP (sentinel
+# container); SENTINEL_REPLICAS, JANITOR_RESET_HOLDOFF_SECONDS (janitor).
+
+# decide_master: which master a starting Sentinel monitors, as "monitor <host> <config-epoch>
+# <reason>" (config epoch 0 when no Sentinel knows it) or "wait - - <reason>":
+#   1. the other Sentinels' view (newest config epoch wins), so a replacement pod joins
+#      with the current state instead of the bootstrap master;
+#   2. if no Sentinel knows it, the Redis pod that reports role master with the largest
+#      replication offset;
+#   3. if none does (it is down as well), the master every reachable replica follows: the
+#      Sentinels then see it down and fail over to one of those replicas;
+#   4. otherwise (replicas disagree or none answers), wait: a guess could elect a stale master.
+decide_master() {
+  read -r _epoch _host _port _flags _why <<EOF
+$(sentinel_views "$POD_IP" | newest_sentinel_view)
+EOF
+  if [ -n "$_host" ]; then
+    echo "monitor $_host $_epoch the other Sentinels name it master (epoch $_epoch)"
+    return 0
+  fi
+  _found="$(master_from_redis_nodes)"
+  if [ -n "$_found" ]; then
+    echo "monitor ${_found%% *} 0 no Sentinel knows the master and it reports role master"
+    return 0
+  fi
+  _followed="$(master_followed_by_replicas)"
+  if [ -n "$_followed" ]; then
+    echo "monitor $_followed 0 no Sentinel knows the master, no Redis pod reports role master, and every reachable replica follows it (if it is down, the Sentinels fail over)"
+    return 0
+  fi
+  echo "wait - - no Sentinel and no Redis pod names a master yet"
+}
+
+# master_from_redis_nodes: "<host> <offset>" of the Redis pod that reports itself master
+# with the largest replication offset, or nothing.
+master_from_redis_nodes() {
+  for _node in $REDIS_NODES; do
+    _host="$(fqdn "$_node")"
+    _role="$(redis_cmd "$_host" ROLE | head -n 2 | tr '\n' ' ')"
+    # shellcheck disable=SC2086
+    set -- $_role
+    [ "${1:-}" = "master" ] && echo "$_host ${2:-0}"
+  done | sort -n -r -k 2,2 | head -n 1
+}
+
+# master_followed_by_replicas: the master_host that every reachable replica follows, when
+# at least one answers and they all name the same one; nothing otherwise.
+master_followed_by_replicas() {
+  for _node in $REDIS_NODES; do
+    info_field "$(fqdn "$_node")" replication master_host
+  done | sort -u | awk 'NF { n++; host = $0 } END { if (n == 1) print host }'
+}
+
 
 # decide_epochs PREVIOUS_CONFIG DISCOVERED_EPOCH: "<current-epoch> <leader-epoch> <reason>"
 # for a Sentinel about to start.
@@ -34,4 +88,53 @@ decide_epochs() {
       }
       print epoch, leader + 0, reason "; the other Sentinels report config-epoch " discovered + 0
     }'
+}
+
+# ---- the janitor: phantom Sentinels
+
+# master_field NAME: one field of SENTINEL MASTER as the local Sentinel sees it.
+master_field() {
+  sentinel_cmd 127.0.0.1 SENTINEL MASTER "$MASTER_NAME" | awk -v f="$1" '
+    NR % 2 == 1 { key = $0; next }
+    key == f { print; exit }'
+}
+
+# down_peers: how many known Sentinels the local one flags as down.
+down_peers() {
+  sentinel_cmd 127.0.0.1 SENTINEL SENTINELS "$MASTER_NAME" | awk '
+    prev == "flags" && /_down/ { n++ }
+    { prev = $0 }
+    END { print n + 0 }'
+}
+
+# decide_reset SECONDS_SINCE_LAST_RESET: whether the janitor resets the local Sentinel's
+# list of peers now, as "reset <reason>", "hold <reason>" (phantoms are there, but
+# resetting now is not safe; worth a log line) or "none <reason>". Safe means: it knows
+# more Sentinels than exist (SENTINEL_REPLICAS) and one of them is down; the master is up,
+# not subjectively or objectively down, no failover in progress; and it has not been
+# reset in the last JANITOR_RESET_HOLDOFF_SECONDS.
+decide_reset() {
+  _known="$(master_field num-other-sentinels)"
+  if [ -z "$_known" ]; then
+    echo "none the local Sentinel does not answer or does not know the master"
+    return 0
+  fi
+  _exist=$(( SENTINEL_REPLICAS - 1 ))
+  if [ "$_known" -le "$_exist" ]; then
+    echo "none this Sentinel knows $_known other Sentinels, no more than the $_exist that exist"
+    return 0
+  fi
+  _down="$(down_peers)"
+  if [ "$_down" -eq 0 ]; then
+    echo "none this Sentinel knows $_known other Sentinels, more than the $_exist that exist, but none is down"
+    return 0
+  fi
+  _flags="$(master_field flags)"
+  if [ "$_flags" != "master" ]; then
+    echo "hold phantom Sentinels present but master flags are '$_flags'; not resetting now"
+  elif [ "$1" -lt "$JANITOR_RESET_HOLDOFF_SECONDS" ]; then
+    echo "none phantom Sentinels present, but this Sentinel was reset $1s ago (less than ${JANITOR_RESET_HOLDOFF_SECONDS}s)"
+  else
+    echo "reset this Sentinel knows $_known other Sentinels ($_down down) but only $_exist exist"
+  fi
 }

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Entrypoint of the sentinel container in every redis-sentinel pod.
+# Entrypoint of the sentinel container in every Sentinel pod.
 # Sentinel rewrites its config file, so the rendered template is copied to a writable
 # emptyDir. Before starting, it finds the current master:
 #   1. from the other Sentinels (newest config epoch wins), so a replacement pod joins
@@ -15,7 +15,8 @@
 # voter by its peers and never votes twice in one epoch. Every other Redis pod is listed as a
 # known replica, so a Sentinel that starts while the master is down can still fail over.
 #
-# Extra environment: POD_IP, REDIS_NODES (space-separated short DNS names), SENTINEL_DATA.
+# Extra environment: POD_IP, REDIS_NODES (space-separated short DNS names), SENTINEL_TEMPLATE
+# (the rendered config), SENTINEL_CONFIG (its writable copy), START_RETRY_SECONDS.
 set -eu
 SCRIPT_NAME=sentinel-start
 # shellcheck source=lib/pod/scripts/common.sh
@@ -23,70 +24,31 @@ SCRIPT_NAME=sentinel-start
 # shellcheck source=lib/pod/scripts/sentinel-decide.sh
 . "$(dirname "$0")/sentinel-decide.sh"
 
-# (The unit tests set SENTINEL_TEMPLATE.)
-TEMPLATE="${SENTINEL_TEMPLATE:-/etc/sentinel-template/sentinel.conf}"
-CONFIG="$SENTINEL_DATA/sentinel.conf"
-
-# master_from_redis_nodes: "<host> <offset>" of the Redis pod that reports itself master
-# with the largest replication offset, or nothing.
-master_from_redis_nodes() {
-  for _node in $REDIS_NODES; do
-    _host="$(fqdn "$_node")"
-    _role="$(redis_cmd "$_host" ROLE | head -n 2 | tr '\n' ' ')"
-    # shellcheck disable=SC2086
-    set -- $_role
-    [ "${1:-}" = "master" ] && echo "$_host ${2:-0}"
-  done | sort -n -r -k 2,2 | head -n 1
-}
-
-# master_followed_by_replicas: the master_host that every reachable replica follows, when
-# at least one answers and they all name the same one; nothing otherwise.
-master_followed_by_replicas() {
-  for _node in $REDIS_NODES; do
-    info_field "$(fqdn "$_node")" replication master_host
-  done | sort -u | awk 'NF { n++; host = $0 } END { if (n == 1) print host }'
-}
-
+# find_master: sets MASTER_HOST and EPOCH from decide_master, once it names a master.
 find_master() {
   while :; do
-    _view="$(newest_sentinel_view "$POD_IP")"
-    if [ -n "$_view" ]; then
-      # shellcheck disable=SC2086
-      set -- $_view
-      MASTER_HOST="$2"
-      EPOCH="$1"
-      log "monitoring $MASTER_HOST because the other Sentinels name it master (epoch $EPOCH)"
+    read -r _verdict MASTER_HOST EPOCH _reason <<EOF
+$(decide_master)
+EOF
+    if [ "$_verdict" = "monitor" ]; then
+      log "monitoring $MASTER_HOST because $_reason"
       return 0
     fi
-    _found="$(master_from_redis_nodes)"
-    if [ -n "$_found" ]; then
-      MASTER_HOST="${_found%% *}"
-      EPOCH=0
-      log "monitoring $MASTER_HOST because no Sentinel knows the master and it reports role master"
-      return 0
-    fi
-    _followed="$(master_followed_by_replicas)"
-    if [ -n "$_followed" ]; then
-      MASTER_HOST="$_followed"
-      EPOCH=0
-      log "monitoring $MASTER_HOST because no Sentinel knows the master, no Redis pod reports role master, and every reachable replica follows it (if it is down, the Sentinels fail over)"
-      return 0
-    fi
-    log "no Sentinel and no Redis pod names a master yet; retrying"
-    sleep 1
+    log "$_reason; retrying"
+    sleep "$START_RETRY_SECONDS"
   done
 }
 
 PASSWORD="$(redis_password)"
 require_plain_password "$PASSWORD"
-MY_ID="$(awk '$1 == "sentinel" && $2 == "myid" { print $3 }' "$CONFIG" 2>/dev/null || true)"
+MY_ID="$(awk '$1 == "sentinel" && $2 == "myid" { print $3 }' "$SENTINEL_CONFIG" 2>/dev/null || true)"
 find_master
 read -r CURRENT_EPOCH LEADER_EPOCH EPOCH_REASON <<EOF
-$(decide_epochs "$CONFIG" "$EPOCH")
+$(decide_epochs "$SENTINEL_CONFIG" "$EPOCH")
 EOF
 
 {
-  awk -v host="$MASTER_HOST" '$1 == "sentinel" && $2 == "monitor" { $4 = host } { print }' "$TEMPLATE"
+  awk -v host="$MASTER_HOST" '$1 == "sentinel" && $2 == "monitor" { $4 = host } { print }' "$SENTINEL_TEMPLATE"
   echo "sentinel auth-pass $MASTER_NAME \"$PASSWORD\""
   if [ "$EPOCH" -gt 0 ]; then
     echo "sentinel config-epoch $MASTER_NAME $EPOCH"
@@ -107,10 +69,10 @@ EOF
     host="$(fqdn "$node")"
     [ "$host" = "$MASTER_HOST" ] || echo "sentinel known-replica $MASTER_NAME $host $REDIS_PORT"
   done
-} > "$CONFIG.tmp"
-chmod 0600 "$CONFIG.tmp"
-mv "$CONFIG.tmp" "$CONFIG"
+} > "$SENTINEL_CONFIG.tmp"
+chmod 0600 "$SENTINEL_CONFIG.tmp"
+mv "$SENTINEL_CONFIG.tmp" "$SENTINEL_CONFIG"
 [ -n "$MY_ID" ] && log "keeping Sentinel ID $MY_ID from the previous start"
 log "starting with current-epoch $CURRENT_EPOCH and leader-epoch $LEADER_EPOCH because $EPOCH_REASON"
 
-exec redis-sentinel "$CONFIG"
+exec redis-sentinel "$SENTINEL_CONFIG"

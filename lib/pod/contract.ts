@@ -1,0 +1,248 @@
+/**
+ * The contract between the constructs and the scripts in lib/pod/scripts/: every path,
+ * file name, port, name and timing a script uses reaches it from here, as an environment
+ * variable of the container that runs it (or inside a file rendered from these values).
+ * No script types a value again; values that depend on each other are derived here.
+ *
+ * Which container runs which script: the redis container runs redis-start.sh (command),
+ * redis-probe.sh (probes) and redis-prestop.sh (preStop); the guard beside it runs
+ * redis-guard.sh; the sentinel container runs sentinel-start.sh and sentinel-probe.sh;
+ * the janitor beside it runs sentinel-janitor.sh. test/unit/script-contract.test.ts
+ * checks that each container gets every variable its scripts read, and nothing else.
+ */
+import type { k8s } from 'cdk8s-plus-28';
+
+/** Where volumes are mounted. */
+export const MOUNTS = {
+  /** The Redis pod's persistent volume: Redis data plus the scripts' records. */
+  redisData: '/data',
+  /** Writable (memory) directory where redis-start.sh writes the final redis.conf. */
+  redisConfig: '/etc/redis',
+  /** The rendered redis.conf (ConfigMap), read-only. */
+  redisTemplate: '/etc/redis-template',
+  /** The Sentinel's writable emptyDir: Sentinel rewrites its config file there. */
+  sentinelData: '/data',
+  /** The rendered sentinel.conf (ConfigMap), read-only. */
+  sentinelTemplate: '/etc/sentinel-template',
+  /** The scripts (ConfigMap). */
+  scripts: '/opt/redis-ha',
+  /** The Redis password (Secret). */
+  auth: '/etc/redis-auth',
+  tmp: '/tmp',
+} as const;
+
+/** File names inside those mounts. */
+export const FILES = {
+  redisConf: 'redis.conf',
+  sentinelConf: 'sentinel.conf',
+  /** Key of the auth Secret, and the file name it is mounted as. */
+  password: 'password',
+  /** The guard's record of this pod's data (role, keys, replication ID, offset). */
+  state: 'redis-ha-state',
+  /** This pod's last known role: "master" or "replica <host>". */
+  role: 'redis-ha-role',
+  /** This pod's IP at its last start (a master whose IP changed is not followed by Sentinel). */
+  ip: 'redis-ha-ip',
+  /** Created by an operator to let an empty pod start as master (see the README). */
+  allowEmptyMaster: 'redis-ha-allow-empty-master',
+} as const;
+
+export const AUTH_MOUNT = MOUNTS.auth;
+export const SCRIPTS_MOUNT = MOUNTS.scripts;
+
+/** Seconds any one redis-cli call may take before it is abandoned. */
+export const CLI_TIMEOUT_SECONDS = 2;
+/** How often a start script that waits (for a failover, for a master) decides again. */
+export const START_RETRY_SECONDS = 1;
+
+/**
+ * How the guard checks a master: every 0.2s, each Sentinel and replica asked at once with
+ * a 0.3s timeout; a failed check is repeated at once, and two failed checks in a row fence.
+ * A partitioned master stops taking writes under a second after the split (worst case:
+ * interval + two timeouts), well before down-after-milliseconds lets the other side promote
+ * a replica, while one slow answer does not fence.
+ */
+export const GUARD_TIMINGS = { checkIntervalSeconds: 0.2, probeTimeoutSeconds: 0.3, failAfterChecks: 2 } as const;
+
+/**
+ * Sentinel's period of INFO to replicas while a failover runs: fixed at one second in
+ * Sentinel (src/sentinel.c), whatever SENTINEL DEBUG info-period says. The janitor sets
+ * the steady period (10s by default) to the same value, so the cadence does not restart
+ * when a failover begins, and the preStop hook times its failover request from it.
+ */
+export const SENTINEL_INFO_PERIOD_MS = 1000;
+/** Sentinel's timer tick comes every 50-100 ms (hz 10-19, drawn anew each tick). */
+const SENTINEL_TICK_MAX_MS = 100;
+/** Allowance for a request's own latency, and for the last step of the catch-up check. */
+export const REQUEST_LATENCY_MS = 30;
+/**
+ * A failover request reaches Sentinel this long before its next INFO to the promoted
+ * replica: two timer ticks (it sends SLAVEOF NO ONE at the third tick after the request,
+ * and handles the master before it sends INFO to replicas) plus the request's latency.
+ */
+export const FAILOVER_LEAD_MS = 2 * SENTINEL_TICK_MAX_MS + REQUEST_LATENCY_MS;
+/**
+ * How long the preStop hook waits for a Sentinel to see the new replica-priority (at its
+ * next INFO to that replica, one INFO period) before it hands over without timing.
+ */
+export const PRIORITY_SEEN_WAIT_MS = 2.5 * SENTINEL_INFO_PERIOD_MS;
+/** The Sentinel internal periods the janitor applies (SENTINEL DEBUG "param value ..."). */
+export const SENTINEL_TIMINGS = `info-period ${SENTINEL_INFO_PERIOD_MS}`;
+/** How often the janitor checks that a Sentinel still has SENTINEL_TIMINGS (a restart loses them). */
+export const SENTINEL_TIMINGS_CHECK_SECONDS = 1;
+/** The janitor resets a Sentinel at most this often (it rediscovers its peers within seconds). */
+export const JANITOR_RESET_HOLDOFF_SECONDS = 30;
+/** How often a preStop hook waiting at the shutdown gate looks again. */
+export const GATE_POLL_SECONDS = 0.25;
+/**
+ * A preStop hook that gives up after asking for a failover keeps writes paused this long:
+ * past the end of the pod (a replica may already be master).
+ */
+export const PAUSE_UNTIL_SHUTDOWN_MS = 60_000;
+
+/** What the Redis pods' containers need to know; the constructs resolve it. */
+export interface RedisPodContract {
+  /** Headless Service of this pod's StatefulSet (its pods' DNS names are `<pod>.<service>`). */
+  readonly governingService: string;
+  /** DNS name (`pod.service`) of the pod that is master on a first boot. */
+  readonly bootstrapMaster: string;
+  /** DNS names (`pod.service`) of every Redis pod of the system. */
+  readonly redisPods: readonly string[];
+  /** Headless Service listing every Sentinel pod. */
+  readonly sentinelService: string;
+  readonly masterName: string;
+  readonly clusterDomain: string;
+  readonly redisPort: number;
+  readonly sentinelPort: number;
+  readonly sentinelCount: number;
+  readonly sentinelQuorum: number;
+  readonly failoverWaitSeconds: number;
+  readonly handoverTimeoutSeconds: number;
+  readonly shutdownGateTimeoutSeconds: number;
+}
+
+/** What the Sentinel pods' containers need to know. */
+export interface SentinelPodContract {
+  readonly sentinelService: string;
+  readonly redisPods: readonly string[];
+  readonly masterName: string;
+  readonly clusterDomain: string;
+  readonly redisPort: number;
+  readonly sentinelPort: number;
+  readonly sentinelCount: number;
+  readonly janitorIntervalSeconds: number;
+}
+
+type Env = Record<string, string | number>;
+
+function field(name: string, fieldPath: string): k8s.EnvVar {
+  return { name, valueFrom: { fieldRef: { fieldPath } } };
+}
+
+function plain(values: Env): k8s.EnvVar[] {
+  return Object.entries(values).map(([name, value]) => ({ name, value: String(value) }));
+}
+
+const path = (dir: string, file: string) => `${dir}/${file}`;
+
+function redisShared(c: RedisPodContract): Env {
+  return {
+    CLUSTER_DOMAIN: c.clusterDomain,
+    GOVERNING_SERVICE: c.governingService,
+    MASTER_NAME: c.masterName,
+    REDIS_PORT: c.redisPort,
+    SENTINEL_PORT: c.sentinelPort,
+    SENTINEL_SERVICE: c.sentinelService,
+    AUTH_FILE: path(MOUNTS.auth, FILES.password),
+    STATE_FILE: path(MOUNTS.redisData, FILES.state),
+    ROLE_FILE: path(MOUNTS.redisData, FILES.role),
+    REDIS_NODES: c.redisPods.join(' '),
+    SENTINEL_QUORUM: c.sentinelQuorum,
+    CLI_TIMEOUT: CLI_TIMEOUT_SECONDS,
+  };
+}
+
+/** Environment of the redis container: redis-start.sh, redis-probe.sh, redis-prestop.sh. */
+export function redisContainerEnv(c: RedisPodContract): k8s.EnvVar[] {
+  return [
+    field('POD_NAME', 'metadata.name'),
+    field('POD_NAMESPACE', 'metadata.namespace'),
+    field('POD_IP', 'status.podIP'),
+    ...plain({
+      ...redisShared(c),
+      DATA_DIR: MOUNTS.redisData,
+      BOOTSTRAP_MASTER: c.bootstrapMaster,
+      FAILOVER_WAIT_SECONDS: c.failoverWaitSeconds,
+      ALLOW_EMPTY_FILE: path(MOUNTS.redisData, FILES.allowEmptyMaster),
+      IP_FILE: path(MOUNTS.redisData, FILES.ip),
+      REDIS_TEMPLATE: path(MOUNTS.redisTemplate, FILES.redisConf),
+      REDIS_CONFIG: path(MOUNTS.redisConfig, FILES.redisConf),
+      START_RETRY_SECONDS,
+      HANDOVER_TIMEOUT_SECONDS: c.handoverTimeoutSeconds,
+      // Writes pause for the handover and a little longer, so that the pause outlasts
+      // the hook's own deadline and a late failover still finds writes paused.
+      HANDOVER_PAUSE_MS: c.handoverTimeoutSeconds * 1000 + 2000,
+      PAUSE_UNTIL_SHUTDOWN_MS,
+      GATE_TIMEOUT_SECONDS: c.shutdownGateTimeoutSeconds,
+      GATE_POLL_SECONDS,
+      SENTINEL_INFO_PERIOD_MS,
+      FAILOVER_LEAD_MS,
+      REQUEST_LATENCY_MS,
+      PRIORITY_SEEN_WAIT_MS,
+    }),
+  ];
+}
+
+/** Environment of the guard container beside Redis: redis-guard.sh. */
+export function guardContainerEnv(c: RedisPodContract): k8s.EnvVar[] {
+  return [
+    field('POD_NAME', 'metadata.name'),
+    field('POD_NAMESPACE', 'metadata.namespace'),
+    ...plain({
+      ...redisShared(c),
+      REDIS_TEMPLATE: path(MOUNTS.redisTemplate, FILES.redisConf),
+      SENTINEL_COUNT: c.sentinelCount,
+      FENCE_CHECK_INTERVAL: GUARD_TIMINGS.checkIntervalSeconds,
+      FENCE_PROBE_TIMEOUT: GUARD_TIMINGS.probeTimeoutSeconds,
+      FENCE_AFTER_ROUNDS: GUARD_TIMINGS.failAfterChecks,
+      // A preStop hook that died mid-handover leaves a replica at priority 1; the guard
+      // puts it back once that has lasted longer than any handover.
+      PRIORITY_RESTORE_AFTER_SECONDS: c.handoverTimeoutSeconds * 2,
+    }),
+  ];
+}
+
+/** Environment of the sentinel container: sentinel-start.sh, sentinel-probe.sh. */
+export function sentinelContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
+  return [
+    field('POD_NAMESPACE', 'metadata.namespace'),
+    field('POD_IP', 'status.podIP'),
+    ...plain({
+      CLUSTER_DOMAIN: c.clusterDomain,
+      MASTER_NAME: c.masterName,
+      REDIS_PORT: c.redisPort,
+      SENTINEL_PORT: c.sentinelPort,
+      SENTINEL_SERVICE: c.sentinelService,
+      REDIS_NODES: c.redisPods.join(' '),
+      AUTH_FILE: path(MOUNTS.auth, FILES.password),
+      SENTINEL_TEMPLATE: path(MOUNTS.sentinelTemplate, FILES.sentinelConf),
+      SENTINEL_CONFIG: path(MOUNTS.sentinelData, FILES.sentinelConf),
+      START_RETRY_SECONDS,
+      CLI_TIMEOUT: CLI_TIMEOUT_SECONDS,
+    }),
+  ];
+}
+
+/** Environment of the janitor container beside Sentinel: sentinel-janitor.sh. */
+export function janitorContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
+  return plain({
+    MASTER_NAME: c.masterName,
+    SENTINEL_PORT: c.sentinelPort,
+    SENTINEL_REPLICAS: c.sentinelCount,
+    JANITOR_INTERVAL_SECONDS: c.janitorIntervalSeconds,
+    JANITOR_RESET_HOLDOFF_SECONDS,
+    SENTINEL_TIMINGS,
+    SENTINEL_TIMINGS_CHECK_SECONDS,
+    CLI_TIMEOUT: CLI_TIMEOUT_SECONDS,
+  });
+}
