@@ -5,6 +5,7 @@ import {
   EnvironmentProfile, requireDistinctEnvironments, synthBase, synthEnvironment,
 } from './lib/output/environments';
 import { renderBase, renderOverlay } from './lib/output/kustomize';
+import { defineEnvironments } from './lib/output/profile-values';
 import { FileTree, writeTree } from './lib/output/write-files';
 
 /**
@@ -12,7 +13,7 @@ import { FileTree, writeTree } from './lib/output/write-files';
  * entry here and nothing else. Unset props keep the construct defaults, which are the
  * seed's staging figures, so the staging overlay carries little more than its namespace.
  */
-export const ENVIRONMENTS: readonly EnvironmentProfile[] = [
+export const ENVIRONMENTS: readonly EnvironmentProfile[] = defineEnvironments(() => [
   {
     name: 'staging',
     namespace: 'redis-staging',
@@ -38,7 +39,7 @@ export const ENVIRONMENTS: readonly EnvironmentProfile[] = [
       failoverTimeout: Duration.seconds(10),
     },
   },
-];
+]);
 
 export function findEnvironments(names: string[] | undefined, known: readonly EnvironmentProfile[] = ENVIRONMENTS): EnvironmentProfile[] {
   requireDistinctEnvironments(known);

@@ -6,4 +6,12 @@ const { ensureBundle } = require('./bundle.cjs');
 
 const main = ensureBundle('main');
 process.argv[1] = main;
-require('module').runMain(main);
+try {
+  require('module').runMain(main);
+} catch (err) {
+  // An environment profile refused while main.ts loads (see lib/output/profile-values.ts):
+  // the same one-line error as any other refused value, and nothing is written.
+  if (!err || err.name !== 'ValidationError') throw err;
+  process.stderr.write(`synth failed, nothing written: ${err.message}\n`);
+  process.exit(1);
+}
