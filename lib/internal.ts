@@ -11,3 +11,5 @@ export * from './pod/config-files';
 export * from './output/environments';
 export * from './output/kustomize';
 export * from './output/write-files';
+export * from './output/profile-values';
+export * from './pod/contract';
