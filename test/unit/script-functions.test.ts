@@ -4,19 +4,11 @@
 // the preStop hook as a whole. They run under the machine's POSIX sh against the shared
 // stand-in redis-cli (test/unit/support/world.ts), which serves the described servers and
 // records what it was asked.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'fs';
-import { MASTER0, SentinelReplica, SLAVE0, SLAVE1, World, sentinelReplicasReply } from './support/world';
+import { MASTER0, SentinelReplica, SLAVE0, SLAVE1, World, sentinelReplicasReply, useWorlds } from './support/world';
 
-const worlds: World[] = [];
-afterEach(() => {
-  for (const w of worlds.splice(0)) w.remove();
-});
-function newWorld(): World {
-  const w = new World();
-  worlds.push(w);
-  return w;
-}
+const newWorld = useWorlds();
 
 /** Runs code after sourcing common.sh, in a Redis pod's redis container of an empty world. */
 function sh(script: string, opts: { stdin?: string } = {}) {

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { ROOT } from './helpers';
-import { MASTER0, SLAVE0, SLAVE1, World } from './support/world';
+import { MASTER0, SLAVE0, SLAVE1, World, useWorlds } from './support/world';
 
 const SCRIPTS = join(ROOT, 'lib/pod/scripts');
 const MY_ID = '6e828d14bda6fe5402f445e1ecf699520d9449b4';
@@ -33,16 +33,10 @@ function rewrittenConfig(e: { current: number; leader: number; config: number; m
 }
 
 const made: string[] = [];
-const worlds: World[] = [];
+const newWorld = useWorlds();
 afterEach(() => {
   for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
-  for (const w of worlds.splice(0)) w.remove();
 });
-function newWorld(): World {
-  const w = new World();
-  worlds.push(w);
-  return w;
-}
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'sentinel-start-'));
   made.push(dir);

@@ -3,12 +3,12 @@
 // The functions run under the machine's POSIX sh against the shared stand-in redis-cli
 // (test/unit/support/world.ts): each Redis pod and each Sentinel answers as described, and
 // one that is not described does not answer.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn } from 'child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { SCRIPTS_DIR } from './support/shell-source';
-import { MASTER0, RedisServer, SLAVE0, SLAVE1, World, fqdn } from './support/world';
+import { MASTER0, RedisServer, SLAVE0, SLAVE1, World, fqdn, useWorlds } from './support/world';
 
 type Node = RedisServer & { role: 'master' | 'slave'; keys: number };
 interface SentinelAnswer { epoch: number; host: string; flags?: string }
@@ -24,15 +24,7 @@ interface Scenario {
   previousIp?: string;
 }
 
-const worlds: World[] = [];
-afterEach(() => {
-  for (const w of worlds.splice(0)) w.remove();
-});
-function newWorld(): World {
-  const w = new World();
-  worlds.push(w);
-  return w;
-}
+const newWorld = useWorlds();
 
 function decide(w: Scenario): string {
   const world = newWorld();

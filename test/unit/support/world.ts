@@ -4,6 +4,7 @@
 // of the world), redis-server and redis-sentinel (print the config they were given). The
 // scripts run with the environment the contract gives their container
 // (lib/pod/contract.ts), with the mounted paths moved into the world's directory.
+import { afterEach } from 'vitest';
 import { spawn, spawnSync, SpawnSyncReturns } from 'child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
@@ -98,6 +99,19 @@ export function sentinelReplicasReply(replicas: readonly SentinelReplica[]): str
     'master-link-status', r.link ?? 'ok', 'master-host', MASTER0, 'master-port', REDIS_PORT,
     'slave-priority', r.priority ?? 100, 'slave-repl-offset', r.offset, 'replica-announced', 1,
   ])).join('');
+}
+
+/** A `newWorld()` for a test file: each world it makes is removed after its test. */
+export function useWorlds(): () => World {
+  const worlds: World[] = [];
+  afterEach(() => {
+    for (const w of worlds.splice(0)) w.remove();
+  });
+  return () => {
+    const w = new World();
+    worlds.push(w);
+    return w;
+  };
 }
 
 export class World {
