@@ -22,7 +22,7 @@ describe.skipIf(missing)('live Sentinel epochs (staging overlay)', () => {
 
   /** What the Sentinel holds in memory, from the config it rewrites on FLUSHCONFIG. */
   async function sentinelState(pod: string): Promise<SentinelState> {
-    const r = await live.sim.exec(pod, ['sh', '-c', 'timeout 3 redis-cli -p 26379 SENTINEL FLUSHCONFIG >/dev/null && cat "$SENTINEL_DATA/sentinel.conf"'],
+    const r = await live.sim.exec(pod, ['sh', '-c', 'timeout 3 redis-cli -p 26379 SENTINEL FLUSHCONFIG >/dev/null && cat "$SENTINEL_CONFIG"'],
       { container: 'sentinel', timeoutMs: 10_000 });
     if (r.code !== 0) throw new Error(`reading ${pod}'s config failed (${r.code}): ${r.stderr}`);
     const value = (re: RegExp) => re.exec(r.stdout)?.[1] ?? '';
