@@ -1,7 +1,7 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { commonLabels, redisTierSelector } from './names';
-import { RedisHaPartProps, settingsOf } from './redis-ha-configuration';
+import { RedisHaPartProps, claimPart, settingsOf } from './redis-ha-configuration';
 import { RedisHaSettings } from './redis-ha-settings';
 
 export interface RedisDisruptionBudgetProps extends RedisHaPartProps {}
@@ -18,6 +18,7 @@ export class RedisDisruptionBudget extends Construct {
     super(scope, id);
     this.settings = settingsOf('', props);
     const s = this.settings;
+    claimPart(this, 'RedisDisruptionBudget', s.name);
     this.budget = new k8s.KubePodDisruptionBudget(this, 'Budget', {
       metadata: { name: s.names.redisBudget, labels: commonLabels(s.name, s.labels) },
       spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: redisTierSelector(s.name) } },

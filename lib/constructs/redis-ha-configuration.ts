@@ -1,5 +1,6 @@
 import { createHash } from 'crypto';
 import { k8s } from 'cdk8s-plus-28';
+import { Chart } from 'cdk8s';
 import { Construct } from 'constructs';
 import { loadScripts } from '../pod/scripts';
 import { commonLabels } from './names';
@@ -37,6 +38,7 @@ export class RedisHaConfiguration extends Construct {
     super(scope, id);
     this.settings = settingsOf('', props, ['settings']);
     const s = this.settings;
+    claimPart(this, 'RedisHaConfiguration', s.name);
     const scripts = loadScripts();
     const metadata = (name: string) => ({ name, labels: commonLabels(s.name, s.labels) });
 
@@ -75,7 +77,8 @@ export interface RedisHaPartProps extends RedisHaProps {
   readonly settings?: RedisHaSettings;
   /**
    * The ConfigMaps (and ServiceAccount) the pods use. Pass the same one to every part of
-   * an instance composed by hand, or each part creates its own (same names: duplicates).
+   * an instance composed by hand; a part without one creates its own, and a second configuration
+   * of the same instance in one chart is refused (its objects would have the same names).
    * @default - created by this part, from its settings
    */
   readonly configuration?: RedisHaConfiguration;
@@ -103,6 +106,31 @@ export function settingsOf(field: string, props: RedisHaPartProps, extraKeys: re
       `cannot be given together with ${props.settings ? 'settings' : 'configuration'} (their settings are resolved already); give it to RedisHaSettings.resolve() instead`);
   }
   return given;
+}
+
+/** Per chart: which construct made which part of which instance. */
+const claims = new WeakMap<Chart, Map<string, string>>();
+
+/**
+ * Records that `scope` makes `part` (a construct class) of instance `instance` in its chart,
+ * and refuses a second one: both would write objects with the same names, and the later
+ * would silently replace the earlier when applied. That happens with two instances left
+ * at the same `name`, or with parts composed by hand that each create their own
+ * configuration.
+ */
+export function claimPart(scope: Construct, part: string, instance: string): void {
+  const chart = Chart.of(scope);
+  const made = claims.get(chart) ?? new Map<string, string>();
+  claims.set(chart, made);
+  const key = `${part}/${instance}`;
+  const earlier = made.get(key);
+  if (earlier !== undefined) {
+    throw new ValidationError('name', instance,
+      `already has a ${part} in chart ${chart.node.id} (at ${earlier}; a second one at ${scope.node.path}), and both would write `
+      + 'objects with the same names: give each RedisSentinelHA its own name prop, and when composing parts by hand '
+      + 'pass one RedisHaConfiguration to all of them (configuration prop)');
+  }
+  made.set(key, scope.node.path);
 }
 
 /**

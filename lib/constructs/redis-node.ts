@@ -5,7 +5,7 @@ import {
   AUTH_MOUNT, configMapVolume, execProbe, passwordVolume, podPlacement, SCRIPTS_MOUNT,
   resourceRequirements, restrictedContainerSecurity, restrictedPodSecurity, scriptCommand,
 } from './pod-spec';
-import { RedisHaConfiguration, RedisHaPartProps, settingsOf } from './redis-ha-configuration';
+import { RedisHaConfiguration, RedisHaPartProps, claimPart, settingsOf } from './redis-ha-configuration';
 import { CONFIG_HASH_ANNOTATION, RedisHaSettings } from './redis-ha-settings';
 import { guardContainerEnv, MOUNTS, RedisPodContract, redisContainerEnv } from '../pod/contract';
 
@@ -42,6 +42,7 @@ export abstract class RedisNode extends Construct {
     super(scope, id);
     const s = settingsOf('', props);
     this.settings = s;
+    claimPart(this, component === 'master' ? 'RedisMaster' : 'RedisReplicaSet', s.name);
     this.configuration = props.configuration ?? new RedisHaConfiguration(this, 'Configuration', { settings: s });
     const name = component === 'master' ? s.names.master : s.names.replica;
     this.name = name;

@@ -5,7 +5,7 @@ import {
   AUTH_MOUNT, configMapVolume, execProbe, passwordVolume, podPlacement, SCRIPTS_MOUNT,
   resourceRequirements, restrictedContainerSecurity, restrictedPodSecurity, scriptCommand,
 } from './pod-spec';
-import { RedisHaConfiguration, RedisHaPartProps, settingsOf } from './redis-ha-configuration';
+import { RedisHaConfiguration, RedisHaPartProps, claimPart, settingsOf } from './redis-ha-configuration';
 import { CONFIG_HASH_ANNOTATION, RedisHaSettings } from './redis-ha-settings';
 import { janitorContainerEnv, MOUNTS, SentinelPodContract, sentinelContainerEnv } from '../pod/contract';
 
@@ -37,6 +37,7 @@ export class SentinelQuorum extends Construct {
     super(scope, id);
     const s = settingsOf('', props);
     this.settings = s;
+    claimPart(this, 'SentinelQuorum', s.name);
     this.configuration = props.configuration ?? new RedisHaConfiguration(this, 'Configuration', { settings: s });
     const selector = selectorLabels(s.name, 'sentinel');
     const labels = { ...commonLabels(s.name, s.labels), ...selector };

@@ -184,6 +184,38 @@ describe('two instances in one chart', () => {
   });
 });
 
+describe('two sets of the same objects in one chart are refused, not silently written twice', () => {
+  it('two RedisSentinelHA left at the same name: the error names the name, both places and the fix', () => {
+    const c = chart();
+    new RedisSentinelHA(c, 'sessions');
+    expect(() => new RedisSentinelHA(c, 'cache')).toThrow(
+      'name already has a RedisHaConfiguration in chart test (at test/sessions/Configuration; a second one at test/cache/Configuration), '
+      + 'and both would write objects with the same names: give each RedisSentinelHA its own name prop, and when composing parts by hand '
+      + 'pass one RedisHaConfiguration to all of them (configuration prop), got "redis"');
+  });
+
+  it('parts composed by hand that each create their own configuration', () => {
+    const c = chart();
+    new RedisMaster(c, 'master');
+    expect(() => new RedisReplicaSet(c, 'replicas')).toThrow(/^name already has a RedisHaConfiguration in chart test \(at test\/master\/Configuration; a second one at test\/replicas\/Configuration\)/);
+  });
+
+  it('the same part twice for one instance', () => {
+    const c = chart();
+    const configuration = new RedisHaConfiguration(c, 'config');
+    new SentinelQuorum(c, 'sentinels', { configuration });
+    expect(() => new SentinelQuorum(c, 'more-sentinels', { configuration })).toThrow(/^name already has a SentinelQuorum in chart test/);
+    new RedisDisruptionBudget(c, 'budget', { configuration });
+    expect(() => new RedisDisruptionBudget(c, 'budget2', { configuration })).toThrow(/^name already has a RedisDisruptionBudget/);
+  });
+
+  it('the same name in two charts is each chart\'s own business', () => {
+    const app = new App();
+    new RedisSentinelHA(new Chart(app, 'one', { namespace: 'a' }), 'redis');
+    expect(() => new RedisSentinelHA(new Chart(app, 'two', { namespace: 'b' }), 'redis')).not.toThrow();
+  });
+});
+
 describe('the instance name', () => {
   it('must be a DNS label starting with a letter, at most 45 characters (so <name>-sentinel-headless fits 63)', () => {
     expect(() => RedisHaSettings.resolve({ name: 'Cache' })).toThrow(/^name must be a DNS label of at most 45 characters .*, got "Cache"$/);
