@@ -13,3 +13,4 @@ export * from './output/kustomize';
 export * from './output/write-files';
 export * from './output/profile-values';
 export * from './pod/contract';
+export * from './constructs/policy-exemptions';

@@ -81,14 +81,37 @@ export function podPlacement(s: RedisHaSettings, tierSelector: { [key: string]: 
   };
 }
 
+/**
+ * Ephemeral storage of a container. What counts against it: the container's writable layer
+ * (none: the root filesystem is read-only) and its log files, which the kubelet rotates at
+ * 10Mi x 5 files by default (50Mi). Against the sum of a pod's limits also count its
+ * emptyDirs without `medium: Memory` (tmp 16Mi; the Sentinel's data 16Mi), each capped by
+ * its own sizeLimit. The limits leave room for all of that several times over, so only a
+ * runaway writer is evicted; the requests cover the emptyDirs and some logs.
+ */
+export interface EphemeralStorage {
+  readonly request: string;
+  readonly limit: string;
+}
+
+/** Redis and Sentinel: logs plus a pod's emptyDirs (at most 32Mi). */
+export const MAIN_EPHEMERAL_STORAGE: EphemeralStorage = { request: '64Mi', limit: '256Mi' };
+/** The guard and the janitor: one log line per decision. */
+export const HELPER_EPHEMERAL_STORAGE: EphemeralStorage = { request: '16Mi', limit: '128Mi' };
+
 export function resourceRequirements(r: {
   cpuRequest: string; cpuLimit?: string; memoryRequest: string; memoryLimit: string;
-}): k8s.ResourceRequirements {
+}, ephemeral: EphemeralStorage): k8s.ResourceRequirements {
   return {
-    requests: { cpu: k8s.Quantity.fromString(r.cpuRequest), memory: k8s.Quantity.fromString(r.memoryRequest) },
+    requests: {
+      'cpu': k8s.Quantity.fromString(r.cpuRequest),
+      'memory': k8s.Quantity.fromString(r.memoryRequest),
+      'ephemeral-storage': k8s.Quantity.fromString(ephemeral.request),
+    },
     limits: {
       ...(r.cpuLimit ? { cpu: k8s.Quantity.fromString(r.cpuLimit) } : {}),
-      memory: k8s.Quantity.fromString(r.memoryLimit),
+      'memory': k8s.Quantity.fromString(r.memoryLimit),
+      'ephemeral-storage': k8s.Quantity.fromString(ephemeral.limit),
     },
   };
 }

@@ -11,7 +11,7 @@ import {
 } from '../pod/config-files';
 import {
   durationMillis, requireAnnotations, requireBoolean, requireConfToken, requireDnsLabel, requireDnsSubdomain,
-  requireIntegerInRange, requireKnownKeys, requireLabels, requireOneOf, requirePinnedImage, requireStringList,
+  requireIntegerInRange, requireKnownKeys, requireLabels, requireOneOf, requirePinnedImage, imageHasDigest, requireStringList,
   sizeInBytes, sizeToQuantity, ValidationError,
 } from './validation';
 
@@ -40,6 +40,8 @@ export interface RedisHaProps {
   readonly name?: string;
   /**
    * Image of Redis and Sentinel, pinned to a version tag or digest; Redis 7.0 or newer.
+   * Given with a digest (`redis:7.2.7-bookworm@sha256:<64 hex digits>`) it pins the
+   * image's content, and the workloads no longer carry checkov's CKV_K8S_43 exemption.
    * @default 'redis:7.2.7-bookworm'
    */
   readonly image?: string;
@@ -294,6 +296,8 @@ export class RedisHaSettings {
   /** Names of every object of the instance. */
   public readonly names: RedisHaObjectNames;
   public readonly image: string;
+  /** Whether `image` carries a `@sha256:` digest (pinned content, not only a tag). */
+  public readonly imageHasDigest: boolean;
   public readonly replicas: number;
   public readonly sentinels: number;
   public readonly quorum: number;
@@ -367,6 +371,7 @@ export class RedisHaSettings {
     if (!/^[a-z]/.test(this.name)) throw new ValidationError('name', this.name, 'must start with a letter (Service names cannot start with a digit)');
     this.names = objectNames(this.name);
     this.image = requirePinnedImage('image', props.image ?? DEFAULT_REDIS_IMAGE);
+    this.imageHasDigest = imageHasDigest(this.image);
     this.masterName = requireConfToken('masterName', props.masterName ?? DEFAULT_MASTER_NAME);
     this.authSecretName = requireDnsSubdomain('authSecretName', props.authSecretName ?? DEFAULT_AUTH_SECRET);
     this.clusterDomain = requireDnsSubdomain('clusterDomain', props.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN);

@@ -2,9 +2,10 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { commonLabels, Component, redisTierSelector, REDIS_PORT, SENTINEL_PORT, selectorLabels } from './names';
 import {
-  AUTH_MOUNT, configMapVolume, execProbe, passwordVolume, podPlacement, SCRIPTS_MOUNT,
+  AUTH_MOUNT, configMapVolume, execProbe, HELPER_EPHEMERAL_STORAGE, MAIN_EPHEMERAL_STORAGE, passwordVolume, podPlacement, SCRIPTS_MOUNT,
   resourceRequirements, restrictedContainerSecurity, restrictedPodSecurity, scriptCommand,
 } from './pod-spec';
+import { exemptionAnnotations, redisExemptions } from './policy-exemptions';
 import { RedisHaConfiguration, RedisHaPartProps, claimPart, settingsOf } from './redis-ha-configuration';
 import { CONFIG_HASH_ANNOTATION, RedisHaSettings } from './redis-ha-settings';
 import { guardContainerEnv, MOUNTS, RedisPodContract, redisContainerEnv } from '../pod/contract';
@@ -79,7 +80,7 @@ export abstract class RedisNode extends Construct {
     };
     const probeTiming = { periodSeconds: 5, timeoutSeconds: 4, failureThreshold: 3 };
     this.statefulSet = new StatefulSetWithTypedClaims(this, 'StatefulSet', {
-      metadata: { name, labels },
+      metadata: { name, labels, annotations: exemptionAnnotations(redisExemptions(s.imageHasDigest)) },
       spec: {
         serviceName: name,
         replicas: this.replicas,
@@ -106,7 +107,7 @@ export abstract class RedisNode extends Construct {
               command: scriptCommand('redis-start.sh'),
               ports: [{ name: 'redis', containerPort: REDIS_PORT }],
               env: redisContainerEnv(contract),
-              resources: resourceRequirements(s.redisResources),
+              resources: resourceRequirements(s.redisResources, MAIN_EPHEMERAL_STORAGE),
               securityContext: restrictedContainerSecurity(),
               startupProbe: execProbe(scriptCommand('redis-probe.sh', 'liveness'),
                 { periodSeconds: 2, timeoutSeconds: 4, failureThreshold: 150 }),
@@ -129,7 +130,7 @@ export abstract class RedisNode extends Construct {
               image: s.image,
               command: scriptCommand('redis-guard.sh'),
               env: guardContainerEnv(contract),
-              resources: resourceRequirements(GUARD_RESOURCES),
+              resources: resourceRequirements(GUARD_RESOURCES, HELPER_EPHEMERAL_STORAGE),
               securityContext: restrictedContainerSecurity(),
               volumeMounts: [
                 { name: 'data', mountPath: MOUNTS.redisData },

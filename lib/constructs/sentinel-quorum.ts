@@ -2,9 +2,10 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { commonLabels, REDIS_PORT, SENTINEL_PORT, selectorLabels } from './names';
 import {
-  AUTH_MOUNT, configMapVolume, execProbe, passwordVolume, podPlacement, SCRIPTS_MOUNT,
+  AUTH_MOUNT, configMapVolume, execProbe, HELPER_EPHEMERAL_STORAGE, MAIN_EPHEMERAL_STORAGE, passwordVolume, podPlacement, SCRIPTS_MOUNT,
   resourceRequirements, restrictedContainerSecurity, restrictedPodSecurity, scriptCommand,
 } from './pod-spec';
+import { exemptionAnnotations, sentinelExemptions } from './policy-exemptions';
 import { RedisHaConfiguration, RedisHaPartProps, claimPart, settingsOf } from './redis-ha-configuration';
 import { CONFIG_HASH_ANNOTATION, RedisHaSettings } from './redis-ha-settings';
 import { janitorContainerEnv, MOUNTS, SentinelPodContract, sentinelContainerEnv } from '../pod/contract';
@@ -69,7 +70,7 @@ export class SentinelQuorum extends Construct {
     const tmpMount = { name: 'tmp', mountPath: MOUNTS.tmp };
 
     this.deployment = new k8s.KubeDeployment(this, 'Deployment', {
-      metadata: { name: s.names.sentinel, labels },
+      metadata: { name: s.names.sentinel, labels, annotations: exemptionAnnotations(sentinelExemptions(s.imageHasDigest)) },
       spec: {
         replicas: s.sentinels,
         selector: { matchLabels: selector },
@@ -92,7 +93,7 @@ export class SentinelQuorum extends Construct {
                 command: scriptCommand('sentinel-start.sh'),
                 ports: [{ name: 'sentinel', containerPort: SENTINEL_PORT }],
                 env: sentinelContainerEnv(contract),
-                resources: resourceRequirements(s.sentinelResources),
+                resources: resourceRequirements(s.sentinelResources, MAIN_EPHEMERAL_STORAGE),
                 securityContext: restrictedContainerSecurity(),
                 livenessProbe: execProbe(scriptCommand('sentinel-probe.sh', 'liveness'),
                   { periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3, initialDelaySeconds: 10 }),
@@ -111,7 +112,7 @@ export class SentinelQuorum extends Construct {
                 image: s.image,
                 command: scriptCommand('sentinel-janitor.sh'),
                 env: janitorContainerEnv(contract),
-                resources: resourceRequirements({ cpuRequest: '10m', memoryRequest: '16Mi', memoryLimit: '32Mi' }),
+                resources: resourceRequirements({ cpuRequest: '10m', memoryRequest: '16Mi', memoryLimit: '32Mi' }, HELPER_EPHEMERAL_STORAGE),
                 securityContext: restrictedContainerSecurity(),
                 volumeMounts: [scriptsMount, tmpMount],
               },

@@ -93,6 +93,11 @@ export const MIN_REDIS_MAJOR_VERSION = 7;
  * An image reference with an explicit, pinned tag (or digest) that is not `latest`, and
  * whose tag, when it states a version, is Redis 7.0 or newer.
  */
+/** Whether an image reference ends in a `@sha256:` digest. */
+export function imageHasDigest(image: string): boolean {
+  return IMAGE_DIGEST.test(image);
+}
+
 export function requirePinnedImage(field: string, value: string): string {
   const text = typeof value === 'string' ? value : '';
   const digest = IMAGE_DIGEST.exec(text)?.[0] ?? '';
