@@ -8,6 +8,10 @@
 // `kube-score/ignore` and Polaris' `polaris.fairwinds.com/<id>-exempt` need the reason
 // annotation `redis-sentinel-ha/reason.<tool>.<id>` beside them. An exemption the object
 // does not need (the check passes) or that names no check known here is reported too.
+//
+// Stricter than the tools in one place on purpose: kube-score treats an ignored
+// container-resources as ignoring container-ephemeral-storage-request-and-limit too; here
+// the ephemeral-storage check still applies, since the exemption is about the CPU limit only.
 import { EXEMPTION_REASON_PREFIX } from '../../../lib/internal';
 
 export type Tool = 'kube-score' | 'kube-linter' | 'polaris' | 'checkov';
