@@ -19,6 +19,8 @@ export const ROOT = (() => {
   throw new Error(`no package.json above ${__dirname}`);
 })();
 export const MASTER_NAME = 'mymaster';
+/** The labels the instance's NetworkPolicies admit as clients (clientLabels' default for the instance `redis`). */
+export const CLIENT_LABELS = { 'redis-client': 'true' };
 
 export interface WriteRecord {
   n: number;
@@ -133,7 +135,8 @@ export class LiveCluster {
       ?? /namespace: (\S+)/.exec(manifests)?.[1] ?? 'default';
     const downAfterMs = Number(/down-after-milliseconds \S+ (\d+)/.exec(manifests)?.[1] ?? 5000);
     const password = randomBytes(16).toString('hex');
-    const sim = await SimCluster.start({ manifests, secrets: { 'redis-auth': { password } } });
+    // Client pods (the agent, and any a test starts) carry the client label unless a test says otherwise.
+    const sim = await SimCluster.start({ manifests, secrets: { 'redis-auth': { password } }, clientLabels: CLIENT_LABELS });
     try {
       await sim.waitReady(120_000);
       const client = await sim.startClientPod('app', [process.execPath, join(ROOT, 'harness', 'client-agent.cjs')], {

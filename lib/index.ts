@@ -12,5 +12,6 @@ export { RedisMaster, RedisMasterProps } from './constructs/redis-master';
 export { RedisReplicaSet, RedisReplicaSetProps } from './constructs/redis-replica-set';
 export { SentinelQuorum, SentinelQuorumProps } from './constructs/sentinel-quorum';
 export { RedisDisruptionBudget, RedisDisruptionBudgetProps } from './constructs/redis-disruption-budget';
+export { RedisNetworkPolicies, RedisNetworkPoliciesProps } from './constructs/redis-network-policies';
 export { RedisSentinelHA, RedisSentinelHAProps } from './constructs/redis-sentinel-ha';
 export { RedisHaChart, RedisHaChartProps } from './output/environments';

@@ -5,14 +5,18 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostsFor, resolvConf, writeInPlace } from './dns';
 import { applyPartitions } from './network-faults';
+import { applyNetworkPolicies } from './network-policy';
 import { SimState } from './state';
 import { Client, ClientPod } from './types';
 
 // A program from the host (e.g. `node agent.js`, `/usr/bin/python3 x.py`) in a new
 // pod-like network namespace: host filesystem, but the cluster DNS as /etc/hosts.
 // ipc: true adds a Node IPC channel (child.send / process.on('message')).
+// labels: the pod's labels, which NetworkPolicies select it by (default: the cluster's
+// clientLabels option; {} starts an unlabelled pod). The policies are in force before
+// the program starts.
 export async function startClientPod(s: SimState, name: string, argv: string[],
-  opts: { env?: Record<string, string>; cwd?: string; ipc?: boolean; namespace?: string } = {}): Promise<ClientPod> {
+  opts: ClientPodOptions = {}): Promise<ClientPod> {
   if (s.clients.has(name) || s.podMap.has(name)) throw new Error(`pod ${name} exists`);
   const net = await s.net.addPod();
   const dir = join(s.dir, 'clients', name);
@@ -20,6 +24,9 @@ export async function startClientPod(s: SimState, name: string, argv: string[],
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'resolv.conf'), resolvConf(opts.namespace ?? s.defaultNamespace()));
   writeInPlace(join(dir, 'hosts'), hostsFor(s, name, net.ip));
+  const namespace = opts.namespace ?? s.defaultNamespace();
+  const labels = { ...(opts.labels ?? s.opts.clientLabels ?? {}) };
+  await applyNetworkPolicies(s, [{ name, namespace, labels, ip: net.ip, netns: net.netns, ports: {} }]);
   const args = [
     `--net=/run/netns/${net.netns}`, '--', 'bwrap', '--dev-bind', '/', '/',
     '--ro-bind', join(dir, 'hosts'), '/etc/hosts', '--ro-bind', join(dir, 'resolv.conf'), '/etc/resolv.conf',
@@ -30,10 +37,10 @@ export async function startClientPod(s: SimState, name: string, argv: string[],
     env: { ...process.env, ...opts.env, HOSTNAME: name },
     stdio: opts.ipc ? ['pipe', 'pipe', 'pipe', 'ipc'] : ['pipe', 'pipe', 'pipe'],
   });
-  const client: Client = { name, net, dir, proc, partitioned: false };
+  const client: Client = { name, namespace, labels, net, dir, proc, partitioned: false };
   s.clients.set(name, client);
-  s.event(`client pod ${name} started at ${net.ip}: ${argv.join(' ')}`);
-  return { name, ip: net.ip, proc };
+  s.event(`client pod ${name} started at ${net.ip} (labels ${JSON.stringify(labels)}): ${argv.join(' ')}`);
+  return { name, ip: net.ip, labels, proc };
 }
 
 export async function stopClientPod(s: SimState, name: string): Promise<void> {
@@ -46,4 +53,13 @@ export async function stopClientPod(s: SimState, name: string): Promise<void> {
     await exited;
   }
   await s.net.removePod(cl.net);
+  await applyNetworkPolicies(s);
+}
+
+export interface ClientPodOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  ipc?: boolean;
+  namespace?: string;
+  labels?: Record<string, string>;
 }

@@ -13,11 +13,12 @@
 //   dns.ts         cluster DNS as hosts files
 //   controllers.ts StatefulSet and Deployment controllers and rollouts
 //   network-faults.ts  link down, partitions into groups, freezing a pod
+//   network-policy.ts  NetworkPolicy ingress and egress as nftables rules in each pod's namespace
 //   clients.ts     client pods (host programs in a pod network namespace)
 //   queries.ts     pod summaries, IPs, logs (what tests and failure reports read)
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startClientPod, stopClientPod } from './clients';
+import { ClientPodOptions, startClientPod, stopClientPod } from './clients';
 import { exec, killContainer, restartContainer } from './containers';
 import { allReady, reconcile, rolloutDeployment, rolloutStatefulSet } from './controllers';
 import { cleanLeftovers, liveRuns, removeRun } from './network';
@@ -167,7 +168,8 @@ export class SimCluster {
 
   // ---------------------------------------------------------------- client pods (clients.ts)
 
-  startClientPod(name: string, argv: string[], opts: { env?: Record<string, string>; cwd?: string; ipc?: boolean; namespace?: string } = {}): Promise<ClientPod> {
+  // labels: what NetworkPolicies select the pod by (default SimOptions.clientLabels; {} for an unlabelled pod).
+  startClientPod(name: string, argv: string[], opts: ClientPodOptions = {}): Promise<ClientPod> {
     return startClientPod(this.s, name, argv, opts);
   }
   stopClientPod(name: string): Promise<void> { return stopClientPod(this.s, name); }

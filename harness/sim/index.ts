@@ -14,6 +14,7 @@
 //   await c.stop();                                      // always, e.g. in afterAll
 //
 // Files: manifests.ts (YAML -> workloads), network.ts (namespaces, bridge, veths),
+// network-policy.ts (NetworkPolicies as nftables rules in each pod's namespace),
 // sandbox.ts (bwrap command line), cluster.ts (the API, composing the kubelet and
 // controller behaviour of the other files: see its header).
 export { SimCluster } from './cluster';

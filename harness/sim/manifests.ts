@@ -67,8 +67,41 @@ export interface Service {
   publishNotReadyAddresses: boolean;
 }
 
+// A label selector (matchLabels and matchExpressions), as in NetworkPolicies.
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }[];
+}
+
+export interface NetworkPolicyPeer {
+  podSelector?: LabelSelector;
+  namespaceSelector?: LabelSelector;
+  ipBlock?: { cidr: string; except?: string[] };
+}
+
+export interface NetworkPolicyPort {
+  protocol?: 'TCP' | 'UDP' | 'SCTP';
+  port?: number | string;
+  endPort?: number;
+}
+
+export interface NetworkPolicyRule {
+  peers?: NetworkPolicyPeer[]; // `from` (ingress) or `to` (egress); absent or empty: every source/destination
+  ports?: NetworkPolicyPort[]; // absent or empty: every port
+}
+
+export interface NetworkPolicy {
+  name: string;
+  namespace: string;
+  podSelector: LabelSelector;
+  ingress?: NetworkPolicyRule[]; // undefined: the policy does not isolate ingress
+  egress?: NetworkPolicyRule[]; // undefined: the policy does not isolate egress
+}
+
 export interface Manifests {
   workloads: Workload[];
+  networkPolicies: NetworkPolicy[];
+  namespaceLabels: Map<string, Record<string, string>>; // Namespace objects of the manifests: name -> labels
   services: Service[];
   configMaps: Map<string, Record<string, string>>; // key: <ns>/<name>; binaryData decoded to text
   secrets: Map<string, Record<string, string>>; // key: <ns>/<name>
@@ -83,7 +116,7 @@ function intOrPercent(v: unknown, n: number, def: string, roundUp: boolean): num
 }
 
 export function parseManifests(yamlText: string): Manifests {
-  const out: Manifests = { workloads: [], services: [], configMaps: new Map(), secrets: new Map() };
+  const out: Manifests = { workloads: [], networkPolicies: [], namespaceLabels: new Map(), services: [], configMaps: new Map(), secrets: new Map() };
   // YAML 1.1 like Kubernetes' parser: defaultMode: 0755 is octal there.
   for (const doc of parseAllDocuments(yamlText, { version: '1.1' })) {
     const o = doc.toJS() as Obj | null;
@@ -140,7 +173,25 @@ function addObject(out: Manifests, r: Obj): void {
       });
       break;
     }
-    default: // PDBs, NetworkPolicies, monitors...: nothing to run
+    case 'Namespace':
+      out.namespaceLabels.set(name, r.metadata?.labels ?? {});
+      break;
+    case 'NetworkPolicy': {
+      // policyTypes defaults as in Kubernetes: Ingress always, Egress when there are egress rules.
+      const spec = r.spec ?? {};
+      const types: string[] = spec.policyTypes ?? ['Ingress', ...(spec.egress ? ['Egress'] : [])];
+      const rules = (list: Obj[] | undefined, peers: 'from' | 'to'): NetworkPolicyRule[] =>
+        (list ?? []).map((x) => ({ peers: x[peers], ports: x.ports }));
+      out.networkPolicies.push({
+        name,
+        namespace,
+        podSelector: spec.podSelector ?? {},
+        ingress: types.includes('Ingress') ? rules(spec.ingress, 'from') : undefined,
+        egress: types.includes('Egress') ? rules(spec.egress, 'to') : undefined,
+      });
+      break;
+    }
+    default: // PDBs, monitors...: nothing to run
   }
 }
 

@@ -8,6 +8,7 @@ import { prepareContainer, startContainer, stopContainer } from './containers';
 import { publish, resolvConf } from './dns';
 import { ContainerSpec, Workload, imageRunnable } from './manifests';
 import { applyPartitions } from './network-faults';
+import { applyNetworkPolicies } from './network-policy';
 import { logs } from './queries';
 import { SimState, randomName } from './state';
 import { Container, Pod } from './types';
@@ -68,6 +69,8 @@ async function bootPod(s: SimState, p: Pod): Promise<void> {
   p.ip = p.net.ip;
   // Split before anything runs, if the pod is named in a partition in force.
   if (s.partitionSpec.some((g) => g.includes(p.name))) await applyPartitions(s);
+  // The NetworkPolicies know the new IP (this pod's rules, and its IP in every peer's) before anything runs.
+  await applyNetworkPolicies(s);
   writeFileSync(join(p.dir, 'resolv.conf'), resolvConf(p.namespace));
   prepareVolumes(s, p);
   publish(s);
@@ -108,6 +111,7 @@ export async function terminate(s: SimState, p: Pod, graceful: boolean): Promise
   await p.boot;
   await Promise.all([...p.initContainers, ...p.containers].map((c) => stopContainer(s, c, 0, false)));
   if (p.net) await s.net.removePod(p.net);
+  void applyNetworkPolicies(s).catch(() => undefined);
   // emptyDirs and the pod's config/secret copies go with the pod; PVCs stay.
   rmSync(p.dir, { recursive: true, force: true });
   s.podMap.delete(p.name);

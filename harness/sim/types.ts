@@ -11,6 +11,9 @@ export interface SimOptions {
   log?: (line: string) => void; // cluster events (pod created, container exited, probe failed...)
   restartDelayMs?: number; // back-off before restarting an exited container (default 1000)
   nodeName?: string; // spec.nodeName seen through the downward API (default "sim-node")
+  // Labels of client pods started without `labels` (what the NetworkPolicies admit as
+  // clients, e.g. { 'redis-client': 'true' }); default none.
+  clientLabels?: Record<string, string>;
 }
 
 export type Phase = 'Pending' | 'Running' | 'Terminating';
@@ -37,6 +40,7 @@ export interface ExecResult {
 export interface ClientPod {
   name: string;
   ip: string;
+  labels: Record<string, string>;
   proc: ChildProcess;
 }
 
@@ -85,6 +89,8 @@ export interface Pod {
 
 export interface Client {
   name: string;
+  namespace: string;
+  labels: Record<string, string>; // what NetworkPolicies see
   net: PodNet;
   dir: string;
   proc: ChildProcess;

@@ -42,6 +42,10 @@ export interface RedisHaObjectNames {
   readonly sentinelBudget: string;
   /** ServiceAccount created for the pods: `<name>`. */
   readonly serviceAccount: string;
+  /** NetworkPolicy of the Redis pods (master and replicas): `<name>`. */
+  readonly redisNetworkPolicy: string;
+  /** NetworkPolicy of the Sentinel pods: `<name>-sentinel`. */
+  readonly sentinelNetworkPolicy: string;
 }
 
 export function objectNames(name: string): RedisHaObjectNames {
@@ -56,6 +60,8 @@ export function objectNames(name: string): RedisHaObjectNames {
     redisBudget: name,
     sentinelBudget: `${name}-sentinel`,
     serviceAccount: name,
+    redisNetworkPolicy: name,
+    sentinelNetworkPolicy: `${name}-sentinel`,
   };
 }
 

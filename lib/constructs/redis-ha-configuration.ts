@@ -68,7 +68,7 @@ export class RedisHaConfiguration extends Construct {
   }
 }
 
-/** Props of a part (RedisMaster, RedisReplicaSet, SentinelQuorum, RedisDisruptionBudget). */
+/** Props of a part (RedisMaster, RedisReplicaSet, SentinelQuorum, RedisDisruptionBudget, RedisNetworkPolicies). */
 export interface RedisHaPartProps extends RedisHaProps {
   /**
    * Settings resolved already (`RedisHaSettings.resolve(props)`); then no other system prop may be given.

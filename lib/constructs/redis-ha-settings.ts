@@ -221,6 +221,30 @@ export interface RedisHaProps {
    * @default - none
    */
   readonly serviceAnnotations?: { [key: string]: string };
+  /**
+   * NetworkPolicies `<name>` (Redis pods) and `<name>-sentinel` (Sentinel pods): Redis
+   * port 6379 and Sentinel port 26379 accept connections only from the instance's own
+   * Redis and Sentinel pods and from pods carrying `clientLabels`; the pods may connect
+   * only to each other and to the cluster DNS (UDP and TCP 53 to pods labelled
+   * `k8s-app: kube-dns` in any namespace). They take effect only where the cluster's
+   * network plugin enforces NetworkPolicies.
+   * @default true
+   */
+  readonly networkPolicies?: boolean;
+  /**
+   * Labels an application pod must carry to reach Redis (6379) and Sentinel (26379) when
+   * networkPolicies is on. Not empty, and none of the `app.kubernetes.io/` keys this
+   * library selects its own pods by.
+   * @default - { '<name>-client': 'true' }, e.g. `redis-client: "true"` for the default instance
+   */
+  readonly clientLabels?: { [key: string]: string };
+  /**
+   * Also admit pods carrying `clientLabels` in other namespaces: the labels those
+   * namespaces carry (e.g. `{ 'kubernetes.io/metadata.name': 'shop' }`); an empty object
+   * means every namespace.
+   * @default - only client pods in the instance's own namespace
+   */
+  readonly clientNamespaceLabels?: { [key: string]: string };
 }
 
 /** Every key of RedisHaProps, for refusing unknown (misspelled) keys at run time. */
@@ -231,7 +255,8 @@ const PROP_KEYS: { [K in keyof Required<RedisHaProps>]: true } = {
   minReplicasMaxLag: true, shutdownGateTimeout: true, handoverTimeout: true, janitorInterval: true,
   authSecretName: true, clusterDomain: true, labels: true, nodeSelector: true, tolerations: true, zoneSpread: true,
   redisAntiAffinity: true, sentinelAntiAffinity: true, priorityClassName: true, serviceAccountName: true,
-  imagePullSecrets: true, podAnnotations: true, serviceAnnotations: true,
+  imagePullSecrets: true, podAnnotations: true, serviceAnnotations: true, networkPolicies: true, clientLabels: true,
+  clientNamespaceLabels: true,
 };
 export const REDIS_HA_PROP_KEYS: readonly string[] = Object.keys(PROP_KEYS);
 
@@ -350,6 +375,12 @@ export class RedisHaSettings {
   /** The user's extra pod annotations. */
   public readonly podAnnotations: { [key: string]: string };
   public readonly serviceAnnotations: { [key: string]: string };
+  /** Whether the instance has NetworkPolicies. */
+  public readonly networkPolicies: boolean;
+  /** Labels of the application pods admitted to Redis and Sentinel by the NetworkPolicies. */
+  public readonly clientLabels: { [key: string]: string };
+  /** Labels of the other namespaces whose client pods are admitted; undefined: only the instance's namespace. */
+  public readonly clientNamespaceLabels?: { [key: string]: string };
   /** DNS names (`pod.service`, relative to the namespace) of every Redis pod, master first. */
   public readonly redisPodDnsNames: string[];
   /** Host in sentinel.conf's monitor line and the first master: `<name>-master-0.<name>-master`. */
@@ -463,6 +494,10 @@ export class RedisHaSettings {
     this.imagePullSecrets = [...requireStringList('imagePullSecrets', props.imagePullSecrets ?? [], requireDnsSubdomain)];
     this.podAnnotations = { ...requireAnnotations('podAnnotations', props.podAnnotations ?? {}, [CONFIG_HASH_ANNOTATION]) };
     this.serviceAnnotations = { ...requireAnnotations('serviceAnnotations', props.serviceAnnotations ?? {}) };
+    this.networkPolicies = requireBoolean('networkPolicies', props.networkPolicies ?? true);
+    this.clientLabels = { ...requireClientLabels(props.clientLabels ?? { [`${this.name}-client`]: 'true' }) };
+    this.clientNamespaceLabels = props.clientNamespaceLabels === undefined ? undefined
+      : { ...requireLabels('clientNamespaceLabels', props.clientNamespaceLabels) };
 
     this.bootstrapMasterHost = `${this.names.master}-0.${this.names.master}`;
     this.redisPodDnsNames = [
@@ -490,6 +525,27 @@ export class RedisHaSettings {
       parallelSyncs: this.parallelSyncs,
     });
   }
+}
+
+/**
+ * The labels that admit application pods. An empty set would select every pod of the
+ * namespace, and a key the library selects its own pods by would make the client rule
+ * overlap the Redis and Sentinel rules (a pod matching it could pass for a member of the
+ * instance), so both are refused.
+ */
+function requireClientLabels(labels: { [key: string]: string }): { [key: string]: string } {
+  if (typeof labels === 'object' && labels !== null && !Array.isArray(labels) && Object.keys(labels).length === 0) {
+    throw new ValidationError('clientLabels', labels,
+      'must name at least one label (an empty selector admits every pod of the namespace); give e.g. { "redis-client": "true" }, or set networkPolicies: false');
+  }
+  for (const key of Object.keys(labels ?? {})) {
+    if (RESERVED_LABEL_KEYS.includes(key)) {
+      throw new ValidationError('clientLabels key', key,
+        `is one of the labels the instance's own Redis and Sentinel pods are selected by (${RESERVED_LABEL_KEYS.join(', ')}), so the client rule `
+        + 'would collide with the pod selectors of the NetworkPolicies; use a key of your own, e.g. { "redis-client": "true" }');
+    }
+  }
+  return requireLabels('clientLabels', labels);
 }
 
 function requireTolerations(tolerations: k8s.Toleration[]): k8s.Toleration[] {

@@ -3,6 +3,7 @@ import { RedisDisruptionBudget } from './redis-disruption-budget';
 import { RedisHaConfiguration } from './redis-ha-configuration';
 import { RedisHaProps, RedisHaSettings } from './redis-ha-settings';
 import { RedisMaster } from './redis-master';
+import { RedisNetworkPolicies } from './redis-network-policies';
 import { RedisReplicaSet } from './redis-replica-set';
 import { SentinelQuorum } from './sentinel-quorum';
 
@@ -19,6 +20,7 @@ export interface RedisSentinelHAProps extends RedisHaProps {}
  *   new RedisReplicaSet(scope, 'Replicas', { configuration });
  *   new SentinelQuorum(scope, 'Sentinels', { configuration });
  *   new RedisDisruptionBudget(scope, 'RedisBudget', { configuration });
+ *   new RedisNetworkPolicies(scope, 'NetworkPolicies', { configuration }); // unless networkPolicies: false
  */
 export class RedisSentinelHA extends Construct {
   /** The props, validated and resolved; every part reads them from here. */
@@ -28,6 +30,8 @@ export class RedisSentinelHA extends Construct {
   public readonly replicaSet: RedisReplicaSet;
   public readonly sentinels: SentinelQuorum;
   public readonly redisBudget: RedisDisruptionBudget;
+  /** The NetworkPolicies, unless networkPolicies is false. */
+  public readonly networkPolicies?: RedisNetworkPolicies;
 
   constructor(scope: Construct, id: string, props: RedisSentinelHAProps = {}) {
     super(scope, id);
@@ -38,6 +42,7 @@ export class RedisSentinelHA extends Construct {
     this.replicaSet = new RedisReplicaSet(this, 'Replicas', { configuration });
     this.sentinels = new SentinelQuorum(this, 'Sentinels', { configuration });
     this.redisBudget = new RedisDisruptionBudget(this, 'RedisBudget', { configuration });
+    if (this.settings.networkPolicies) this.networkPolicies = new RedisNetworkPolicies(this, 'NetworkPolicies', { configuration });
   }
 
   /** The rendered redis.conf. */

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { App, Chart, Size, Testing } from 'cdk8s';
 import {
-  RedisDisruptionBudget, RedisHaConfiguration, RedisHaSettings, RedisMaster, RedisReplicaSet, RedisSentinelHA,
+  RedisDisruptionBudget, RedisHaConfiguration, RedisHaSettings, RedisMaster, RedisNetworkPolicies, RedisReplicaSet, RedisSentinelHA,
   SentinelQuorum,
 } from '../../lib';
 import { ManifestObject, objectKey } from '../../lib/internal';
@@ -30,10 +30,11 @@ describe('the parts compose by hand into exactly RedisSentinelHA', () => {
       new RedisReplicaSet(byHand, 'replicas', { configuration });
       new SentinelQuorum(byHand, 'sentinels', { configuration });
       new RedisDisruptionBudget(byHand, 'budget', { configuration });
+      new RedisNetworkPolicies(byHand, 'netpol', { configuration });
 
       const expected = synth(composite);
       expect(synth(byHand)).toEqual(expected);
-      expect(expected.length).toBe(13);
+      expect(expected.length).toBe(15);
     });
   }
 
@@ -45,6 +46,7 @@ describe('the parts compose by hand into exactly RedisSentinelHA', () => {
     new RedisReplicaSet(byHand, 'replicas', { settings, configuration });
     new SentinelQuorum(byHand, 'sentinels', { settings, configuration });
     new RedisDisruptionBudget(byHand, 'budget', { settings });
+    new RedisNetworkPolicies(byHand, 'netpol', { settings });
     const composite = chart();
     new RedisSentinelHA(composite, 'redis', { name: 'cache' });
     expect(synth(byHand)).toEqual(synth(composite));
@@ -113,6 +115,9 @@ function selectorsOf(o: any): Array<{ where: string; selector: { [k: string]: st
   const walk = (value: unknown, path: string) => {
     if (value === null || typeof value !== 'object') return;
     for (const [k, v] of Object.entries(value)) {
+      // NetworkPolicy peers of client pods and of the cluster DNS select pods outside the
+      // instance by design (test/unit/network-policies.test.ts checks them).
+      if (k === 'matchLabels' && o.kind === 'NetworkPolicy' && !('app.kubernetes.io/instance' in (v as object))) continue;
       if (k === 'matchLabels') found.push({ where: `${objectKey(o)} ${path}`, selector: v as any });
       else if (k === 'selector' && o.kind === 'Service' && path === '.spec') found.push({ where: `${objectKey(o)} .spec.selector`, selector: v as any });
       walk(v, `${path}.${k}`);
@@ -137,6 +142,7 @@ describe('two instances in one chart', () => {
     const names = (instance: string) => objects.filter((o: any) => o.metadata.labels['app.kubernetes.io/instance'] === instance).map(objectKey).sort();
     expect(names('redis')).toEqual([
       'ConfigMap/redis-config', 'ConfigMap/redis-scripts', 'ConfigMap/redis-sentinel-config', 'Deployment/redis-sentinel',
+      'NetworkPolicy/redis', 'NetworkPolicy/redis-sentinel',
       'PodDisruptionBudget/redis', 'PodDisruptionBudget/redis-sentinel', 'Service/redis-master', 'Service/redis-sentinel',
       'Service/redis-sentinel-headless', 'Service/redis-slave', 'ServiceAccount/redis', 'StatefulSet/redis-master', 'StatefulSet/redis-slave',
     ]);
@@ -231,7 +237,7 @@ describe('the namespace comes from the chart, the cdk8s way', () => {
     const c = new Chart(new App(), 'app', { namespace: 'team-cache' });
     new RedisSentinelHA(c, 'redis');
     const objects = c.toJson();
-    expect(objects.length).toBe(13);
+    expect(objects.length).toBe(15);
     for (const o of objects) expect(o.metadata.namespace, objectKey(o)).toBe('team-cache');
   });
 
