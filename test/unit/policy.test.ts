@@ -200,16 +200,15 @@ describe('the checks fail when violated (none is vacuous)', () => {
     ]) expect(got, id).toContain(id);
   });
 
-  it('the NetworkPolicy checks apply once NetworkPolicies exist: a pod no policy selects is reported', () => {
+  it('the NetworkPolicy checks: every pod is selected by a policy; without the Sentinel policy, the Sentinel pods are reported', () => {
     const objects = objectsOf('staging');
-    // Until the NetworkPolicy part of issue 9 lands there are none, and the checks have nothing to check.
-    expect(objects.some((o) => o.kind === 'NetworkPolicy')).toBe(false);
-    objects.push({
-      apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy',
-      metadata: { name: 'redis-only', namespace: 'redis-staging' },
-      spec: { podSelector: { matchLabels: { 'app.kubernetes.io/name': 'redis' } }, policyTypes: ['Ingress', 'Egress'] },
-    });
-    const findings = runPolicy(objects).findings.map((f) => `${f.tool} ${f.id} ${f.object}`);
+    expect(objects.filter((o) => o.kind === 'NetworkPolicy').map((o) => o.metadata.name).sort()).toEqual(['redis', 'redis-sentinel']);
+    const networkIds = (findings: Array<{ tool: string; id: string; object: string }>) => findings
+      .filter((f) => ['pod-networkpolicy', 'non-isolated-pod', 'missingNetworkPolicy', 'networkpolicy-targets-pod'].includes(f.id))
+      .map((f) => `${f.tool} ${f.id} ${f.object}`);
+    expect(networkIds(runPolicy(objects).findings)).toEqual([]);
+    const withoutSentinelPolicy = objects.filter((o) => !(o.kind === 'NetworkPolicy' && o.metadata.name === 'redis-sentinel'));
+    const findings = networkIds(runPolicy(withoutSentinelPolicy).findings);
     expect(findings).toContain('kube-score pod-networkpolicy Deployment/redis-sentinel');
     expect(findings).toContain('kube-linter non-isolated-pod Deployment/redis-sentinel');
     expect(findings).toContain('polaris missingNetworkPolicy Deployment/redis-sentinel');
