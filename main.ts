@@ -11,7 +11,7 @@ import { FileTree, writeTree } from './lib/output/write-files';
 /**
  * The environments. Each is one typed profile; adding an environment means adding one
  * entry here and nothing else. Unset props keep the construct defaults, which are the
- * seed's staging figures, so the staging overlay carries little more than its namespace.
+ * architecture's staging figures, so the staging overlay carries little more than its namespace.
  */
 export const ENVIRONMENTS: readonly EnvironmentProfile[] = defineEnvironments(() => [
   {

@@ -1,7 +1,7 @@
 /**
  * Names, labels and ports. Object names are part of the user's contract (clients and
  * runbooks refer to them), so they carry no hash suffix: each is the instance name plus a
- * fixed suffix, and the default instance name `redis` gives the architecture seed's names.
+ * fixed suffix, and the default instance name `redis` gives the names of docs/architecture.md.
  */
 export const DEFAULT_INSTANCE_NAME = 'redis';
 
@@ -24,7 +24,7 @@ export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 export interface RedisHaObjectNames {
   /** StatefulSet and headless Service of the initial master: `<name>-master`. */
   readonly master: string;
-  /** StatefulSet and headless Service of the replicas: `<name>-slave` (the seed's name). */
+  /** StatefulSet and headless Service of the replicas: `<name>-slave` (the architecture's name). */
   readonly replica: string;
   /** Sentinel Deployment and client Service: `<name>-sentinel`. */
   readonly sentinel: string;

@@ -35,7 +35,7 @@ export interface RedisHaProps {
    * `<name>-slave`, `<name>-sentinel`, ...) and the `app.kubernetes.io/instance` label
    * that every selector includes, so that several instances share a namespace.
    * A DNS label starting with a letter, at most 45 characters.
-   * @default 'redis' (the seed's names: redis-master, redis-slave, redis-sentinel)
+   * @default 'redis' (the architecture's names: redis-master, redis-slave, redis-sentinel)
    */
   readonly name?: string;
   /**

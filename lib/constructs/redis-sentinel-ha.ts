@@ -10,7 +10,7 @@ import { SentinelQuorum } from './sentinel-quorum';
 export interface RedisSentinelHAProps extends RedisHaProps {}
 
 /**
- * The whole Redis Sentinel system of the architecture seed: master, replicas,
+ * The whole Redis Sentinel system of docs/architecture.md: master, replicas,
  * Sentinels, their configuration and scripts, ServiceAccount and disruption budgets,
  * wired together from one set of props. The objects take their namespace from the
  * chart (`new Chart(app, id, { namespace })`). It is exactly the parts composed by hand:
