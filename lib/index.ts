@@ -5,7 +5,7 @@ export { RedisHaObjectNames } from './constructs/names';
 export { ValidationError } from './constructs/validation';
 export { ResolvedResources } from './constructs/container-resources';
 export { MaxmemoryPolicy } from './pod/config-files';
-export { RedisHaProps, RedisHaSettings, SpreadConstraint } from './constructs/redis-ha-settings';
+export { RedisHaProps, RedisHaSettings, RedisTlsProps, ResolvedTls, SpreadConstraint, TlsIssuerRef } from './constructs/redis-ha-settings';
 export { RedisHaConfiguration, RedisHaConfigurationProps, RedisHaPartProps } from './constructs/redis-ha-configuration';
 export { RedisNode } from './constructs/redis-node';
 export { RedisMaster, RedisMasterProps } from './constructs/redis-master';

@@ -46,6 +46,10 @@ export interface RedisHaObjectNames {
   readonly redisNetworkPolicy: string;
   /** NetworkPolicy of the Sentinel pods: `<name>-sentinel`. */
   readonly sentinelNetworkPolicy: string;
+  /** cert-manager Certificate (tls.issuer), and the default name of its Secret: `<name>-tls`. */
+  readonly tlsCertificate: string;
+  /** Default TLS Secret of a Certificate: `<name>-tls`. */
+  readonly tlsSecret: string;
 }
 
 export function objectNames(name: string): RedisHaObjectNames {
@@ -62,6 +66,8 @@ export function objectNames(name: string): RedisHaObjectNames {
     serviceAccount: name,
     redisNetworkPolicy: name,
     sentinelNetworkPolicy: `${name}-sentinel`,
+    tlsCertificate: `${name}-tls`,
+    tlsSecret: `${name}-tls`,
   };
 }
 

@@ -1,5 +1,5 @@
 import { k8s } from 'cdk8s-plus-28';
-import { AUTH_MOUNT, FILES, SCRIPTS_MOUNT } from '../pod/contract';
+import { AUTH_MOUNT, FILES, SCRIPTS_MOUNT, TLS_FILES, TLS_MOUNT } from '../pod/contract';
 import { RedisHaSettings, SpreadConstraint } from './redis-ha-settings';
 
 /**
@@ -50,6 +50,27 @@ export function passwordVolume(secretName: string): k8s.Volume {
     name: 'auth',
     secret: { secretName, defaultMode: 0o440, items: [{ key: FILES.password, path: FILES.password }] },
   };
+}
+
+/**
+ * The TLS Secret's certificate, key and CA (tls prop), readable by the pod's group only.
+ * No subPath: kubelet updates the files in place when the Secret changes (a renewal).
+ */
+export function tlsVolume(secretName: string): k8s.Volume {
+  return {
+    name: 'tls',
+    secret: { secretName, defaultMode: 0o440, items: Object.values(TLS_FILES).map((f) => ({ key: f, path: f })) },
+  };
+}
+
+/** The TLS mount of a container that runs Redis, Sentinel or redis-cli; none without TLS. */
+export function tlsMounts(s: RedisHaSettings): k8s.VolumeMount[] {
+  return s.tls ? [{ name: 'tls', mountPath: TLS_MOUNT, readOnly: true }] : [];
+}
+
+/** The TLS volume of a pod; none without TLS. */
+export function tlsVolumes(s: RedisHaSettings): k8s.Volume[] {
+  return s.tls ? [tlsVolume(s.tls.secretName)] : [];
 }
 
 /**

@@ -1,6 +1,6 @@
 import { createHash } from 'crypto';
 import { k8s } from 'cdk8s-plus-28';
-import { Chart } from 'cdk8s';
+import { ApiObject, Chart } from 'cdk8s';
 import { Construct } from 'constructs';
 import { loadScripts } from '../pod/scripts';
 import { commonLabels } from './names';
@@ -27,6 +27,8 @@ export class RedisHaConfiguration extends Construct {
   public readonly redisConfigMap: k8s.KubeConfigMap;
   public readonly sentinelConfigMap: k8s.KubeConfigMap;
   public readonly scriptsConfigMap: k8s.KubeConfigMap;
+  /** The cert-manager Certificate `<name>-tls`, emitted when tls.issuer is given. */
+  public readonly certificate?: ApiObject;
   /** The ServiceAccount created, if serviceAccountName was not given. */
   public readonly serviceAccount?: k8s.KubeServiceAccount;
   /** Hash of redis.conf and the scripts the Redis pods run; their pod template carries it. */
@@ -61,11 +63,43 @@ export class RedisHaConfiguration extends Construct {
         automountServiceAccountToken: false,
       });
     }
+    if (s.tls?.issuer) {
+      const namespace = s.tls.namespace ?? Chart.of(this).namespace;
+      if (namespace === undefined) {
+        throw new ValidationError('tls.namespace', undefined,
+          'is needed for the Certificate\'s fully qualified DNS names (<pod>.<service>.<namespace>.svc): set tls.namespace, or give the chart a namespace');
+      }
+      const spec: CertificateSpec = {
+        secretName: s.tls.secretName,
+        issuerRef: { name: s.tls.issuer.name, kind: s.tls.issuer.kind!, group: s.tls.issuer.group! },
+        dnsNames: s.tlsDnsNames(namespace),
+        // Redis and Sentinel present this certificate as servers and, to each other, as clients.
+        usages: ['digital signature', 'key encipherment', 'server auth', 'client auth'],
+        privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
+      };
+      // cert-manager's Certificate CRD is not imported into crds/: a plain ApiObject with
+      // the small typed spec above (cert-manager.io/v1, the fields used here only).
+      this.certificate = new ApiObject(this, 'Certificate', {
+        apiVersion: 'cert-manager.io/v1',
+        kind: 'Certificate',
+        metadata: metadata(s.names.tlsCertificate),
+        spec,
+      });
+    }
     // Each tier's pods carry the hash of what they use, so a change to one tier's
     // configuration or scripts rolls only that tier.
     this.redisConfigHash = configHash('redis', s.redisConf, scripts);
     this.sentinelConfigHash = configHash('sentinel', s.sentinelConf, scripts);
   }
+}
+
+/** The part of a cert-manager `cert-manager.io/v1` Certificate's spec the constructs write. */
+interface CertificateSpec {
+  readonly secretName: string;
+  readonly issuerRef: { readonly name: string; readonly kind: string; readonly group: string };
+  readonly dnsNames: string[];
+  readonly usages: string[];
+  readonly privateKey: { readonly algorithm: 'ECDSA' | 'RSA'; readonly size: number; readonly rotationPolicy: 'Always' | 'Never' };
 }
 
 /** Props of a part (RedisMaster, RedisReplicaSet, SentinelQuorum, RedisDisruptionBudget, RedisNetworkPolicies). */

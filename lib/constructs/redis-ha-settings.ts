@@ -24,6 +24,65 @@ export enum SpreadConstraint {
 }
 
 /**
+ * The cert-manager issuer of the Certificate the constructs emit for TLS
+ * (`spec.issuerRef` of a `cert-manager.io/v1` Certificate).
+ */
+export interface TlsIssuerRef {
+  /** Name of the Issuer or ClusterIssuer. */
+  readonly name: string;
+  /**
+   * `Issuer` (in the instance's namespace) or `ClusterIssuer`.
+   * @default 'Issuer'
+   */
+  readonly kind?: string;
+  /**
+   * API group of the issuer (another one for external issuers).
+   * @default 'cert-manager.io'
+   */
+  readonly group?: string;
+}
+
+/**
+ * TLS for clients, replication and Sentinel, with the plaintext ports off. The
+ * certificate comes from a `kubernetes.io/tls` Secret with the keys `tls.crt`, `tls.key`
+ * and `ca.crt`: one that exists (`secretName`), or one that cert-manager writes for the
+ * Certificate the constructs emit (`issuer`). The certificate must name every Redis
+ * pod, the Services and their fully qualified forms (the emitted Certificate does), and
+ * allow both server and client use (Redis and Sentinel present it to each other).
+ */
+export interface RedisTlsProps {
+  /**
+   * The `kubernetes.io/tls` Secret with `tls.crt`, `tls.key` and `ca.crt`. With `issuer`,
+   * the Secret cert-manager writes.
+   * @default - `<name>-tls` with issuer; required without
+   */
+  readonly secretName?: string;
+  /**
+   * Emit a cert-manager Certificate `<name>-tls` signed by this issuer, whose Secret is
+   * mounted. The issuer must put the CA into the Secret's `ca.crt` (a CA or Vault issuer
+   * does; an ACME issuer does not).
+   * @default - no Certificate: `secretName` must exist
+   */
+  readonly issuer?: TlsIssuerRef;
+  /**
+   * Namespace the instance runs in, for the Certificate's fully qualified DNS names
+   * (`<pod>.<service>.<namespace>.svc.<clusterDomain>`).
+   * @default - the chart's namespace; with issuer, one of the two is required
+   */
+  readonly namespace?: string;
+}
+
+/** TLS as resolved: the Secret mounted and, when the constructs emit it, the Certificate. */
+export interface ResolvedTls {
+  /** The `kubernetes.io/tls` Secret mounted at /etc/redis-tls. */
+  readonly secretName: string;
+  /** The issuer of the emitted Certificate; undefined: the Secret exists. */
+  readonly issuer?: TlsIssuerRef;
+  /** Namespace for the Certificate's fully qualified names; undefined: the chart's. */
+  readonly namespace?: string;
+}
+
+/**
  * Everything that describes one Redis Sentinel system (one instance). `RedisSentinelHA`
  * takes these props; so do `RedisMaster`, `RedisReplicaSet`, `SentinelQuorum` and
  * `RedisHaConfiguration` when used on their own, because each part must know the whole
@@ -245,6 +304,12 @@ export interface RedisHaProps {
    * @default - only client pods in the instance's own namespace
    */
   readonly clientNamespaceLabels?: { [key: string]: string };
+  /**
+   * TLS only: Redis and Sentinel accept TLS on 6379 and 26379 and no plaintext, and
+   * replication and Sentinel's own connections use TLS. See RedisTlsProps.
+   * @default - no TLS
+   */
+  readonly tls?: RedisTlsProps;
 }
 
 /** Every key of RedisHaProps, for refusing unknown (misspelled) keys at run time. */
@@ -256,7 +321,7 @@ const PROP_KEYS: { [K in keyof Required<RedisHaProps>]: true } = {
   authSecretName: true, clusterDomain: true, labels: true, nodeSelector: true, tolerations: true, zoneSpread: true,
   redisAntiAffinity: true, sentinelAntiAffinity: true, priorityClassName: true, serviceAccountName: true,
   imagePullSecrets: true, podAnnotations: true, serviceAnnotations: true, networkPolicies: true, clientLabels: true,
-  clientNamespaceLabels: true,
+  clientNamespaceLabels: true, tls: true,
 };
 export const REDIS_HA_PROP_KEYS: readonly string[] = Object.keys(PROP_KEYS);
 
@@ -381,6 +446,8 @@ export class RedisHaSettings {
   public readonly clientLabels: { [key: string]: string };
   /** Labels of the other namespaces whose client pods are admitted; undefined: only the instance's namespace. */
   public readonly clientNamespaceLabels?: { [key: string]: string };
+  /** TLS (the Secret, and the Certificate's issuer if one is emitted); undefined: no TLS. */
+  public readonly tls?: ResolvedTls;
   /** DNS names (`pod.service`, relative to the namespace) of every Redis pod, master first. */
   public readonly redisPodDnsNames: string[];
   /** Host in sentinel.conf's monitor line and the first master: `<name>-master-0.<name>-master`. */
@@ -504,8 +571,10 @@ export class RedisHaSettings {
       this.bootstrapMasterHost,
       ...Array.from({ length: this.replicas }, (_, i) => `${this.names.replica}-${i}.${this.names.replica}`),
     ];
+    this.tls = requireTls(props.tls, this.names.tlsSecret);
     this.redisConf = renderRedisConf({
       port: REDIS_PORT,
+      tls: this.tls !== undefined,
       maxmemoryBytes: this.maxmemoryBytes,
       replBacklogBytes: this.replBacklogBytes,
       replicaOutputBufferLimitBytes: this.replicaOutputBufferLimitBytes,
@@ -516,6 +585,7 @@ export class RedisHaSettings {
     });
     this.sentinelConf = renderSentinelConf({
       port: SENTINEL_PORT,
+      tls: this.tls !== undefined,
       masterName: this.masterName,
       bootstrapMasterHost: this.bootstrapMasterHost,
       redisPort: REDIS_PORT,
@@ -525,6 +595,53 @@ export class RedisHaSettings {
       parallelSyncs: this.parallelSyncs,
     });
   }
+
+  /**
+   * Every DNS name a client may reach Redis or Sentinel by, which the TLS certificate
+   * must carry: each Redis pod (`<pod>.<service>`) and each Service, each also with
+   * `.<namespace>`, `.<namespace>.svc` and `.<namespace>.svc.<clusterDomain>` (the
+   * Sentinels name the master by the last). Sentinel pods have no names of their own:
+   * clients check a Sentinel's certificate against the Service name `<name>-sentinel`.
+   */
+  public tlsDnsNames(namespace: string): string[] {
+    requireDnsLabel('namespace', namespace);
+    const relative = [
+      ...this.redisPodDnsNames,
+      this.names.master, this.names.replica, this.names.sentinel, this.names.sentinelHeadless,
+    ];
+    return relative.flatMap((n) => [n, `${n}.${namespace}`, `${n}.${namespace}.svc`, `${n}.${namespace}.svc.${this.clusterDomain}`]);
+  }
+}
+
+const TLS_KEYS = ['secretName', 'issuer', 'namespace'];
+const TLS_ISSUER_KEYS = ['name', 'kind', 'group'];
+export const TLS_ISSUER_KINDS = ['Issuer', 'ClusterIssuer'];
+
+/** The tls prop: an existing Secret, or a Certificate from an issuer (writing `<name>-tls` unless secretName is given). */
+function requireTls(tls: RedisTlsProps | undefined, defaultSecret: string): ResolvedTls | undefined {
+  if (tls === undefined) return undefined;
+  requireKnownKeys('tls', tls, TLS_KEYS);
+  if (tls.secretName === undefined && tls.issuer === undefined) {
+    throw new ValidationError('tls', tls,
+      'must name the certificate: tls: { secretName: "redis-tls" } for an existing kubernetes.io/tls Secret (keys tls.crt, tls.key, ca.crt), '
+      + 'or tls: { issuer: { name: "my-ca", kind: "ClusterIssuer" } } for a cert-manager Certificate');
+  }
+  const secretName = requireDnsSubdomain('tls.secretName', tls.secretName ?? defaultSecret);
+  const namespace = tls.namespace === undefined ? undefined : requireDnsLabel('tls.namespace', tls.namespace);
+  if (tls.issuer === undefined) {
+    if (namespace !== undefined) {
+      throw new ValidationError('tls.namespace', namespace,
+        'is only used for the DNS names of the Certificate emitted with tls.issuer; without an issuer, leave it out (the Secret\'s certificate is made elsewhere)');
+    }
+    return { secretName };
+  }
+  requireKnownKeys('tls.issuer', tls.issuer, TLS_ISSUER_KEYS);
+  const issuer: TlsIssuerRef = {
+    name: requireDnsSubdomain('tls.issuer.name', tls.issuer.name),
+    kind: requireOneOf('tls.issuer.kind', tls.issuer.kind ?? 'Issuer', TLS_ISSUER_KINDS),
+    group: requireDnsSubdomain('tls.issuer.group', tls.issuer.group ?? 'cert-manager.io'),
+  };
+  return { secretName, issuer, ...(namespace !== undefined ? { namespace } : {}) };
 }
 
 /**

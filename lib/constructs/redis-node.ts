@@ -3,7 +3,7 @@ import { Construct } from 'constructs';
 import { commonLabels, Component, redisTierSelector, REDIS_PORT, SENTINEL_PORT, selectorLabels } from './names';
 import {
   AUTH_MOUNT, configMapVolume, execProbe, HELPER_EPHEMERAL_STORAGE, MAIN_EPHEMERAL_STORAGE, passwordVolume, podPlacement, SCRIPTS_MOUNT,
-  resourceRequirements, restrictedContainerSecurity, restrictedPodSecurity, scriptCommand,
+  resourceRequirements, restrictedContainerSecurity, restrictedPodSecurity, scriptCommand, tlsMounts, tlsVolumes,
 } from './pod-spec';
 import { exemptionAnnotations, redisExemptions } from './policy-exemptions';
 import { RedisHaConfiguration, RedisHaPartProps, claimPart, settingsOf } from './redis-ha-configuration';
@@ -77,6 +77,7 @@ export abstract class RedisNode extends Construct {
       failoverWaitSeconds: s.failoverWaitSeconds,
       handoverTimeoutSeconds: s.handoverSeconds,
       shutdownGateTimeoutSeconds: s.shutdownGateSeconds,
+      tls: s.tls !== undefined,
     };
     const probeTiming = { periodSeconds: 5, timeoutSeconds: 4, failureThreshold: 3 };
     this.statefulSet = new StatefulSetWithTypedClaims(this, 'StatefulSet', {
@@ -122,6 +123,7 @@ export abstract class RedisNode extends Construct {
                 { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true },
                 { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true },
                 { name: 'tmp', mountPath: MOUNTS.tmp },
+                ...tlsMounts(s),
               ],
             }, {
               // The guard: records this pod's data for the start script, fences a master
@@ -137,6 +139,7 @@ export abstract class RedisNode extends Construct {
                 { name: 'config-template', mountPath: MOUNTS.redisTemplate, readOnly: true },
                 { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true },
                 { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true },
+                ...tlsMounts(s),
               ],
             }],
             volumes: [
@@ -145,6 +148,7 @@ export abstract class RedisNode extends Construct {
               configMapVolume('config-template', s.names.redisConfig, 0o444),
               configMapVolume('scripts', s.names.scripts, 0o555),
               passwordVolume(s.authSecretName),
+              ...tlsVolumes(s),
             ],
           },
         },

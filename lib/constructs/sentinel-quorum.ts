@@ -3,7 +3,7 @@ import { Construct } from 'constructs';
 import { commonLabels, REDIS_PORT, SENTINEL_PORT, selectorLabels } from './names';
 import {
   AUTH_MOUNT, configMapVolume, execProbe, HELPER_EPHEMERAL_STORAGE, MAIN_EPHEMERAL_STORAGE, passwordVolume, podPlacement, SCRIPTS_MOUNT,
-  resourceRequirements, restrictedContainerSecurity, restrictedPodSecurity, scriptCommand,
+  resourceRequirements, restrictedContainerSecurity, restrictedPodSecurity, scriptCommand, tlsMounts, tlsVolumes,
 } from './pod-spec';
 import { exemptionAnnotations, sentinelExemptions } from './policy-exemptions';
 import { RedisHaConfiguration, RedisHaPartProps, claimPart, settingsOf } from './redis-ha-configuration';
@@ -65,6 +65,7 @@ export class SentinelQuorum extends Construct {
       sentinelPort: SENTINEL_PORT,
       sentinelCount: s.sentinels,
       janitorIntervalSeconds: s.janitorSeconds,
+      tls: s.tls !== undefined,
     };
     const scriptsMount = { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true };
     const tmpMount = { name: 'tmp', mountPath: MOUNTS.tmp };
@@ -105,6 +106,7 @@ export class SentinelQuorum extends Construct {
                   scriptsMount,
                   { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true },
                   tmpMount,
+                  ...tlsMounts(s),
                 ],
               },
               {
@@ -114,7 +116,7 @@ export class SentinelQuorum extends Construct {
                 env: janitorContainerEnv(contract),
                 resources: resourceRequirements({ cpuRequest: '10m', memoryRequest: '16Mi', memoryLimit: '32Mi' }, HELPER_EPHEMERAL_STORAGE),
                 securityContext: restrictedContainerSecurity(),
-                volumeMounts: [scriptsMount, tmpMount],
+                volumeMounts: [scriptsMount, tmpMount, ...tlsMounts(s)],
               },
             ],
             volumes: [
@@ -123,6 +125,7 @@ export class SentinelQuorum extends Construct {
               configMapVolume('config-template', s.names.sentinelConfig, 0o444),
               configMapVolume('scripts', s.names.scripts, 0o555),
               passwordVolume(s.authSecretName),
+              ...tlsVolumes(s),
             ],
           },
         },

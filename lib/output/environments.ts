@@ -60,7 +60,13 @@ export class RedisHaChart extends Chart {
         },
       });
     }
-    this.ha = new RedisSentinelHA(this, 'redis', props.redis);
+    // The objects get their namespace from the overlay, not the chart: a Certificate's
+    // fully qualified DNS names take it from the environment unless tls.namespace says.
+    const tls = props.redis?.tls;
+    const redis = tls?.issuer !== undefined && tls.namespace === undefined && props.namespace !== undefined
+      ? { ...props.redis, tls: { ...tls, namespace: props.namespace } }
+      : props.redis;
+    this.ha = new RedisSentinelHA(this, 'redis', redis);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 
 import { ValidationError } from '../constructs/validation';
-import { MOUNTS } from './contract';
+import { MOUNTS, TLS_PATHS } from './contract';
 
 /** What Redis does when it reaches `maxmemory` (`maxmemory-policy`). */
 export enum MaxmemoryPolicy {
@@ -121,8 +121,45 @@ export function largestFittingMaxmemoryBytes(memoryLimitBytes: number): number {
  */
 export const REPL_TIMEOUT_SECONDS = 60;
 
+/**
+ * How Redis and Sentinel accept clients when the tls prop is set: `tls-auth-clients`.
+ * `optional`: a client need not present a certificate (applications authenticate with
+ * their password, as without TLS), but one that does is checked against the CA. `yes`
+ * would make every application, and every redis-cli of the scripts, hold a client
+ * certificate signed by the same CA.
+ */
+export const TLS_AUTH_CLIENTS = 'optional';
+
+/**
+ * The listening lines of redis.conf or sentinel.conf. Without TLS: `port <port>`. With
+ * TLS: the plaintext port off (`port 0`) and TLS on the same port number, so Services,
+ * NetworkPolicies and clients keep their ports; the certificate, key and CA from the
+ * mounted TLS Secret; `tls-replication yes`, so a replica's link to its master, and a
+ * Sentinel's connections to Redis and to the other Sentinels, use TLS too (each presents
+ * its own certificate as client certificate). Redis reads the files at start only.
+ */
+export function renderListenConf(port: number, tls: boolean): string[] {
+  if (!tls) return [`port ${port}`];
+  return [
+    '# TLS only (the tls prop): the plaintext port is off; clients, replication and Sentinel',
+    '# connect with TLS on the usual port number.',
+    'port 0',
+    `tls-port ${port}`,
+    `tls-cert-file ${TLS_PATHS.cert}`,
+    `tls-key-file ${TLS_PATHS.key}`,
+    `tls-ca-cert-file ${TLS_PATHS.ca}`,
+    '# A client certificate is checked when presented, not required: clients authenticate',
+    '# with their password.',
+    `tls-auth-clients ${TLS_AUTH_CLIENTS}`,
+    '# Outgoing connections (replica to master, Sentinel to Redis and to Sentinels) use TLS.',
+    'tls-replication yes',
+  ];
+}
+
 export interface RedisConfInput {
   readonly port: number;
+  /** TLS only, from the mounted TLS Secret (renderListenConf). */
+  readonly tls?: boolean;
   readonly maxmemoryBytes: number;
   readonly replBacklogBytes: number;
   readonly replicaOutputBufferLimitBytes: number;
@@ -160,7 +197,7 @@ export function renderRedisConf(input: RedisConfInput): string {
     '# password (from the mounted Secret), replica-announce-ip (this pod\'s DNS name) and,',
     '# for a replica, the replicaof line for the master the Sentinels named.',
     'bind * -::*',
-    `port ${input.port}`,
+    ...renderListenConf(input.port, input.tls === true),
     '# Authentication is always on (requirepass is appended at start), so protected mode',
     '# would only refuse legitimate pod-network clients.',
     'protected-mode no',
@@ -198,6 +235,8 @@ export function renderRedisConf(input: RedisConfInput): string {
 
 export interface SentinelConfInput {
   readonly port: number;
+  /** TLS only, from the mounted TLS Secret (renderListenConf). */
+  readonly tls?: boolean;
   readonly masterName: string;
   /** Host written into the monitor line; sentinel-start.sh replaces it with the master it discovers. */
   readonly bootstrapMasterHost: string;
@@ -214,7 +253,7 @@ export function renderSentinelConf(input: SentinelConfInput): string {
     '# sentinel.conf rendered by redis-sentinel-ha. sentinel-start.sh copies it to a',
     '# writable emptyDir (Sentinel rewrites its config), puts the current master into the',
     '# monitor line and appends auth-pass from the mounted Secret.',
-    `port ${input.port}`,
+    ...renderListenConf(input.port, input.tls === true),
     `dir ${MOUNTS.sentinelData}`,
     '# Redis pods are followed by their stable DNS names, not by IPs that change.',
     'sentinel resolve-hostnames yes',

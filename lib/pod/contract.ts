@@ -28,7 +28,21 @@ export const MOUNTS = {
   scripts: '/opt/redis-ha',
   /** The Redis password (Secret). */
   auth: '/etc/redis-auth',
+  /** The TLS certificate, key and CA (a `kubernetes.io/tls` Secret), when the tls prop is set. */
+  tls: '/etc/redis-tls',
   tmp: '/tmp',
+} as const;
+
+/**
+ * Keys of the TLS Secret and the file names they are mounted as (those of a
+ * `kubernetes.io/tls` Secret, and of the Secret cert-manager writes for a Certificate).
+ */
+export const TLS_FILES = {
+  /** The server certificate (Redis and Sentinel also present it as client certificate to each other). */
+  cert: 'tls.crt',
+  key: 'tls.key',
+  /** The CA certificate that every peer's and client's certificate is checked against. */
+  ca: 'ca.crt',
 } as const;
 
 /** File names inside those mounts. */
@@ -48,6 +62,14 @@ export const FILES = {
 } as const;
 
 export const AUTH_MOUNT = MOUNTS.auth;
+export const TLS_MOUNT = MOUNTS.tls;
+
+/** Paths of the TLS files in every container that mounts the TLS Secret. */
+export const TLS_PATHS = {
+  cert: `${MOUNTS.tls}/${TLS_FILES.cert}`,
+  key: `${MOUNTS.tls}/${TLS_FILES.key}`,
+  ca: `${MOUNTS.tls}/${TLS_FILES.ca}`,
+} as const;
 export const SCRIPTS_MOUNT = MOUNTS.scripts;
 
 /** Seconds any one redis-cli call may take before it is abandoned. */
@@ -119,6 +141,8 @@ export interface RedisPodContract {
   readonly failoverWaitSeconds: number;
   readonly handoverTimeoutSeconds: number;
   readonly shutdownGateTimeoutSeconds: number;
+  /** Whether Redis and Sentinel speak TLS only (the tls prop): the scripts' redis-cli then does too. */
+  readonly tls?: boolean;
 }
 
 /** What the Sentinel pods' containers need to know. */
@@ -131,6 +155,8 @@ export interface SentinelPodContract {
   readonly sentinelPort: number;
   readonly sentinelCount: number;
   readonly janitorIntervalSeconds: number;
+  /** Whether Redis and Sentinel speak TLS only (the tls prop). */
+  readonly tls?: boolean;
 }
 
 type Env = Record<string, string | number>;
@@ -144,6 +170,14 @@ function plain(values: Env): k8s.EnvVar[] {
 }
 
 const path = (dir: string, file: string) => `${dir}/${file}`;
+
+/**
+ * TLS_CA_FILE, only with TLS on: common.sh's tls_flags turns it into redis-cli's
+ * `--tls --cacert`, for every redis-cli call of every script. Its absence means plaintext.
+ */
+function tlsEnv(tls: boolean | undefined): Env {
+  return tls ? { TLS_CA_FILE: TLS_PATHS.ca } : {};
+}
 
 function redisShared(c: RedisPodContract): Env {
   return {
@@ -159,6 +193,7 @@ function redisShared(c: RedisPodContract): Env {
     REDIS_NODES: c.redisPods.join(' '),
     SENTINEL_QUORUM: c.sentinelQuorum,
     CLI_TIMEOUT: CLI_TIMEOUT_SECONDS,
+    ...tlsEnv(c.tls),
   };
 }
 
@@ -229,6 +264,7 @@ export function sentinelContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
       SENTINEL_CONFIG: path(MOUNTS.sentinelData, FILES.sentinelConf),
       START_RETRY_SECONDS,
       CLI_TIMEOUT: CLI_TIMEOUT_SECONDS,
+      ...tlsEnv(c.tls),
     }),
   ];
 }
@@ -244,5 +280,6 @@ export function janitorContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
     SENTINEL_TIMINGS,
     SENTINEL_TIMINGS_CHECK_SECONDS,
     CLI_TIMEOUT: CLI_TIMEOUT_SECONDS,
+    ...tlsEnv(c.tls),
   });
 }

@@ -2,7 +2,8 @@
 // container gets exactly the environment its scripts read, and no script types a value
 // (path, file name, port, name, timing) that the contract defines.
 import { describe, expect, it } from 'vitest';
-import { synthBase } from '../../lib/internal';
+import { synthBase, synthEnvironment } from '../../lib/internal';
+import { findEnvironments } from '../../main';
 import {
   FAILOVER_LEAD_MS, FILES, MOUNTS, PRIORITY_SEEN_WAIT_MS, SCRIPTS_MOUNT, SENTINEL_INFO_PERIOD_MS, SENTINEL_TIMINGS,
 } from '../../lib/pod/contract';
@@ -10,10 +11,14 @@ import { environmentRead, scriptSource, stripShell, withSourced } from './suppor
 
 interface Container { name: string; command?: string[]; env?: { name: string; value?: string }[]; [probe: string]: any }
 
-const objects = synthBase();
-const containers: { owner: string; container: Container }[] = objects
+const workloadContainers = (objects: any[]): { owner: string; container: Container }[] => objects
   .filter((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment')
   .flatMap((o: any) => o.spec.template.spec.containers.map((c: Container) => ({ owner: `${o.kind}/${o.metadata.name}`, container: c })));
+const containers = workloadContainers(synthBase());
+/** The same with the tls prop: each container also gets TLS_CA_FILE. */
+const [staging] = findEnvironments(['staging']);
+const tlsContainers = workloadContainers(synthEnvironment({ ...staging, redis: { ...staging.redis, tls: { secretName: 'redis-tls' } } }))
+  .map(({ owner, container }) => ({ owner: `${owner} (tls)`, container }));
 
 /** Scripts a container runs: its command, its probes and its preStop hook. */
 function scriptsRunBy(c: Container): string[] {
@@ -35,7 +40,7 @@ describe('every container gets the environment its scripts read', () => {
     ]);
   });
 
-  for (const { owner, container } of containers) {
+  for (const { owner, container } of [...containers, ...tlsContainers]) {
     it(`${owner} ${container.name}: every variable its scripts read is set, and every variable set is read`, () => {
       const given = (container.env ?? []).map((e) => e.name).sort();
       const required = new Set<string>();
@@ -57,6 +62,10 @@ describe('every container gets the environment its scripts read', () => {
     expect(environmentRead('redis-guard.sh').required).toContain('FENCE_AFTER_ROUNDS');
     expect(start).not.toContain('FENCE_AFTER_ROUNDS');
     expect(withSourced('sentinel-janitor.sh')).toEqual(['sentinel-janitor.sh', 'common.sh', 'sentinel-decide.sh']);
+    // TLS_CA_FILE is read with a default (absent: plaintext), and given only with the tls prop.
+    expect(environmentRead('redis-probe.sh').optional).toContain('TLS_CA_FILE');
+    expect(tlsContainers.every(({ container }) => container.env?.some((e) => e.name === 'TLS_CA_FILE'))).toBe(true);
+    expect(tlsContainers).toHaveLength(6);
   });
 });
 

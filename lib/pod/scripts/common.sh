@@ -6,7 +6,8 @@
 # Every path, port, name and timing comes from the environment, which the constructs set
 # from lib/pod/contract.ts (the contract says which container gets which variable):
 # POD_NAME, POD_NAMESPACE, CLUSTER_DOMAIN, MASTER_NAME, REDIS_PORT, SENTINEL_PORT,
-# SENTINEL_SERVICE, AUTH_FILE, CLI_TIMEOUT (seconds per redis-cli call), and ROLE_FILE (a
+# SENTINEL_SERVICE, AUTH_FILE, CLI_TIMEOUT (seconds per redis-cli call), TLS_CA_FILE (set
+# only when Redis and Sentinel speak TLS only: see tls_flags), and ROLE_FILE (a
 # Redis pod's last known role, "master" or "replica <host>", kept on its volume by the
 # guard and the preStop hook, read by the start script).
 #
@@ -46,19 +47,28 @@ require_plain_password() {
   esac
 }
 
+# tls_flags: the redis-cli options for the servers' transport, used by every redis-cli
+# call. With TLS_CA_FILE set (the tls prop: Redis and Sentinel accept TLS only), TLS
+# with the server's certificate checked against that CA; without it, none (plaintext).
+tls_flags() {
+  if [ -n "${TLS_CA_FILE:-}" ]; then echo "--tls --cacert ${TLS_CA_FILE:-}"; fi
+}
+
 # redis_cmd HOST ARGS... : one command against a Redis server, authenticated.
 redis_cmd() {
   _host="$1"
   shift
+  # shellcheck disable=SC2046
   REDISCLI_AUTH="$(redis_password)" timeout "$CLI_TIMEOUT" \
-    redis-cli --no-auth-warning --raw -h "$_host" -p "$REDIS_PORT" "$@" 2>/dev/null
+    redis-cli $(tls_flags) --no-auth-warning --raw -h "$_host" -p "$REDIS_PORT" "$@" 2>/dev/null
 }
 
 # sentinel_cmd HOST ARGS... : one command against a Sentinel (Sentinels run without a password).
 sentinel_cmd() {
   _host="$1"
   shift
-  timeout "$CLI_TIMEOUT" redis-cli --raw -h "$_host" -p "$SENTINEL_PORT" "$@" 2>/dev/null
+  # shellcheck disable=SC2046
+  timeout "$CLI_TIMEOUT" redis-cli $(tls_flags) --raw -h "$_host" -p "$SENTINEL_PORT" "$@" 2>/dev/null
 }
 
 # sentinel_addresses: the IPs of all Sentinel pods, from the headless Service.

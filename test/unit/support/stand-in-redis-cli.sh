@@ -10,18 +10,34 @@
 # so a test never passes on a reply it did not describe. Every command is recorded in
 # <world>/calls as "<host> <command>". STANDIN_SELF is the host that 127.0.0.1 stands for.
 world="$(cd "$(dirname "$0")/.." && pwd)"
+# A world with a file tls-ca (TLS only, as with the tls prop) refuses every call that does
+# not use --tls with --cacert naming that file; a world without it refuses --tls.
 host=127.0.0.1
 port=6379
+tls=""
+cacert=""
 while [ $# -gt 0 ]; do
   case "$1" in
     -h) host="$2"; shift 2 ;;
     -p) port="$2"; shift 2 ;;
+    --cacert) cacert="$2"; shift 2 ;;
+    --tls) tls=1; shift ;;
     --raw|--no-auth-warning) shift ;;
     *) break ;;
   esac
 done
 [ "$host" = 127.0.0.1 ] && [ -n "${STANDIN_SELF:-}" ] && host="$STANDIN_SELF"
 d="$world/hosts/$host:$port"
+if [ -e "$world/tls-ca" ]; then
+  if [ -z "$tls" ] || [ "$cacert" != "$(cat "$world/tls-ca")" ]; then
+    echo "$host plaintext-refused $*" >> "$world/calls"
+    echo "Error: Connection reset by peer (tls ${tls:-off}, cacert ${cacert:-none})" >&2
+    exit 1
+  fi
+elif [ -n "$tls" ]; then
+  echo "Could not connect to Redis at $host:$port: SSL_connect failed: wrong version number" >&2
+  exit 1
+fi
 
 answer() {
   echo "$host $*" >> "$world/calls"

@@ -296,6 +296,15 @@ done
     });
   }
 
+  /**
+   * Makes every server of this world accept TLS only (the tls prop): a redis-cli call
+   * without `--tls --cacert CA_FILE` is refused, and recorded as "<host> plaintext-refused ...".
+   */
+  tlsOnly(caFile: string): this {
+    writeFileSync(join(this.dir, 'tls-ca'), caFile);
+    return this;
+  }
+
   remove(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
