@@ -9,6 +9,17 @@ const Redis = require('ioredis');
 const SENTINEL = { host: process.env.SENTINEL_HOST || 'redis-sentinel', port: 26379 };
 const MASTER_NAME = process.env.MASTER_NAME || 'mymaster';
 const PASSWORD = process.env.REDIS_PASSWORD;
+// With TLS (the tls prop), the CA certificate (PEM): every connection uses TLS and checks
+// the server's certificate against it. A Redis pod is checked by the name it is reached
+// by (Sentinel names pods by their fully qualified DNS names); a Sentinel, often reached
+// by its IP (the Sentinels list each other by IP), by the Service name the certificate
+// carries for every Sentinel.
+const TLS_CA = process.env.REDIS_TLS_CA || '';
+const SENTINEL_SERVICE = process.env.SENTINEL_HOST || 'redis-sentinel';
+function tlsOptions(port) {
+  if (!TLS_CA) return undefined;
+  return port === 26379 ? { ca: TLS_CA, servername: SENTINEL_SERVICE } : { ca: TLS_CA };
+}
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -21,6 +32,7 @@ function sentinelClient(role) {
     name: MASTER_NAME,
     role,
     password: PASSWORD,
+    ...(TLS_CA ? { tls: tlsOptions(6379), enableTLSForSentinelMode: true, sentinelTLS: tlsOptions(26379) } : {}),
     // Reconnect quickly and ask the Sentinels again: that is how a client follows a
     // failover. (ioredis' failoverDetector is left off: after a +switch-master that
     // arrives mid-reconnect it can leave the client closed for good.)
@@ -51,7 +63,7 @@ function sentinelClient(role) {
 
 function directClient(host, port = 6379, password = PASSWORD) {
   const client = new Redis({
-    host, port, password, lazyConnect: true, connectTimeout: 800, commandTimeout: 1500,
+    host, port, password, tls: tlsOptions(port), lazyConnect: true, connectTimeout: 800, commandTimeout: 1500,
     maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false,
   });
   client.on('error', () => {}); // failures surface as rejected commands
@@ -262,7 +274,7 @@ const ops = {
       let c;
       const connect = async () => {
         c = new Redis({
-          host, port: 6379, password: PASSWORD, lazyConnect: true, connectTimeout: 300, commandTimeout: 300,
+          host, port: 6379, password: PASSWORD, tls: tlsOptions(6379), lazyConnect: true, connectTimeout: 300, commandTimeout: 300,
           maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false,
         });
         c.on('error', () => {});

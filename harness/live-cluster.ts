@@ -1,7 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { RedisHaSettings } from '../lib/constructs/redis-ha-settings';
+import { TLS_FILES, TLS_PATHS } from '../lib/pod/contract';
+import { writeTree } from '../lib/output/write-files';
 import { SimCluster } from './sim';
 import { waitFor } from './sim/util';
 
@@ -119,6 +123,66 @@ export function resyncsBetween(before: Record<string, SyncCounters>, after: Reco
   return total;
 }
 
+/** The TLS Secret of a cluster started with `tls` (the files of a `kubernetes.io/tls` Secret, PEM). */
+export const TLS_SECRET = 'redis-tls';
+export interface TlsFiles { 'tls.crt': string; 'tls.key': string; 'ca.crt': string }
+
+/**
+ * A test CA and a server certificate signed by it, made with openssl in a temporary
+ * directory (removed again): the certificate names every DNS name in `dnsNames` plus
+ * localhost and 127.0.0.1, and serves as server and client certificate (Redis and
+ * Sentinel present it to each other).
+ */
+export function makeTestCertificates(dnsNames: string[]): TlsFiles {
+  const dir = mkdtempSync(join(tmpdir(), 'redis-ha-tls-'));
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    openssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=redis-ha test CA',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+    openssl('req', ...ec, '-keyout', 'tls.key', '-out', 'tls.csr', '-subj', '/CN=redis-ha');
+    writeFileSync(join(dir, 'ext.cnf'), [
+      'basicConstraints=critical,CA:FALSE',
+      'keyUsage=critical,digitalSignature',
+      'extendedKeyUsage=serverAuth,clientAuth',
+      `subjectAltName=${[...dnsNames, 'localhost'].map((n) => `DNS:${n}`).join(',')},IP:127.0.0.1`,
+    ].join('\n') + '\n');
+    openssl('x509', '-req', '-in', 'tls.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'tls.crt', '-days', '2',
+      '-extfile', 'ext.cnf');
+    const read = (f: string) => readFileSync(join(dir, f), 'utf8');
+    return { [TLS_FILES.cert]: read('tls.crt'), [TLS_FILES.key]: read('tls.key'), [TLS_FILES.ca]: read('ca.crt') } as TlsFiles;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export interface LiveClusterOptions {
+  /**
+   * Start the environment with the tls prop on (TLS_SECRET, made by makeTestCertificates
+   * for every name of the instance in the environment's namespace); the client agent
+   * then connects with TLS. The overlay is rendered in memory, not read from dist/.
+   * @default false
+   */
+  readonly tls?: boolean;
+}
+
+/** The overlay of `env` with TLS on, rendered like `npm run synth` into a temporary directory, as `kubectl kustomize` prints it. */
+async function tlsManifests(env: string): Promise<{ manifests: string; dnsNames: string[] }> {
+  // main.ts holds the profiles. Imported at run time, and only with tls, so that the failover
+  // benchmark's bundle of this file does not carry the synth command (which runs when main).
+  const { findEnvironments, renderDist }: typeof import('../main') = await import(/* @vite-ignore */ join(ROOT, 'main.ts'));
+  const [profile] = findEnvironments([env]);
+  const redis = { ...profile.redis, tls: { secretName: TLS_SECRET } };
+  const dir = mkdtempSync(join(tmpdir(), 'redis-ha-tls-dist-'));
+  try {
+    writeTree(dir, renderDist([{ ...profile, redis }]), ['']);
+    const manifests = execFileSync('kubectl', ['kustomize', join(dir, 'overlays', env)], { encoding: 'utf8' });
+    return { manifests, dnsNames: RedisHaSettings.resolve(redis).tlsDnsNames(profile.namespace) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export class LiveCluster {
   private constructor(
     readonly env: string,
@@ -127,29 +191,47 @@ export class LiveCluster {
     readonly agent: Agent,
     readonly password: string,
     readonly downAfterMs: number,
+    /** The TLS files when started with `tls` (the CA in `ca.crt`); undefined: plaintext. */
+    readonly tls?: TlsFiles,
   ) {}
 
-  static async start(env = 'staging'): Promise<LiveCluster> {
-    const manifests = execFileSync('kubectl', ['kustomize', join(ROOT, 'dist', 'overlays', env)], { encoding: 'utf8' });
+  static async start(env = 'staging', opts: LiveClusterOptions = {}): Promise<LiveCluster> {
+    let manifests: string;
+    let tls: TlsFiles | undefined;
+    if (opts.tls) {
+      const rendered = await tlsManifests(env);
+      manifests = rendered.manifests;
+      tls = makeTestCertificates(rendered.dnsNames);
+    } else {
+      manifests = execFileSync('kubectl', ['kustomize', join(ROOT, 'dist', 'overlays', env)], { encoding: 'utf8' });
+    }
     const namespace = /^kind: Namespace\nmetadata:\n(?:  .*\n)*?  name: (\S+)/m.exec(manifests)?.[1]
       ?? /namespace: (\S+)/.exec(manifests)?.[1] ?? 'default';
     const downAfterMs = Number(/down-after-milliseconds \S+ (\d+)/.exec(manifests)?.[1] ?? 5000);
     const password = randomBytes(16).toString('hex');
+    const secrets: Record<string, Record<string, string>> = { 'redis-auth': { password } };
+    if (tls) secrets[TLS_SECRET] = { ...tls };
     // Client pods (the agent, and any a test starts) carry the client label unless a test says otherwise.
-    const sim = await SimCluster.start({ manifests, secrets: { 'redis-auth': { password } }, clientLabels: CLIENT_LABELS });
+    const sim = await SimCluster.start({ manifests, secrets, clientLabels: CLIENT_LABELS });
     try {
       await sim.waitReady(120_000);
       const client = await sim.startClientPod('app', [process.execPath, join(ROOT, 'harness', 'client-agent.cjs')], {
-        ipc: true, cwd: ROOT, env: { REDIS_PASSWORD: password, MASTER_NAME, DEBUG: process.env.AGENT_DEBUG ?? '' },
+        ipc: true, cwd: ROOT,
+        env: { REDIS_PASSWORD: password, MASTER_NAME, DEBUG: process.env.AGENT_DEBUG ?? '', ...(tls ? { REDIS_TLS_CA: tls['ca.crt'] } : {}) },
       });
       const agent = new Agent(client.proc);
-      const live = new LiveCluster(env, namespace, sim, agent, password, downAfterMs);
+      const live = new LiveCluster(env, namespace, sim, agent, password, downAfterMs, tls);
       await agent.call('connect', {}, 60_000);
       return live;
     } catch (err) {
       await sim.stop();
       throw err;
     }
+  }
+
+  /** redis-cli's transport options inside a pod: TLS with the mounted CA when the cluster has TLS. */
+  cliTls(): string {
+    return this.tls ? `--tls --cacert ${TLS_PATHS.ca} ` : '';
   }
 
   fqdn(pod: string): string {
@@ -228,7 +310,7 @@ export class LiveCluster {
     const out: Record<string, SyncCounters> = {};
     await Promise.all(this.redisPods().map(async (pod) => {
       try {
-        const r = await this.sim.exec(pod, ['sh', '-c', 'REDISCLI_AUTH="$(cat /etc/redis-auth/password)" timeout 3 redis-cli --no-auth-warning INFO server stats'],
+        const r = await this.sim.exec(pod, ['sh', '-c', `REDISCLI_AUTH="$(cat /etc/redis-auth/password)" timeout 3 redis-cli ${this.cliTls()}--no-auth-warning INFO server stats`],
           { container: 'redis', timeoutMs: 8000 });
         const field = (name: string) => new RegExp(`^${name}:(\\S+)`, 'm').exec(r.stdout)?.[1];
         const runId = field('run_id');
@@ -284,10 +366,10 @@ export class LiveCluster {
     };
     const auth = 'REDISCLI_AUTH="$(cat /etc/redis-auth/password)"; export REDISCLI_AUTH; ';
     for (const pod of this.redisPods()) {
-      lines.push(`ROLE ${pod}: ${(await run(pod, 'redis', `${auth}timeout 3 redis-cli --no-auth-warning ROLE`)).replace(/\n/g, ' ')}`);
+      lines.push(`ROLE ${pod}: ${(await run(pod, 'redis', `${auth}timeout 3 redis-cli ${this.cliTls()}--no-auth-warning ROLE`)).replace(/\n/g, ' ')}`);
     }
     for (const pod of this.sentinelPods()) {
-      const q = (cmd: string) => `echo "== ${cmd}"; timeout 3 redis-cli -p 26379 ${cmd} | paste -sd' ' | cut -c1-1500`;
+      const q = (cmd: string) => `echo "== ${cmd}"; timeout 3 redis-cli ${this.cliTls()}-p 26379 ${cmd} | paste -sd' ' | cut -c1-1500`;
       lines.push(`SENTINEL ${pod} (${this.sim.podIp(pod)}):`);
       lines.push(await run(pod, 'sentinel', [q(`SENTINEL MASTER ${MASTER_NAME}`), q(`SENTINEL REPLICAS ${MASTER_NAME}`),
         q(`SENTINEL SENTINELS ${MASTER_NAME}`), q(`SENTINEL CKQUORUM ${MASTER_NAME}`)].join('; ')));

@@ -1,0 +1,152 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { sleep, waitFor } from '../../harness/sim/util';
+import { confirmedWrites, LiveCluster, makeTestCertificates, MASTER_NAME } from '../../harness/live-cluster';
+import { clusterPerTest, livePrerequisites } from './live-suite';
+
+/**
+ * The staging overlay with the tls prop on (Secret `redis-tls` from a CA and a server
+ * certificate that the harness makes with openssl): Redis and Sentinel refuse plaintext on
+ * 6379 and 26379 and answer TLS checked against the CA; replication, Sentinel and the pod
+ * scripts (probes, guard, janitor, start scripts) work over TLS, so a master crash fails
+ * over and the crashed master rejoins; applications connect through Sentinel with TLS
+ * (ioredis in the client agent, and the seed's Python example with redis-py).
+ */
+
+const missing = livePrerequisites('tls');
+
+const dirs: string[] = [];
+afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+
+/** Files (PEM) on the host for a client pod, which sees the host's filesystem. */
+function hostFiles(files: Record<string, string>): Record<string, string> {
+  const dir = mkdtempSync(join(tmpdir(), 'redis-ha-tls-client-'));
+  dirs.push(dir);
+  return Object.fromEntries(Object.entries(files).map(([name, content]) => {
+    writeFileSync(join(dir, name), content);
+    return [name, join(dir, name)];
+  }));
+}
+
+/** Runs a shell script in a labelled client pod; its output once it exits. */
+async function inClientPod(live: LiveCluster, name: string, script: string, args: string[] = []): Promise<{ out: string; code: number | null }> {
+  const pod = await live.sim.startClientPod(name, ['sh', '-c', script, name, ...args]);
+  let out = '';
+  pod.proc.stdout?.on('data', (d) => { out += d; });
+  pod.proc.stderr?.on('data', (d) => { out += d; });
+  const code = await new Promise<number | null>((resolve) => pod.proc.on('exit', resolve));
+  await live.sim.stopClientPod(name);
+  return { out, code };
+}
+
+describe.skipIf(missing)('live TLS (staging overlay with the tls prop)', () => {
+  let live: LiveCluster;
+  clusterPerTest(() => LiveCluster.start('staging', { tls: true }), (started) => { live = started; });
+
+  test('plaintext is refused on 6379 and 26379; TLS checked against the CA works; another CA is refused', async () => {
+    await live.waitHealthy();
+    expect(live.tls).toBeDefined();
+    const { ca } = hostFiles({ ca: live.tls!['ca.crt'] });
+    const { other } = hostFiles({ other: makeTestCertificates(['elsewhere'])['ca.crt'] });
+    // Each line: "<mode> <host>:<port> <reply on one line>". Redis gets the password, Sentinel none.
+    const script = `
+ca="$1"; other="$2"; pw="$3"
+try() {
+  mode="$1"; host="$2"; port="$3"; shift 3
+  if [ "$port" = 6379 ]; then export REDISCLI_AUTH="$pw"; else unset REDISCLI_AUTH; fi
+  reply="$(timeout 5 redis-cli "$@" --no-auth-warning -h "$host" -p "$port" PING 2>&1 | tr '\\n' ' ')"
+  echo "$mode $host:$port $reply"
+}
+for t in redis-master-0.redis-master:6379 redis-slave-1.redis-slave.redis-staging.svc.cluster.local:6379 redis-sentinel:26379; do
+  h="\${t%:*}"; p="\${t#*:}"
+  try plain "$h" "$p"
+  try tls "$h" "$p" --tls --cacert "$ca"
+  try other-ca "$h" "$p" --tls --cacert "$other"
+done
+REDISCLI_AUTH="$pw" timeout 5 redis-cli --tls --cacert "$ca" --no-auth-warning -h redis-master-0.redis-master CONFIG GET port | tr '\\n' ' '; echo
+`;
+    const { out } = await inClientPod(live, 'tls-check', script, [ca, other, live.password]);
+    const lines = out.trim().split('\n');
+    const reply = (mode: string, target: string) => lines.find((l) => l.startsWith(`${mode} ${target} `))?.slice(mode.length + target.length + 2).trim() ?? '(no line)';
+    for (const target of ['redis-master-0.redis-master:6379', 'redis-slave-1.redis-slave.redis-staging.svc.cluster.local:6379', 'redis-sentinel:26379']) {
+      expect(reply('plain', target), `${target}\n${out}`).not.toMatch(/PONG/);
+      expect(reply('tls', target), `${target}\n${out}`).toBe('PONG');
+      expect(reply('other-ca', target), `${target}\n${out}`).toMatch(/certificate verify failed|SSL/i);
+    }
+    expect(lines.find((l) => l.startsWith('port '))?.trim()).toBe('port 0');
+    console.log(`plaintext answers: ${lines.filter((l) => l.startsWith('plain ')).join(' | ')}`);
+  }, 120_000);
+
+  test('master crash over TLS: Sentinel names a replica, writes continue through Sentinel, no WAIT-confirmed write lost, the old master rejoins', async () => {
+    await live.waitHealthy();
+    expect(await live.onlyMaster()).toBe('redis-master-0');
+    let promoted = '';
+    let faultAt = 0;
+    const log = await live.runWriter('tls-crash', async () => {
+      await sleep(1000);
+      faultAt = Date.now();
+      await live.sim.killContainer('redis-master-0', 'redis', { restart: false });
+      promoted = await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
+      const since = Date.now();
+      await waitFor(async () => (await live.agent.call<number>('writerLastAck')) > since,
+        30_000, 'the client to have a write acknowledged by the new master', 100);
+    });
+    expect(promoted).toMatch(/^redis-slave-[01]$/);
+    expect(await live.onlyMaster()).toBe(promoted);
+    const acked = log.filter((w) => w.ack !== null);
+    expect(acked.filter((w) => (w.ack as number) > faultAt).length).toBeGreaterThan(0);
+    const confirmed = confirmedWrites(log);
+    expect(confirmed.length).toBeGreaterThan(0);
+    expect(await live.agent.call<number[]>('missing', { prefix: 'tls-crash', ns: confirmed })).toEqual([]);
+    // The crashed master's start script asks the Sentinels and the peers over TLS, and
+    // comes back as a replica of the new master; its link is TLS (there is no other port).
+    await live.sim.restartContainer('redis-master-0', 'redis');
+    await live.waitHealthy(60_000);
+    expect(await live.onlyMaster()).toBe(promoted);
+    // No probe, guard or janitor complained about the transport.
+    for (const pod of live.sim.pods().map((p) => p.name)) {
+      for (const c of pod.startsWith('redis-sentinel') ? ['sentinel', 'janitor'] : ['redis', 'guard']) {
+        expect(live.sim.logs(pod, c, 100_000), `${pod} ${c}`).not.toMatch(/wrong version number|SSL_connect|Connection reset by peer/);
+      }
+    }
+  }, 180_000);
+
+  test("the seed's Python example over TLS: redis-py Sentinel with ssl=True and the CA, hostnames checked", async () => {
+    await live.waitHealthy();
+    const { ca } = hostFiles({ ca: live.tls!['ca.crt'] });
+    const script = [
+      'import time',
+      'from redis.sentinel import Sentinel',
+      `password = ${JSON.stringify(live.password)}`,
+      `tls = dict(ssl=True, ssl_ca_certs=${JSON.stringify(ca)}, ssl_check_hostname=True)`,
+      "sentinel = Sentinel([('redis-sentinel', 26379)], sentinel_kwargs=dict(socket_timeout=0.5, **tls))",
+      `master = sentinel.master_for('${MASTER_NAME}', socket_timeout=0.5, password=password, **tls)`,
+      `slave = sentinel.slave_for('${MASTER_NAME}', socket_timeout=0.5, password=password, **tls)`,
+      "master.set('key', 'value')",
+      'value = None',
+      'for _ in range(50):',
+      "    value = slave.get('key')",
+      '    if value is not None: break',
+      '    time.sleep(0.1)',
+      `print('master', sentinel.discover_master('${MASTER_NAME}'))`,
+      "print('read', value.decode())",
+      // Without TLS the same client gets no answer from Sentinel.
+      'try:',
+      `    Sentinel([('redis-sentinel', 26379)], sentinel_kwargs=dict(socket_timeout=0.5)).discover_master('${MASTER_NAME}')`,
+      "    print('plaintext answered')",
+      'except Exception as e:',
+      "    print('plaintext refused', type(e).__name__)",
+    ].join('\n');
+    const py = await live.sim.startClientPod('python-app', ['/usr/bin/python3', '-c', script]);
+    let out = '';
+    py.proc.stdout?.on('data', (d) => { out += d; });
+    py.proc.stderr?.on('data', (d) => { out += d; });
+    const code = await new Promise<number | null>((resolve) => py.proc.on('exit', resolve));
+    expect(out).toMatch(/read value/);
+    expect(out).toContain(`master ('${live.fqdn('redis-master-0')}', 6379)`);
+    expect(out).toMatch(/plaintext refused MasterNotFoundError/);
+    expect(code).toBe(0);
+  }, 90_000);
+});
