@@ -210,3 +210,14 @@ describe('the scripts speak TLS when TLS_CA_FILE is set', () => {
     expect(world.calls().filter((c) => c.includes('plaintext-refused'))).toEqual([]);
   });
 });
+
+describe('tls prop: the policy checks', () => {
+  it('an instance with TLS from a cert-manager issuer passes the same checks as one without (the TLS volume and mounts add no finding)', async () => {
+    const { runPolicy, formatFindings } = await import('./policy/checks');
+    const { RedisHaChart } = await import('../../lib/internal');
+    const objects = (new RedisHaChart(new App(), 'policy', { namespace: 'redis-policy', redis: { tls: { issuer: { name: 'ca', kind: 'ClusterIssuer' } } } })
+      .toJson() as any[]).map((o) => (o.kind === 'Namespace' ? o : { ...o, metadata: { ...o.metadata, namespace: 'redis-policy' } }));
+    expect(objects.map((o) => o.kind)).toContain('Certificate');
+    expect(formatFindings(runPolicy(objects).findings)).toBe('');
+  });
+});
