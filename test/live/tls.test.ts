@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { sleep, waitFor } from '../../harness/sim/util';
-import { confirmedWrites, LiveCluster, makeTestCertificates, MASTER_NAME } from '../../harness/live-cluster';
+import { confirmedWrites, LiveCluster, longestPause, makeTestCertificates, MASTER_NAME, writeOutage } from '../../harness/live-cluster';
 import { clusterPerTest, livePrerequisites } from './live-suite';
 
 /**
@@ -95,6 +95,7 @@ REDISCLI_AUTH="$pw" timeout 5 redis-cli --tls --cacert "$ca" --no-auth-warning -
     });
     expect(promoted).toMatch(/^redis-slave-[01]$/);
     expect(await live.onlyMaster()).toBe(promoted);
+    console.log(`master crash over TLS: write outage ${writeOutage(log, faultAt).toFixed(0)} ms (downAfter ${live.downAfterMs} ms)`);
     const acked = log.filter((w) => w.ack !== null);
     expect(acked.filter((w) => (w.ack as number) > faultAt).length).toBeGreaterThan(0);
     const confirmed = confirmedWrites(log);
@@ -112,6 +113,33 @@ REDISCLI_AUTH="$pw" timeout 5 redis-cli --tls --cacert "$ca" --no-auth-warning -
       }
     }
   }, 180_000);
+
+  test('over TLS the janitor sets Sentinel\'s INFO period, and a graceful deletion of the master hands over (preStop): no failed write', async () => {
+    await live.waitHealthy();
+    for (const pod of live.sentinelPods()) {
+      await waitFor(async () => {
+        const r = await live.sim.exec(pod, ['sh', '-c', `timeout 3 redis-cli ${live.cliTls()}-p 26379 SENTINEL DEBUG | paste -sd" "`], { container: 'sentinel' });
+        return /INFO-PERIOD 1000 /.test(r.stdout);
+      }, 10_000, `${pod} to run with INFO-PERIOD 1000`);
+    }
+    let promoted = '';
+    const log = await live.runWriter('tls-planned', async () => {
+      await sleep(1000);
+      const deleting = live.sim.deletePod('redis-master-0', { grace: true, recreate: true });
+      promoted = await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
+      await deleting;
+      await live.sim.waitPodReady('redis-master-0', 60_000);
+      await sleep(500);
+    }, { retries: 40 });
+    const handoverLog = live.sim.logs('redis-master-0', 'redis', 400, { previous: true });
+    const failed = log.filter((w) => w.error !== null);
+    console.log(`planned switchover over TLS: ${failed.length} failed writes, longest write pause ${longestPause(log).toFixed(0)} ms`);
+    expect(handoverLog).toMatch(/handed over to redis-slave-[01]/);
+    expect(failed.map((w) => w.error)).toEqual([]);
+    expect(promoted).toMatch(/^redis-slave-[01]$/);
+    await live.waitHealthy(30_000);
+    expect(await live.onlyMaster()).toBe(promoted);
+  }, 120_000);
 
   test("the seed's Python example over TLS: redis-py Sentinel with ssl=True and the CA, hostnames checked", async () => {
     await live.waitHealthy();
