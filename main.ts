@@ -12,6 +12,9 @@ import { FileTree, writeTree } from './lib/output/write-files';
  * The environments. Each is one typed profile; adding an environment means adding one
  * entry here and nothing else. Unset props keep the construct defaults, which are the
  * architecture's staging figures, so the staging overlay carries little more than its namespace.
+ * TLS is off in both; a profile turns it on with `redis: { tls: { secretName: 'redis-tls' } }`
+ * (an existing kubernetes.io/tls Secret) or `tls: { issuer: { name, kind } }` (a cert-manager
+ * Certificate, whose DNS names take the profile's namespace).
  */
 export const ENVIRONMENTS: readonly EnvironmentProfile[] = defineEnvironments(() => [
   {
