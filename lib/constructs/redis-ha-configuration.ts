@@ -74,7 +74,7 @@ export class RedisHaConfiguration extends Construct {
         issuerRef: { name: s.tls.issuer.name, kind: s.tls.issuer.kind!, group: s.tls.issuer.group! },
         dnsNames: s.tlsDnsNames(namespace),
         // Redis and Sentinel present this certificate as servers and, to each other, as clients.
-        usages: ['digital signature', 'key encipherment', 'server auth', 'client auth'],
+        usages: ['digital signature', 'server auth', 'client auth'],
         privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
       };
       // cert-manager's Certificate CRD is not imported into crds/: a plain ApiObject with
