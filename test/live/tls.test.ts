@@ -114,6 +114,41 @@ REDISCLI_AUTH="$pw" timeout 5 redis-cli --tls --cacert "$ca" --no-auth-warning -
     }
   }, 180_000);
 
+  test('partitioned master over TLS: the guard reaches its peers while healthy and fences once cut off; the old master follows the new one after healing', async () => {
+    await live.waitHealthy();
+    const fences = () => live.sim.logs('redis-master-0', 'guard', 100_000).split('\n').filter((l) => / fencing: /.test(l));
+    // Healthy for a few guard rounds: every check over TLS answered, so no fence.
+    await sleep(2000);
+    expect(fences()).toEqual([]);
+    let isolatedWrites = '';
+    const log = await live.runWriter('tls-partition', async () => {
+      await sleep(1000);
+      await live.sim.partition('redis-master-0');
+      // An application on the master's side of the partition keeps writing to it (over TLS).
+      const sideWriter = live.sim.exec('redis-master-0', ['sh', '-c',
+        'REDISCLI_AUTH="$(cat /etc/redis-auth/password)"; export REDISCLI_AUTH; n=0; end=$(( $(date +%s) + 12 )); ' +
+        `while [ "$(date +%s)" -lt "$end" ]; do r="$(timeout 1 redis-cli ${live.cliTls()}--no-auth-warning SET "iso:$n" "$n" 2>&1 | head -c 40)"; ` +
+        'echo "$(date +%s%N) $n $r"; n=$((n+1)); sleep 0.05; done'], { timeoutMs: 30_000 });
+      await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
+      const since = Date.now();
+      await waitFor(async () => (await live.agent.call<number>('writerLastAck')) > since,
+        30_000, 'the client to have a write acknowledged by the new master', 100);
+      isolatedWrites = (await sideWriter).stdout;
+      await live.sim.heal('redis-master-0');
+    });
+    const lines = isolatedWrites.trim().split('\n').map((l) => l.split(' '));
+    expect(lines.filter((l) => /NOREPLICAS/.test(l.slice(2).join(' '))).length, isolatedWrites.slice(-2000)).toBeGreaterThan(0);
+    console.log(`guard of the partitioned master over TLS:\n  ${fences().join('\n  ')}`);
+    expect(fences().length).toBeGreaterThan(0);
+    const promoted = await live.sentinelMaster();
+    await waitFor(async () => {
+      const n = (await live.view()).nodes[live.fqdn('redis-master-0')];
+      return n.role === 'slave' && n.roleReply?.[1] === live.fqdn(promoted!) && /master_link_status:up/.test(n.info ?? '');
+    }, 30_000, 'the old master to follow the new one');
+    expect(await live.agent.call<number[]>('missing', { prefix: 'tls-partition', ns: confirmedWrites(log) })).toEqual([]);
+    await live.waitHealthy(30_000);
+  }, 120_000);
+
   test('over TLS the janitor sets Sentinel\'s INFO period, and a graceful deletion of the master hands over (preStop): no failed write', async () => {
     await live.waitHealthy();
     for (const pod of live.sentinelPods()) {
