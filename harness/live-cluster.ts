@@ -23,6 +23,19 @@ export const ROOT = (() => {
   throw new Error(`no package.json above ${__dirname}`);
 })();
 export const MASTER_NAME = 'mymaster';
+/** The auth Secret the overlays name (authSecretName's default). */
+export const AUTH_SECRET = 'redis-auth';
+/** The ACL users, each with its key `<user>-password` in the auth Secret (lib/pod/acl.ts). */
+export const USERS = ['app', 'replication', 'sentinel', 'operations'] as const;
+export type User = typeof USERS[number];
+
+/**
+ * Shell, inside a Redis or Sentinel pod: redis-cli under `timeout`, logged in as USER with
+ * the password from the pod's mounted Secret, passed in REDISCLI_AUTH (never on the command line).
+ */
+export function cliAs(user: User, timeoutSeconds = 3): string {
+  return `REDISCLI_AUTH="$(cat /etc/redis-auth/${user}-password)" timeout ${timeoutSeconds} redis-cli --no-auth-warning --user ${user}`;
+}
 /** The labels the instance's NetworkPolicies admit as clients (clientLabels' default for the instance `redis`). */
 export const CLIENT_LABELS = { 'redis-client': 'true' };
 
@@ -189,11 +202,17 @@ export class LiveCluster {
     readonly namespace: string,
     readonly sim: SimCluster,
     readonly agent: Agent,
-    readonly password: string,
+    /** The password of each ACL user, as the auth Secret holds them. */
+    readonly passwords: Record<User, string>,
     readonly downAfterMs: number,
     /** The TLS files when started with `tls` (the CA in `ca.crt`); undefined: plaintext. */
     readonly tls?: TlsFiles,
   ) {}
+
+  /** The application user's password (user `app`, on Redis and on the Sentinels). */
+  get appPassword(): string {
+    return this.passwords.app;
+  }
 
   static async start(env = 'staging', opts: LiveClusterOptions = {}): Promise<LiveCluster> {
     let manifests: string;
@@ -208,8 +227,11 @@ export class LiveCluster {
     const namespace = /^kind: Namespace\nmetadata:\n(?:  .*\n)*?  name: (\S+)/m.exec(manifests)?.[1]
       ?? /namespace: (\S+)/.exec(manifests)?.[1] ?? 'default';
     const downAfterMs = Number(/down-after-milliseconds \S+ (\d+)/.exec(manifests)?.[1] ?? 5000);
-    const password = randomBytes(16).toString('hex');
-    const secrets: Record<string, Record<string, string>> = { 'redis-auth': { password } };
+    // The auth Secret as an operator creates it: one random password per user.
+    const passwords = Object.fromEntries(USERS.map((u) => [u, randomBytes(16).toString('hex')])) as Record<User, string>;
+    const secrets: Record<string, Record<string, string>> = {
+      [AUTH_SECRET]: Object.fromEntries(USERS.map((u) => [`${u}-password`, passwords[u]])),
+    };
     if (tls) secrets[TLS_SECRET] = { ...tls };
     // Client pods (the agent, and any a test starts) carry the client label unless a test says otherwise.
     const sim = await SimCluster.start({ manifests, secrets, clientLabels: CLIENT_LABELS });
@@ -217,10 +239,13 @@ export class LiveCluster {
       await sim.waitReady(120_000);
       const client = await sim.startClientPod('app', [process.execPath, join(ROOT, 'harness', 'client-agent.cjs')], {
         ipc: true, cwd: ROOT,
-        env: { REDIS_PASSWORD: password, MASTER_NAME, DEBUG: process.env.AGENT_DEBUG ?? '', ...(tls ? { REDIS_TLS_CA: tls['ca.crt'] } : {}) },
+        env: {
+          REDIS_USERS: JSON.stringify(passwords), MASTER_NAME, DEBUG: process.env.AGENT_DEBUG ?? '',
+          ...(tls ? { REDIS_TLS_CA: tls['ca.crt'] } : {}),
+        },
       });
       const agent = new Agent(client.proc);
-      const live = new LiveCluster(env, namespace, sim, agent, password, downAfterMs, tls);
+      const live = new LiveCluster(env, namespace, sim, agent, passwords, downAfterMs, tls);
       await agent.call('connect', {}, 60_000);
       return live;
     } catch (err) {
@@ -232,6 +257,11 @@ export class LiveCluster {
   /** redis-cli's transport options inside a pod: TLS with the mounted CA when the cluster has TLS. */
   cliTls(): string {
     return this.tls ? `--tls --cacert ${TLS_PATHS.ca} ` : '';
+  }
+
+  /** cliAs(USER, TIMEOUT) over this cluster's transport: with TLS when the cluster has TLS. */
+  cliAs(user: User, timeoutSeconds = 3): string {
+    return `${cliAs(user, timeoutSeconds)} ${this.cliTls()}`.trimEnd();
   }
 
   fqdn(pod: string): string {
@@ -310,7 +340,7 @@ export class LiveCluster {
     const out: Record<string, SyncCounters> = {};
     await Promise.all(this.redisPods().map(async (pod) => {
       try {
-        const r = await this.sim.exec(pod, ['sh', '-c', `REDISCLI_AUTH="$(cat /etc/redis-auth/password)" timeout 3 redis-cli ${this.cliTls()}--no-auth-warning INFO server stats`],
+        const r = await this.sim.exec(pod, ['sh', '-c', `${this.cliAs('operations')} INFO server stats`],
           { container: 'redis', timeoutMs: 8000 });
         const field = (name: string) => new RegExp(`^${name}:(\\S+)`, 'm').exec(r.stdout)?.[1];
         const runId = field('run_id');
@@ -364,15 +394,14 @@ export class LiveCluster {
         return `(${(err as Error).message})`;
       }
     };
-    const auth = 'REDISCLI_AUTH="$(cat /etc/redis-auth/password)"; export REDISCLI_AUTH; ';
     for (const pod of this.redisPods()) {
-      lines.push(`ROLE ${pod}: ${(await run(pod, 'redis', `${auth}timeout 3 redis-cli ${this.cliTls()}--no-auth-warning ROLE`)).replace(/\n/g, ' ')}`);
+      lines.push(`ROLE ${pod}: ${(await run(pod, 'redis', `${this.cliAs('operations')} ROLE`)).replace(/\n/g, ' ')}`);
     }
     for (const pod of this.sentinelPods()) {
-      const q = (cmd: string) => `echo "== ${cmd}"; timeout 3 redis-cli ${this.cliTls()}-p 26379 ${cmd} | paste -sd' ' | cut -c1-1500`;
+      const q = (cmd: string) => `echo "== ${cmd}"; ${this.cliAs('operations')} -p 26379 ${cmd} | paste -sd' ' | cut -c1-1500`;
       lines.push(`SENTINEL ${pod} (${this.sim.podIp(pod)}):`);
       lines.push(await run(pod, 'sentinel', [q(`SENTINEL MASTER ${MASTER_NAME}`), q(`SENTINEL REPLICAS ${MASTER_NAME}`),
-        q(`SENTINEL SENTINELS ${MASTER_NAME}`), q(`SENTINEL CKQUORUM ${MASTER_NAME}`)].join('; ')));
+        q(`SENTINEL SENTINELS ${MASTER_NAME}`)].join('; ')));
     }
     for (const p of this.sim.pods()) {
       lines.push(`--- ${p.name} (${p.ip}, ${p.phase}, ready=${p.ready}, restarts=${p.restarts}) ---`);

@@ -78,6 +78,7 @@ export abstract class RedisNode extends Construct {
       handoverTimeoutSeconds: s.handoverSeconds,
       shutdownGateTimeoutSeconds: s.shutdownGateSeconds,
       tls: s.tls !== undefined,
+      authSecretName: s.authSecretName,
     };
     const probeTiming = { periodSeconds: 5, timeoutSeconds: 4, failureThreshold: 3 };
     this.statefulSet = new StatefulSetWithTypedClaims(this, 'StatefulSet', {

@@ -66,6 +66,7 @@ export class SentinelQuorum extends Construct {
       sentinelCount: s.sentinels,
       janitorIntervalSeconds: s.janitorSeconds,
       tls: s.tls !== undefined,
+      authSecretName: s.authSecretName,
     };
     const scriptsMount = { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true };
     const tmpMount = { name: 'tmp', mountPath: MOUNTS.tmp };
@@ -116,7 +117,7 @@ export class SentinelQuorum extends Construct {
                 env: janitorContainerEnv(contract),
                 resources: resourceRequirements({ cpuRequest: '10m', memoryRequest: '16Mi', memoryLimit: '32Mi' }, HELPER_EPHEMERAL_STORAGE),
                 securityContext: restrictedContainerSecurity(),
-                volumeMounts: [scriptsMount, tmpMount, ...tlsMounts(s)],
+                volumeMounts: [scriptsMount, { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true }, tmpMount, ...tlsMounts(s)],
               },
             ],
             volumes: [

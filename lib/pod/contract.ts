@@ -11,6 +11,7 @@
  * checks that each container gets every variable its scripts read, and nothing else.
  */
 import type { k8s } from 'cdk8s-plus-28';
+import { SECRET_KEYS } from './acl';
 
 /** Where volumes are mounted. */
 export const MOUNTS = {
@@ -26,7 +27,11 @@ export const MOUNTS = {
   sentinelTemplate: '/etc/sentinel-template',
   /** The scripts (ConfigMap). */
   scripts: '/opt/redis-ha',
-  /** The Redis password (Secret). */
+  /**
+   * The auth Secret, whole (one file per key, `<user>-password` and during a rotation
+   * `<user>-password-previous`; see acl.ts). Never with items or subPath: kubelet then
+   * updates the files in place when the Secret changes.
+   */
   auth: '/etc/redis-auth',
   /** The TLS certificate, key and CA (a `kubernetes.io/tls` Secret), when the tls prop is set. */
   tls: '/etc/redis-tls',
@@ -49,8 +54,8 @@ export const TLS_FILES = {
 export const FILES = {
   redisConf: 'redis.conf',
   sentinelConf: 'sentinel.conf',
-  /** Key of the auth Secret, and the file name it is mounted as. */
-  password: 'password',
+  /** Beside redis.conf and sentinel.conf in their ConfigMaps: `<user> <ACL rules>` per line (lib/pod/acl.ts). */
+  aclUsers: 'acl-users',
   /** The guard's record of this pod's data (role, keys, replication ID, offset). */
   state: 'redis-ha-state',
   /** This pod's last known role: "master" or "replica <host>". */
@@ -108,8 +113,27 @@ export const FAILOVER_LEAD_MS = 2 * SENTINEL_TICK_MAX_MS + REQUEST_LATENCY_MS;
  * next INFO to that replica, one INFO period) before it hands over without timing.
  */
 export const PRIORITY_SEEN_WAIT_MS = 2.5 * SENTINEL_INFO_PERIOD_MS;
+/**
+ * Sentinel's PING period (default 1000 ms). A master that stops answering is declared down
+ * `down-after-milliseconds` after the first PING it leaves unanswered, and that PING goes
+ * out up to one period after the fault, so the period adds 0 to 1 period to every crash
+ * and partition failover: 400 ms takes ~0.3 s off the median (see the README's figures).
+ *
+ * It cannot go much lower. While the master is down, Sentinel only promotes a replica whose
+ * last INFO reply is younger than 5 ping periods (src/sentinel.c, sentinelSelectSlave),
+ * and it asks replicas for INFO once a second then (SENTINEL_INFO_PERIOD_MS, fixed). At
+ * 100 ms that window is 500 ms, every replica is "too old", and each failover aborts with
+ * -failover-abort-no-good-slave (tried: no failover within 60 s). 400 ms gives a 2 s window,
+ * a full second of slack for a slow INFO reply on a busy node.
+ *
+ * ask-period stays at its default: at 100 ms all Sentinels reached ODOWN within the same
+ * ~100 ms, each voted for itself, and the elections split again and again.
+ */
+export const SENTINEL_PING_PERIOD_MS = 400;
+/** Slack the replica-freshness window (5 ping periods) must leave above one failover INFO period. */
+export const REPLICA_FRESHNESS_SLACK_MS = 1000;
 /** The Sentinel internal periods the janitor applies (SENTINEL DEBUG "param value ..."). */
-export const SENTINEL_TIMINGS = `info-period ${SENTINEL_INFO_PERIOD_MS}`;
+export const SENTINEL_TIMINGS = `info-period ${SENTINEL_INFO_PERIOD_MS} ping-period ${SENTINEL_PING_PERIOD_MS}`;
 /** How often the janitor checks that a Sentinel still has SENTINEL_TIMINGS (a restart loses them). */
 export const SENTINEL_TIMINGS_CHECK_SECONDS = 1;
 /** The janitor resets a Sentinel at most this often (it rediscovers its peers within seconds). */
@@ -143,6 +167,8 @@ export interface RedisPodContract {
   readonly shutdownGateTimeoutSeconds: number;
   /** Whether Redis and Sentinel speak TLS only (the tls prop): the scripts' redis-cli then does too. */
   readonly tls?: boolean;
+  /** Name of the auth Secret (named in the start script's refusal when a key is missing). */
+  readonly authSecretName: string;
 }
 
 /** What the Sentinel pods' containers need to know. */
@@ -157,6 +183,7 @@ export interface SentinelPodContract {
   readonly janitorIntervalSeconds: number;
   /** Whether Redis and Sentinel speak TLS only (the tls prop). */
   readonly tls?: boolean;
+  readonly authSecretName: string;
 }
 
 type Env = Record<string, string | number>;
@@ -187,7 +214,7 @@ function redisShared(c: RedisPodContract): Env {
     REDIS_PORT: c.redisPort,
     SENTINEL_PORT: c.sentinelPort,
     SENTINEL_SERVICE: c.sentinelService,
-    AUTH_FILE: path(MOUNTS.auth, FILES.password),
+    AUTH_DIR: MOUNTS.auth,
     STATE_FILE: path(MOUNTS.redisData, FILES.state),
     ROLE_FILE: path(MOUNTS.redisData, FILES.role),
     REDIS_NODES: c.redisPods.join(' '),
@@ -212,6 +239,9 @@ export function redisContainerEnv(c: RedisPodContract): k8s.EnvVar[] {
       IP_FILE: path(MOUNTS.redisData, FILES.ip),
       REDIS_TEMPLATE: path(MOUNTS.redisTemplate, FILES.redisConf),
       REDIS_CONFIG: path(MOUNTS.redisConfig, FILES.redisConf),
+      ACL_USERS_FILE: path(MOUNTS.redisTemplate, FILES.aclUsers),
+      AUTH_SOURCE: c.authSecretName,
+      AUTH_KEYS: SECRET_KEYS.join(' '),
       START_RETRY_SECONDS,
       HANDOVER_TIMEOUT_SECONDS: c.handoverTimeoutSeconds,
       // Writes pause for the handover and a little longer, so that the pause outlasts
@@ -259,7 +289,10 @@ export function sentinelContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
       SENTINEL_PORT: c.sentinelPort,
       SENTINEL_SERVICE: c.sentinelService,
       REDIS_NODES: c.redisPods.join(' '),
-      AUTH_FILE: path(MOUNTS.auth, FILES.password),
+      AUTH_DIR: MOUNTS.auth,
+      AUTH_SOURCE: c.authSecretName,
+      AUTH_KEYS: SECRET_KEYS.join(' '),
+      ACL_USERS_FILE: path(MOUNTS.sentinelTemplate, FILES.aclUsers),
       SENTINEL_TEMPLATE: path(MOUNTS.sentinelTemplate, FILES.sentinelConf),
       SENTINEL_CONFIG: path(MOUNTS.sentinelData, FILES.sentinelConf),
       START_RETRY_SECONDS,
@@ -279,6 +312,7 @@ export function janitorContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
     JANITOR_RESET_HOLDOFF_SECONDS,
     SENTINEL_TIMINGS,
     SENTINEL_TIMINGS_CHECK_SECONDS,
+    AUTH_DIR: MOUNTS.auth,
     CLI_TIMEOUT: CLI_TIMEOUT_SECONDS,
     ...tlsEnv(c.tls),
   });

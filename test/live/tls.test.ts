@@ -12,7 +12,8 @@ import { clusterPerTest, livePrerequisites } from './live-suite';
  * 6379 and 26379 and answer TLS checked against the CA; replication, Sentinel and the pod
  * scripts (probes, guard, janitor, start scripts) work over TLS, so a master crash fails
  * over and the crashed master rejoins; applications connect through Sentinel with TLS
- * (ioredis in the client agent, and the seed's Python example with redis-py).
+ * (ioredis in the client agent, and the seed's Python example with redis-py), logged in as
+ * the app user: TLS does not replace authentication (no credentials still gets NOAUTH).
  */
 
 const missing = livePrerequisites('tls');
@@ -50,13 +51,14 @@ describe.skipIf(missing)('live TLS (staging overlay with the tls prop)', () => {
     expect(live.tls).toBeDefined();
     const { ca } = hostFiles({ ca: live.tls!['ca.crt'] });
     const { other } = hostFiles({ other: makeTestCertificates(['elsewhere'])['ca.crt'] });
-    // Each line: "<mode> <host>:<port> <reply on one line>". Redis gets the password, Sentinel none.
+    // Each line: "<mode> <host>:<port> <reply on one line>". Every attempt logs in as the
+    // app user (Redis and Sentinel both want credentials), except "tls-noauth": TLS with
+    // the CA but no credentials, which must still get NOAUTH (TLS does not replace auth).
     const script = `
-ca="$1"; other="$2"; pw="$3"
+ca="$1"; other="$2"; pw="$3"; ops="$4"
 try() {
   mode="$1"; host="$2"; port="$3"; shift 3
-  if [ "$port" = 6379 ]; then export REDISCLI_AUTH="$pw"; else unset REDISCLI_AUTH; fi
-  reply="$(timeout 5 redis-cli "$@" --no-auth-warning -h "$host" -p "$port" PING 2>&1 | tr '\\n' ' ')"
+  reply="$(REDISCLI_AUTH="$pw" timeout 5 redis-cli "$@" --no-auth-warning --user app -h "$host" -p "$port" PING 2>&1 | tr '\\n' ' ')"
   echo "$mode $host:$port $reply"
 }
 for t in redis-master-0.redis-master:6379 redis-slave-1.redis-slave.redis-staging.svc.cluster.local:6379 redis-sentinel:26379; do
@@ -64,16 +66,18 @@ for t in redis-master-0.redis-master:6379 redis-slave-1.redis-slave.redis-stagin
   try plain "$h" "$p"
   try tls "$h" "$p" --tls --cacert "$ca"
   try other-ca "$h" "$p" --tls --cacert "$other"
+  echo "tls-noauth $t $(timeout 5 redis-cli --tls --cacert "$ca" -h "$h" -p "$p" PING 2>&1 | tr '\\n' ' ')"
 done
-REDISCLI_AUTH="$pw" timeout 5 redis-cli --tls --cacert "$ca" --no-auth-warning -h redis-master-0.redis-master CONFIG GET port | tr '\\n' ' '; echo
+REDISCLI_AUTH="$ops" timeout 5 redis-cli --tls --cacert "$ca" --no-auth-warning --user operations -h redis-master-0.redis-master CONFIG GET port | tr '\\n' ' '; echo
 `;
-    const { out } = await inClientPod(live, 'tls-check', script, [ca, other, live.password]);
+    const { out } = await inClientPod(live, 'tls-check', script, [ca, other, live.appPassword, live.passwords.operations]);
     const lines = out.trim().split('\n');
     const reply = (mode: string, target: string) => lines.find((l) => l.startsWith(`${mode} ${target} `))?.slice(mode.length + target.length + 2).trim() ?? '(no line)';
     for (const target of ['redis-master-0.redis-master:6379', 'redis-slave-1.redis-slave.redis-staging.svc.cluster.local:6379', 'redis-sentinel:26379']) {
       expect(reply('plain', target), `${target}\n${out}`).not.toMatch(/PONG/);
       expect(reply('tls', target), `${target}\n${out}`).toBe('PONG');
       expect(reply('other-ca', target), `${target}\n${out}`).toMatch(/certificate verify failed|SSL/i);
+      expect(reply('tls-noauth', target), `${target}\n${out}`).toBe('NOAUTH Authentication required.');
     }
     expect(lines.find((l) => l.startsWith('port '))?.trim()).toBe('port 0');
     console.log(`plaintext answers: ${lines.filter((l) => l.startsWith('plain ')).join(' | ')}`);
@@ -127,8 +131,8 @@ REDISCLI_AUTH="$pw" timeout 5 redis-cli --tls --cacert "$ca" --no-auth-warning -
       await live.sim.partition('redis-master-0');
       // An application on the master's side of the partition keeps writing to it (over TLS).
       const sideWriter = live.sim.exec('redis-master-0', ['sh', '-c',
-        'REDISCLI_AUTH="$(cat /etc/redis-auth/password)"; export REDISCLI_AUTH; n=0; end=$(( $(date +%s) + 12 )); ' +
-        `while [ "$(date +%s)" -lt "$end" ]; do r="$(timeout 1 redis-cli ${live.cliTls()}--no-auth-warning SET "iso:$n" "$n" 2>&1 | head -c 40)"; ` +
+        'n=0; end=$(( $(date +%s) + 12 )); ' +
+        `while [ "$(date +%s)" -lt "$end" ]; do r="$(${live.cliAs('app', 1)} SET "iso:$n" "$n" 2>&1 | head -c 40)"; ` +
         'echo "$(date +%s%N) $n $r"; n=$((n+1)); sleep 0.05; done'], { timeoutMs: 30_000 });
       await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
       const since = Date.now();
@@ -154,7 +158,7 @@ REDISCLI_AUTH="$pw" timeout 5 redis-cli --tls --cacert "$ca" --no-auth-warning -
     await live.waitHealthy();
     for (const pod of live.sentinelPods()) {
       await waitFor(async () => {
-        const r = await live.sim.exec(pod, ['sh', '-c', `timeout 3 redis-cli ${live.cliTls()}-p 26379 SENTINEL DEBUG | paste -sd" "`], { container: 'sentinel' });
+        const r = await live.sim.exec(pod, ['sh', '-c', `${live.cliAs('operations')} -p 26379 SENTINEL DEBUG | paste -sd" "`], { container: 'sentinel' });
         return /INFO-PERIOD 1000 /.test(r.stdout);
       }, 10_000, `${pod} to run with INFO-PERIOD 1000`);
     }
@@ -177,17 +181,17 @@ REDISCLI_AUTH="$pw" timeout 5 redis-cli --tls --cacert "$ca" --no-auth-warning -
     expect(await live.onlyMaster()).toBe(promoted);
   }, 120_000);
 
-  test("the seed's Python example over TLS: redis-py Sentinel with ssl=True and the CA, hostnames checked", async () => {
+  test("the seed's Python example over TLS: redis-py Sentinel with the app user, ssl=True and the CA, hostnames checked", async () => {
     await live.waitHealthy();
     const { ca } = hostFiles({ ca: live.tls!['ca.crt'] });
     const script = [
       'import time',
       'from redis.sentinel import Sentinel',
-      `password = ${JSON.stringify(live.password)}`,
+      `password = ${JSON.stringify(live.appPassword)}`,
       `tls = dict(ssl=True, ssl_ca_certs=${JSON.stringify(ca)}, ssl_check_hostname=True)`,
-      "sentinel = Sentinel([('redis-sentinel', 26379)], sentinel_kwargs=dict(socket_timeout=0.5, **tls))",
-      `master = sentinel.master_for('${MASTER_NAME}', socket_timeout=0.5, password=password, **tls)`,
-      `slave = sentinel.slave_for('${MASTER_NAME}', socket_timeout=0.5, password=password, **tls)`,
+      "sentinel = Sentinel([('redis-sentinel', 26379)], sentinel_kwargs=dict(socket_timeout=0.5, username='app', password=password, **tls))",
+      `master = sentinel.master_for('${MASTER_NAME}', socket_timeout=0.5, username='app', password=password, **tls)`,
+      `slave = sentinel.slave_for('${MASTER_NAME}', socket_timeout=0.5, username='app', password=password, **tls)`,
       "master.set('key', 'value')",
       'value = None',
       'for _ in range(50):',
@@ -196,9 +200,9 @@ REDISCLI_AUTH="$pw" timeout 5 redis-cli --tls --cacert "$ca" --no-auth-warning -
       '    time.sleep(0.1)',
       `print('master', sentinel.discover_master('${MASTER_NAME}'))`,
       "print('read', value.decode())",
-      // Without TLS the same client gets no answer from Sentinel.
+      // Without TLS the same client (credentials and all) gets no answer from Sentinel.
       'try:',
-      `    Sentinel([('redis-sentinel', 26379)], sentinel_kwargs=dict(socket_timeout=0.5)).discover_master('${MASTER_NAME}')`,
+      `    Sentinel([('redis-sentinel', 26379)], sentinel_kwargs=dict(socket_timeout=0.5, username='app', password=password)).discover_master('${MASTER_NAME}')`,
       "    print('plaintext answered')",
       'except Exception as e:',
       "    print('plaintext refused', type(e).__name__)",
