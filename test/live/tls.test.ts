@@ -46,7 +46,7 @@ describe.skipIf(missing)('live TLS (staging overlay with the tls prop)', () => {
   let live: LiveCluster;
   clusterPerTest(() => LiveCluster.start('staging', { tls: true }), (started) => { live = started; });
 
-  test('plaintext is refused on 6379 and 26379; TLS checked against the CA works; another CA is refused', async () => {
+  test('plaintext is refused on 6379 and 26379; TLS checked against the CA works; another CA is refused; over TLS, no credentials get NOAUTH and the app user NOPERM for CONFIG SET', async () => {
     await live.waitHealthy();
     expect(live.tls).toBeDefined();
     const { ca } = hostFiles({ ca: live.tls!['ca.crt'] });
@@ -69,6 +69,8 @@ for t in redis-master-0.redis-master:6379 redis-slave-1.redis-slave.redis-stagin
   echo "tls-noauth $t $(timeout 5 redis-cli --tls --cacert "$ca" -h "$h" -p "$p" PING 2>&1 | tr '\\n' ' ')"
 done
 REDISCLI_AUTH="$ops" timeout 5 redis-cli --tls --cacert "$ca" --no-auth-warning --user operations -h redis-master-0.redis-master CONFIG GET port | tr '\\n' ' '; echo
+echo "app-config-set $(REDISCLI_AUTH="$pw" timeout 5 redis-cli --tls --cacert "$ca" --no-auth-warning --user app -h redis-master-0.redis-master CONFIG SET min-replicas-to-write 0 2>&1 | tr '\\n' ' ')"
+echo "tls-wrongpass $(REDISCLI_AUTH=not-the-password timeout 5 redis-cli --tls --cacert "$ca" --no-auth-warning --user app -h redis-sentinel -p 26379 PING 2>&1 | tr '\\n' ' ')"
 `;
     const { out } = await inClientPod(live, 'tls-check', script, [ca, other, live.appPassword, live.passwords.operations]);
     const lines = out.trim().split('\n');
@@ -80,6 +82,9 @@ REDISCLI_AUTH="$ops" timeout 5 redis-cli --tls --cacert "$ca" --no-auth-warning 
       expect(reply('tls-noauth', target), `${target}\n${out}`).toBe('NOAUTH Authentication required.');
     }
     expect(lines.find((l) => l.startsWith('port '))?.trim()).toBe('port 0');
+    // The ACL rules and passwords hold over TLS as over plaintext.
+    expect(lines.find((l) => l.startsWith('app-config-set '))).toMatch(/NOPERM/);
+    expect(lines.find((l) => l.startsWith('tls-wrongpass '))).toMatch(/WRONGPASS|NOAUTH/);
     console.log(`plaintext answers: ${lines.filter((l) => l.startsWith('plain ')).join(' | ')}`);
   }, 120_000);
 
