@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { checkLivePrerequisites } from '../harness/sim';
 import { sleep, waitFor } from '../harness/sim/util';
-import { confirmedWrites, LiveCluster, longestGap, longestPause, resyncsBetween, Resyncs, ROOT, WriteRecord, writeOutage } from '../harness/live-cluster';
+import { cliAs, confirmedWrites, LiveCluster, longestGap, longestPause, resyncsBetween, Resyncs, ROOT, WriteRecord, writeOutage } from '../harness/live-cluster';
 
 const KINDS = ['crash', 'crash-restart', 'switchover', 'partition', 'asymmetric'] as const;
 type Kind = (typeof KINDS)[number];
@@ -219,11 +219,10 @@ function pauseWindow(log: WriteRecord[], faultAt: number): string {
 async function preload(live: LiveCluster, mb: number): Promise<void> {
   await live.waitHealthy(90_000);
   const master = await live.onlyMaster();
-  const auth = 'REDISCLI_AUTH="$(cat /etc/redis-auth/password)"';
   const timeoutS = 60 + mb;
   const load = await live.sim.exec(master, ['sh', '-c',
-    `${auth} timeout ${timeoutS} redis-benchmark -a "$(cat /etc/redis-auth/password)" -t set -n ${mb * 1000} -r 100000000 -d 1000 -P 64 -c 4 -q >/dev/null 2>&1; ` +
-    `${auth} timeout 5 redis-cli --no-auth-warning INFO memory | grep "^used_memory:"`],
+    `timeout ${timeoutS} redis-benchmark --user app -a "$(cat /etc/redis-auth/app-password)" -t set -n ${mb * 1000} -r 100000000 -d 1000 -P 64 -c 4 -q >/dev/null 2>&1; ` +
+    `${cliAs('operations', 5)} INFO memory | grep "^used_memory:"`],
   { container: 'redis', timeoutMs: (timeoutS + 20) * 1000 });
   const used = Number(/used_memory:(\d+)/.exec(load.stdout)?.[1]);
   console.log(`preloaded ${master}: used_memory ${Math.round(used / 1048576)} MB`);

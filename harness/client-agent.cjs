@@ -2,13 +2,19 @@
 // by the test over Node's IPC channel. It reaches Redis only the way an application in
 // the cluster would: through `redis-sentinel:26379` and the pods' DNS names.
 //
+// Credentials: REDIS_USERS is a JSON object user -> password (the four ACL users of the
+// Secret). The application (writer, readers) logs in as `app` on Redis and on the
+// Sentinels; what an application may not do (ROLE, INFO, SENTINEL MASTER/REPLICAS...
+// for inspection, SENTINEL FAILOVER) is done as `operations`, as an operator would.
+//
 // Requests: { id, op, ...args }; replies: { id, ok, result } or { id, ok: false, error }.
 'use strict';
 const Redis = require('ioredis');
 
 const SENTINEL = { host: process.env.SENTINEL_HOST || 'redis-sentinel', port: 26379 };
 const MASTER_NAME = process.env.MASTER_NAME || 'mymaster';
-const PASSWORD = process.env.REDIS_PASSWORD;
+const USERS = JSON.parse(process.env.REDIS_USERS || '{}');
+const APP = { username: 'app', password: USERS.app };
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -20,7 +26,13 @@ function sentinelClient(role) {
     sentinels: [SENTINEL],
     name: MASTER_NAME,
     role,
-    password: PASSWORD,
+    ...APP,
+    sentinelUsername: APP.username,
+    sentinelPassword: APP.password,
+    // The ready check sends INFO, which the app user may not run (it would reconnect
+    // forever); without it ioredis does not check the role either, so a write that
+    // reaches a demoted master gets READONLY and reconnects (reconnectOnError below).
+    enableReadyCheck: false,
     // Reconnect quickly and ask the Sentinels again: that is how a client follows a
     // failover. (ioredis' failoverDetector is left off: after a +switch-master that
     // arrives mid-reconnect it can leave the client closed for good.)
@@ -49,24 +61,49 @@ function sentinelClient(role) {
   return client;
 }
 
-function directClient(host, port = 6379, password = PASSWORD) {
+/**
+ * Credentials of USER (null: none; a user with `password` given: that password instead of
+ * the Secret's, to try a wrong one).
+ */
+function credentials(user, password) {
+  if (user === null) return {};
+  return { username: user, password: password ?? USERS[user] };
+}
+
+function directClient(host, port = 6379, user = 'operations', password = undefined) {
   const client = new Redis({
-    host, port, password, lazyConnect: true, connectTimeout: 800, commandTimeout: 1500,
-    maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false,
+    host, port, ...credentials(user, password), lazyConnect: true, connectTimeout: 800, commandTimeout: 1500,
+    maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false, enableReadyCheck: false,
   });
   client.on('error', () => {}); // failures surface as rejected commands
   return client;
 }
 
-/** One command on a fresh connection; password null means none (Sentinels have none). */
-async function once(host, port, password, args) {
-  const c = directClient(host, port, password);
+/** One command on a fresh connection as USER (null: without logging in). */
+async function once(host, port, user, args, password = undefined) {
+  const c = directClient(host, port, user, password);
   try {
     await c.connect();
     return await c.call(...args);
   } finally {
     c.disconnect();
   }
+}
+
+/**
+ * SENTINEL CKQUORUM's answer, worked out as Sentinel does (src/sentinel.c,
+ * sentinelIsQuorumReachable) from SENTINEL MASTER and SENTINELS: the operations user may
+ * not run CKQUORUM itself (no script needs it). Voters: this Sentinel and every peer it
+ * knows; usable: those not subjectively or objectively down.
+ */
+function ckquorumOf(m, peers) {
+  const voters = peers.length + 1;
+  const usable = 1 + peers.filter((p) => !/(^|,)[so]_down(,|$)/.test(p.flags)).length;
+  const quorum = Number(m.quorum);
+  const problems = [];
+  if (usable < quorum) problems.push(`NOQUORUM ${usable} usable Sentinels. Not enough available Sentinels to reach the specified quorum for this master`);
+  if (usable < Math.floor(voters / 2) + 1) problems.push(`NOQUORUM ${usable} usable Sentinels. Not enough available Sentinels to reach the majority and authorize a failover`);
+  return problems[0] ?? `OK ${usable} usable Sentinels. Quorum and failover authorization can be reached`;
 }
 
 let master;
@@ -141,8 +178,13 @@ const ops = {
   async readReplica({ key }) {
     return retrying(() => replica.get(key));
   },
+  /** ROLE of the replica the app's replica connection uses (asked as operations: the app may not run ROLE). */
   async replicaRole() {
-    return retrying(async () => (await replica.role())[0]);
+    return retrying(async () => {
+      const stream = replica.stream;
+      if (replica.status !== 'ready' || !stream?.remoteAddress) throw new Error('Connection is closed (replica not connected)');
+      return (await once(stream.remoteAddress, stream.remotePort, 'operations', ['ROLE']))[0];
+    });
   },
   /** Which of keys `<prefix>:<n>` for the given n are missing on the current master. */
   async missing({ prefix, ns }) {
@@ -178,8 +220,8 @@ const ops = {
     const result = { nodes: {}, sentinels: {} };
     await Promise.all(nodes.map(async (host) => {
       try {
-        const role = await once(host, 6379, PASSWORD, ['ROLE']);
-        const info = await once(host, 6379, PASSWORD, ['INFO', 'replication']);
+        const role = await once(host, 6379, 'operations', ['ROLE']);
+        const info = await once(host, 6379, 'operations', ['INFO', 'replication']);
         result.nodes[host] = { role: role[0], roleReply: role, info: String(info).replace(/\r/g, '') };
       } catch (err) {
         result.nodes[host] = { role: 'unreachable', error: err.message };
@@ -188,12 +230,11 @@ const ops = {
     await Promise.all(sentinels.map(async (host) => {
       try {
         const flat = (a) => Object.fromEntries(a.reduce((acc, v, i) => (i % 2 ? acc : [...acc, [v, a[i + 1]]]), []));
-        const m = flat(await once(host, 26379, null, ['SENTINEL', 'MASTER', MASTER_NAME]));
-        const replicas = (await once(host, 26379, null, ['SENTINEL', 'REPLICAS', MASTER_NAME])).map(flat);
-        const peers = (await once(host, 26379, null, ['SENTINEL', 'SENTINELS', MASTER_NAME])).map(flat);
-        let ckquorum;
-        try { ckquorum = await once(host, 26379, null, ['SENTINEL', 'CKQUORUM', MASTER_NAME]); } catch (e) { ckquorum = e.message; }
-        const address = await once(host, 26379, null, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME]);
+        const m = flat(await once(host, 26379, 'operations', ['SENTINEL', 'MASTER', MASTER_NAME]));
+        const replicas = (await once(host, 26379, 'operations', ['SENTINEL', 'REPLICAS', MASTER_NAME])).map(flat);
+        const peers = (await once(host, 26379, 'operations', ['SENTINEL', 'SENTINELS', MASTER_NAME])).map(flat);
+        const ckquorum = ckquorumOf(m, peers);
+        const address = await once(host, 26379, 'operations', ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME]);
         result.sentinels[host] = { master: m, address, replicas, sentinels: peers, ckquorum };
       } catch (err) {
         result.sentinels[host] = { error: err.message };
@@ -208,18 +249,22 @@ const ops = {
   async watchNode({ host, durationMs, everyMs = 20 }) {
     const end = now() + durationMs;
     const result = { roles: {}, writesAccepted: 0, firstReachable: null, errors: {} };
+    // ROLE as operations, the writes as the application.
     let c;
+    let app;
     while (now() < end) {
       try {
         if (!c) {
           c = directClient(host);
+          app = directClient(host, 6379, 'app');
           await c.connect();
+          await app.connect();
           if (result.firstReachable === null) result.firstReachable = now();
         }
         const role = (await c.role())[0];
         result.roles[role] = (result.roles[role] || 0) + 1;
         try {
-          await c.set('watch:probe', String(now()));
+          await app.set('watch:probe', String(now()));
           result.writesAccepted++;
         } catch (err) {
           const kind = err.message.split(' ')[0];
@@ -227,11 +272,13 @@ const ops = {
         }
       } catch (err) {
         c?.disconnect();
+        app?.disconnect();
         c = undefined;
       }
       await sleep(everyMs);
     }
     c?.disconnect();
+    app?.disconnect();
     return result;
   },
   /**
@@ -262,8 +309,8 @@ const ops = {
       let c;
       const connect = async () => {
         c = new Redis({
-          host, port: 6379, password: PASSWORD, lazyConnect: true, connectTimeout: 300, commandTimeout: 300,
-          maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false,
+          host, port: 6379, ...credentials('operations'), lazyConnect: true, connectTimeout: 300, commandTimeout: 300,
+          maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false, enableReadyCheck: false,
         });
         c.on('error', () => {});
         await c.connect();
@@ -305,9 +352,20 @@ const ops = {
     nodeWatch = undefined;
     return samples;
   },
-  /** One command to one host (e.g. a Sentinel by IP) with a short timeout. */
-  async call({ host, port, args, auth = true }) {
-    return once(host, port, auth ? PASSWORD : null, args);
+  /**
+   * One command to one host (e.g. a Sentinel by IP) with a short timeout, as USER
+   * (default operations; null: without logging in; `password` to try another one).
+   */
+  async call({ host, port, args, user = 'operations', password }) {
+    return once(host, port, user, args, password);
+  },
+  /** Like call, but the error message of a refused command as {error} instead of a rejection. */
+  async attempt({ host, port, args, user = 'operations', password }) {
+    try {
+      return { reply: await once(host, port, user, args, password) };
+    } catch (err) {
+      return { error: err.message };
+    }
   },
 };
 

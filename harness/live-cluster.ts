@@ -19,6 +19,19 @@ export const ROOT = (() => {
   throw new Error(`no package.json above ${__dirname}`);
 })();
 export const MASTER_NAME = 'mymaster';
+/** The auth Secret the overlays name (authSecretName's default). */
+export const AUTH_SECRET = 'redis-auth';
+/** The ACL users, each with its key `<user>-password` in the auth Secret (lib/pod/acl.ts). */
+export const USERS = ['app', 'replication', 'sentinel', 'operations'] as const;
+export type User = typeof USERS[number];
+
+/**
+ * Shell, inside a Redis or Sentinel pod: redis-cli under `timeout`, logged in as USER with
+ * the password from the pod's mounted Secret, passed in REDISCLI_AUTH (never on the command line).
+ */
+export function cliAs(user: User, timeoutSeconds = 3): string {
+  return `REDISCLI_AUTH="$(cat /etc/redis-auth/${user}-password)" timeout ${timeoutSeconds} redis-cli --no-auth-warning --user ${user}`;
+}
 /** The labels the instance's NetworkPolicies admit as clients (clientLabels' default for the instance `redis`). */
 export const CLIENT_LABELS = { 'redis-client': 'true' };
 
@@ -125,25 +138,33 @@ export class LiveCluster {
     readonly namespace: string,
     readonly sim: SimCluster,
     readonly agent: Agent,
-    readonly password: string,
+    /** The password of each ACL user, as the auth Secret holds them. */
+    readonly passwords: Record<User, string>,
     readonly downAfterMs: number,
   ) {}
+
+  /** The application user's password (user `app`, on Redis and on the Sentinels). */
+  get appPassword(): string {
+    return this.passwords.app;
+  }
 
   static async start(env = 'staging'): Promise<LiveCluster> {
     const manifests = execFileSync('kubectl', ['kustomize', join(ROOT, 'dist', 'overlays', env)], { encoding: 'utf8' });
     const namespace = /^kind: Namespace\nmetadata:\n(?:  .*\n)*?  name: (\S+)/m.exec(manifests)?.[1]
       ?? /namespace: (\S+)/.exec(manifests)?.[1] ?? 'default';
     const downAfterMs = Number(/down-after-milliseconds \S+ (\d+)/.exec(manifests)?.[1] ?? 5000);
-    const password = randomBytes(16).toString('hex');
+    // The auth Secret as an operator creates it: one random password per user.
+    const passwords = Object.fromEntries(USERS.map((u) => [u, randomBytes(16).toString('hex')])) as Record<User, string>;
+    const secret = Object.fromEntries(USERS.map((u) => [`${u}-password`, passwords[u]]));
     // Client pods (the agent, and any a test starts) carry the client label unless a test says otherwise.
-    const sim = await SimCluster.start({ manifests, secrets: { 'redis-auth': { password } }, clientLabels: CLIENT_LABELS });
+    const sim = await SimCluster.start({ manifests, secrets: { [AUTH_SECRET]: secret }, clientLabels: CLIENT_LABELS });
     try {
       await sim.waitReady(120_000);
       const client = await sim.startClientPod('app', [process.execPath, join(ROOT, 'harness', 'client-agent.cjs')], {
-        ipc: true, cwd: ROOT, env: { REDIS_PASSWORD: password, MASTER_NAME, DEBUG: process.env.AGENT_DEBUG ?? '' },
+        ipc: true, cwd: ROOT, env: { REDIS_USERS: JSON.stringify(passwords), MASTER_NAME, DEBUG: process.env.AGENT_DEBUG ?? '' },
       });
       const agent = new Agent(client.proc);
-      const live = new LiveCluster(env, namespace, sim, agent, password, downAfterMs);
+      const live = new LiveCluster(env, namespace, sim, agent, passwords, downAfterMs);
       await agent.call('connect', {}, 60_000);
       return live;
     } catch (err) {
@@ -228,7 +249,7 @@ export class LiveCluster {
     const out: Record<string, SyncCounters> = {};
     await Promise.all(this.redisPods().map(async (pod) => {
       try {
-        const r = await this.sim.exec(pod, ['sh', '-c', 'REDISCLI_AUTH="$(cat /etc/redis-auth/password)" timeout 3 redis-cli --no-auth-warning INFO server stats'],
+        const r = await this.sim.exec(pod, ['sh', '-c', `${cliAs('operations')} INFO server stats`],
           { container: 'redis', timeoutMs: 8000 });
         const field = (name: string) => new RegExp(`^${name}:(\\S+)`, 'm').exec(r.stdout)?.[1];
         const runId = field('run_id');
@@ -282,15 +303,14 @@ export class LiveCluster {
         return `(${(err as Error).message})`;
       }
     };
-    const auth = 'REDISCLI_AUTH="$(cat /etc/redis-auth/password)"; export REDISCLI_AUTH; ';
     for (const pod of this.redisPods()) {
-      lines.push(`ROLE ${pod}: ${(await run(pod, 'redis', `${auth}timeout 3 redis-cli --no-auth-warning ROLE`)).replace(/\n/g, ' ')}`);
+      lines.push(`ROLE ${pod}: ${(await run(pod, 'redis', `${cliAs('operations')} ROLE`)).replace(/\n/g, ' ')}`);
     }
     for (const pod of this.sentinelPods()) {
-      const q = (cmd: string) => `echo "== ${cmd}"; timeout 3 redis-cli -p 26379 ${cmd} | paste -sd' ' | cut -c1-1500`;
+      const q = (cmd: string) => `echo "== ${cmd}"; ${cliAs('operations')} -p 26379 ${cmd} | paste -sd' ' | cut -c1-1500`;
       lines.push(`SENTINEL ${pod} (${this.sim.podIp(pod)}):`);
       lines.push(await run(pod, 'sentinel', [q(`SENTINEL MASTER ${MASTER_NAME}`), q(`SENTINEL REPLICAS ${MASTER_NAME}`),
-        q(`SENTINEL SENTINELS ${MASTER_NAME}`), q(`SENTINEL CKQUORUM ${MASTER_NAME}`)].join('; ')));
+        q(`SENTINEL SENTINELS ${MASTER_NAME}`)].join('; ')));
     }
     for (const p of this.sim.pods()) {
       lines.push(`--- ${p.name} (${p.ip}, ${p.phase}, ready=${p.ready}, restarts=${p.restarts}) ---`);

@@ -3,7 +3,7 @@
 // failover benchmark (bench/failover.ts). Typical use from a vitest file:
 //
 //   const reason = checkLivePrerequisites();            // null when it can run here
-//   const c = await SimCluster.start({ manifests: yaml, secrets: { 'redis-auth': { password: 'x' } } });
+//   const c = await SimCluster.start({ manifests: yaml, secrets: { 'redis-auth': { 'app-password': 'x', ... } } });
 //   await c.waitReady(120_000);
 //   await c.deletePod('redis-master-0');                 // preStop, SIGTERM, grace, new IP
 //   const r = await c.exec('redis-slave-0', ['redis-cli', 'info', 'replication']);

@@ -1,5 +1,5 @@
 import { k8s } from 'cdk8s-plus-28';
-import { AUTH_MOUNT, FILES, SCRIPTS_MOUNT } from '../pod/contract';
+import { AUTH_MOUNT, SCRIPTS_MOUNT } from '../pod/contract';
 import { RedisHaSettings, SpreadConstraint } from './redis-ha-settings';
 
 /**
@@ -45,11 +45,13 @@ export function configMapVolume(name: string, configMapName: string, defaultMode
   return { name, configMap: { name: configMapName, defaultMode } };
 }
 
+/**
+ * The auth Secret, every key (no `items`): the `-previous` keys of a rotation appear
+ * without a change to the pods, and kubelet updates the files in place (never mount it
+ * with subPath, which freezes them).
+ */
 export function passwordVolume(secretName: string): k8s.Volume {
-  return {
-    name: 'auth',
-    secret: { secretName, defaultMode: 0o440, items: [{ key: FILES.password, path: FILES.password }] },
-  };
+  return { name: 'auth', secret: { secretName, defaultMode: 0o440 } };
 }
 
 /**

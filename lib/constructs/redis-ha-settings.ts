@@ -151,7 +151,13 @@ export interface RedisHaProps {
    */
   readonly janitorInterval?: Duration;
   /**
-   * Secret (created outside this project, never in Git) whose key `password` is the Redis password.
+   * Secret (created outside this project, never in Git) with one password per ACL user:
+   * `app-password` (applications, on Redis and on the Sentinels), `replication-password`
+   * (replicas to the master), `sentinel-password` (Sentinels to Redis and to each other)
+   * and `operations-password` (the pod scripts). During a rotation it also holds
+   * `<key>-previous`, the password being replaced. Plain tokens (no quote, backslash or
+   * newline), e.g. `openssl rand -hex 32`. A pod whose Secret lacks a key does not start and
+   * logs which key is missing.
    * @default 'redis-auth'
    */
   readonly authSecretName?: string;

@@ -77,6 +77,7 @@ export abstract class RedisNode extends Construct {
       failoverWaitSeconds: s.failoverWaitSeconds,
       handoverTimeoutSeconds: s.handoverSeconds,
       shutdownGateTimeoutSeconds: s.shutdownGateSeconds,
+      authSecretName: s.authSecretName,
     };
     const probeTiming = { periodSeconds: 5, timeoutSeconds: 4, failureThreshold: 3 };
     this.statefulSet = new StatefulSetWithTypedClaims(this, 'StatefulSet', {

@@ -65,6 +65,7 @@ export class SentinelQuorum extends Construct {
       sentinelPort: SENTINEL_PORT,
       sentinelCount: s.sentinels,
       janitorIntervalSeconds: s.janitorSeconds,
+      authSecretName: s.authSecretName,
     };
     const scriptsMount = { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true };
     const tmpMount = { name: 'tmp', mountPath: MOUNTS.tmp };
@@ -114,7 +115,7 @@ export class SentinelQuorum extends Construct {
                 env: janitorContainerEnv(contract),
                 resources: resourceRequirements({ cpuRequest: '10m', memoryRequest: '16Mi', memoryLimit: '32Mi' }, HELPER_EPHEMERAL_STORAGE),
                 securityContext: restrictedContainerSecurity(),
-                volumeMounts: [scriptsMount, tmpMount],
+                volumeMounts: [scriptsMount, { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true }, tmpMount],
               },
             ],
             volumes: [

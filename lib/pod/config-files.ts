@@ -1,7 +1,8 @@
 /**
  * Pure rendering of redis.conf and sentinel.conf: props in, text out. The start scripts
- * in lib/pod/scripts/ add only what cannot be known at synth time (the password from the
- * Secret, this pod's DNS name, the current master).
+ * in lib/pod/scripts/ add only what cannot be known at synth time (the ACL users with the
+ * hashes of the passwords in the Secret, the replication and Sentinel credentials, this
+ * pod's DNS name, the current master).
  */
 
 import { ValidationError } from '../constructs/validation';
@@ -156,13 +157,14 @@ export function renderRedisConf(input: RedisConfInput): string {
       'save 3600 1 300 100 60 10000',
     ];
   return [
-    '# redis.conf rendered by redis-sentinel-ha. At start, redis-start.sh appends the',
-    '# password (from the mounted Secret), replica-announce-ip (this pod\'s DNS name) and,',
-    '# for a replica, the replicaof line for the master the Sentinels named.',
+    '# redis.conf rendered by redis-sentinel-ha. At start, redis-start.sh appends the ACL',
+    '# users (the rules in acl-users, the password hashes from the mounted Secret, default',
+    '# off), masteruser/masterauth, replica-announce-ip (this pod\'s DNS name) and, for a',
+    '# replica, the replicaof line for the master the Sentinels named.',
     'bind * -::*',
     `port ${input.port}`,
-    '# Authentication is always on (requirepass is appended at start), so protected mode',
-    '# would only refuse legitimate pod-network clients.',
+    '# Authentication is always on (the default user is switched off at start), so',
+    '# protected mode would only refuse legitimate pod-network clients.',
     'protected-mode no',
     `dir ${MOUNTS.redisData}`,
     'tcp-keepalive 60',
@@ -213,7 +215,9 @@ export function renderSentinelConf(input: SentinelConfInput): string {
   return [
     '# sentinel.conf rendered by redis-sentinel-ha. sentinel-start.sh copies it to a',
     '# writable emptyDir (Sentinel rewrites its config), puts the current master into the',
-    '# monitor line and appends auth-pass from the mounted Secret.',
+    '# monitor line and appends the ACL users (acl-users, default off) and the credentials',
+    '# it uses towards Redis and the other Sentinels (auth-user/auth-pass, sentinel-user/',
+    '# sentinel-pass) from the mounted Secret.',
     `port ${input.port}`,
     `dir ${MOUNTS.sentinelData}`,
     '# Redis pods are followed by their stable DNS names, not by IPs that change.',

@@ -11,6 +11,7 @@
  * checks that each container gets every variable its scripts read, and nothing else.
  */
 import type { k8s } from 'cdk8s-plus-28';
+import { SECRET_KEYS } from './acl';
 
 /** Where volumes are mounted. */
 export const MOUNTS = {
@@ -26,7 +27,11 @@ export const MOUNTS = {
   sentinelTemplate: '/etc/sentinel-template',
   /** The scripts (ConfigMap). */
   scripts: '/opt/redis-ha',
-  /** The Redis password (Secret). */
+  /**
+   * The auth Secret, whole (one file per key, `<user>-password` and during a rotation
+   * `<user>-password-previous`; see acl.ts). Never with items or subPath: kubelet then
+   * updates the files in place when the Secret changes.
+   */
   auth: '/etc/redis-auth',
   tmp: '/tmp',
 } as const;
@@ -35,8 +40,8 @@ export const MOUNTS = {
 export const FILES = {
   redisConf: 'redis.conf',
   sentinelConf: 'sentinel.conf',
-  /** Key of the auth Secret, and the file name it is mounted as. */
-  password: 'password',
+  /** Beside redis.conf and sentinel.conf in their ConfigMaps: `<user> <ACL rules>` per line (lib/pod/acl.ts). */
+  aclUsers: 'acl-users',
   /** The guard's record of this pod's data (role, keys, replication ID, offset). */
   state: 'redis-ha-state',
   /** This pod's last known role: "master" or "replica <host>". */
@@ -119,6 +124,8 @@ export interface RedisPodContract {
   readonly failoverWaitSeconds: number;
   readonly handoverTimeoutSeconds: number;
   readonly shutdownGateTimeoutSeconds: number;
+  /** Name of the auth Secret (named in the start script's refusal when a key is missing). */
+  readonly authSecretName: string;
 }
 
 /** What the Sentinel pods' containers need to know. */
@@ -131,6 +138,7 @@ export interface SentinelPodContract {
   readonly sentinelPort: number;
   readonly sentinelCount: number;
   readonly janitorIntervalSeconds: number;
+  readonly authSecretName: string;
 }
 
 type Env = Record<string, string | number>;
@@ -153,7 +161,7 @@ function redisShared(c: RedisPodContract): Env {
     REDIS_PORT: c.redisPort,
     SENTINEL_PORT: c.sentinelPort,
     SENTINEL_SERVICE: c.sentinelService,
-    AUTH_FILE: path(MOUNTS.auth, FILES.password),
+    AUTH_DIR: MOUNTS.auth,
     STATE_FILE: path(MOUNTS.redisData, FILES.state),
     ROLE_FILE: path(MOUNTS.redisData, FILES.role),
     REDIS_NODES: c.redisPods.join(' '),
@@ -177,6 +185,9 @@ export function redisContainerEnv(c: RedisPodContract): k8s.EnvVar[] {
       IP_FILE: path(MOUNTS.redisData, FILES.ip),
       REDIS_TEMPLATE: path(MOUNTS.redisTemplate, FILES.redisConf),
       REDIS_CONFIG: path(MOUNTS.redisConfig, FILES.redisConf),
+      ACL_USERS_FILE: path(MOUNTS.redisTemplate, FILES.aclUsers),
+      AUTH_SOURCE: c.authSecretName,
+      AUTH_KEYS: SECRET_KEYS.join(' '),
       START_RETRY_SECONDS,
       HANDOVER_TIMEOUT_SECONDS: c.handoverTimeoutSeconds,
       // Writes pause for the handover and a little longer, so that the pause outlasts
@@ -224,7 +235,10 @@ export function sentinelContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
       SENTINEL_PORT: c.sentinelPort,
       SENTINEL_SERVICE: c.sentinelService,
       REDIS_NODES: c.redisPods.join(' '),
-      AUTH_FILE: path(MOUNTS.auth, FILES.password),
+      AUTH_DIR: MOUNTS.auth,
+      AUTH_SOURCE: c.authSecretName,
+      AUTH_KEYS: SECRET_KEYS.join(' '),
+      ACL_USERS_FILE: path(MOUNTS.sentinelTemplate, FILES.aclUsers),
       SENTINEL_TEMPLATE: path(MOUNTS.sentinelTemplate, FILES.sentinelConf),
       SENTINEL_CONFIG: path(MOUNTS.sentinelData, FILES.sentinelConf),
       START_RETRY_SECONDS,
@@ -243,6 +257,7 @@ export function janitorContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
     JANITOR_RESET_HOLDOFF_SECONDS,
     SENTINEL_TIMINGS,
     SENTINEL_TIMINGS_CHECK_SECONDS,
+    AUTH_DIR: MOUNTS.auth,
     CLI_TIMEOUT: CLI_TIMEOUT_SECONDS,
   });
 }

@@ -11,7 +11,8 @@ export const SCRIPTS: { readonly [file: string]: string } = {
 # Every path, port, name and timing comes from the environment, which the constructs set
 # from lib/pod/contract.ts (the contract says which container gets which variable):
 # POD_NAME, POD_NAMESPACE, CLUSTER_DOMAIN, MASTER_NAME, REDIS_PORT, SENTINEL_PORT,
-# SENTINEL_SERVICE, AUTH_FILE, CLI_TIMEOUT (seconds per redis-cli call), and ROLE_FILE (a
+# SENTINEL_SERVICE, AUTH_DIR (the auth Secret, one file per key), CLI_TIMEOUT (seconds per
+# redis-cli call), and ROLE_FILE (a
 # Redis pod's last known role, "master" or "replica <host>", kept on its volume by the
 # guard and the preStop hook, read by the start script).
 #
@@ -34,36 +35,154 @@ fqdn() {
   echo "$1.\${POD_NAMESPACE}.svc.\${CLUSTER_DOMAIN}"
 }
 
-redis_password() {
-  cat "$AUTH_FILE"
+# ---- Authentication. Redis and the Sentinels have one ACL user per kind of client and
+# the default user off (rules: lib/pod/acl.ts, rendered into ACL_USERS_FILE as "<user>
+# <rules>" per line). The auth Secret is mounted whole at AUTH_DIR: one file per key,
+# "<user>-password", and during a rotation also "<user>-password-previous", the password
+# being replaced, which the servers keep accepting until it is removed.
+
+# secret_value KEY: the value of the Secret's key KEY; empty when the Secret has no such key.
+secret_value() {
+  cat "$AUTH_DIR/$1" 2>/dev/null || true
 }
 
-# require_plain_password PASSWORD: the password is written into redis.conf and
-# sentinel.conf inside double quotes, so a quote, backslash or newline would break
-# (or inject) configuration. Refuse to start rather than run half-configured.
+# password_hash PASSWORD: its SHA-256 in hex, as ACL "#<hash>" rules take it.
+password_hash() {
+  printf '%s' "$1" | sha256sum | cut -d ' ' -f 1
+}
+
+# require_plain_password PASSWORD KEY: client passwords are written into redis.conf and
+# sentinel.conf inside double quotes, so a quote, backslash or newline would break (or
+# inject) configuration. Refuse to start rather than run half-configured.
 require_plain_password() {
   case "$1" in
     ""|*'"'*|*"\\\\"*|*"
 "*)
-      log "refusing to start: the password in $AUTH_FILE is empty or contains a quote, backslash or newline; store a plain token (for example: openssl rand -hex 32)"
+      log "refusing to start: the value of key $2 in Secret $AUTH_SOURCE is empty or contains a quote, backslash or newline; store a plain token (for example: openssl rand -hex 32)"
       exit 1
       ;;
   esac
 }
 
-# redis_cmd HOST ARGS... : one command against a Redis server, authenticated.
-redis_cmd() {
-  _host="$1"
-  shift
-  REDISCLI_AUTH="$(redis_password)" timeout "$CLI_TIMEOUT" \\
-    redis-cli --no-auth-warning --raw -h "$_host" -p "$REDIS_PORT" "$@" 2>/dev/null
+# acl_users: the users of ACL_USERS_FILE, one per line.
+acl_users() {
+  awk 'NF { print $1 }' "$ACL_USERS_FILE"
 }
 
-# sentinel_cmd HOST ARGS... : one command against a Sentinel (Sentinels run without a password).
+# require_auth_keys: refuse to start, with one log line naming the Secret, the missing
+# keys and the fix, unless the Secret holds a plain password for every user of
+# ACL_USERS_FILE (and a plain previous one where it holds one). AUTH_KEYS lists every key
+# of the Secret, for the command that creates it.
+require_auth_keys() {
+  _missing=""
+  for _user in $(acl_users); do
+    [ -s "$AUTH_DIR/$_user-password" ] || _missing="\${_missing:+$_missing, }$_user-password"
+  done
+  if [ -n "$_missing" ]; then
+    # shellcheck disable=SC2016
+    _create="kubectl -n $POD_NAMESPACE create secret generic $AUTH_SOURCE$(for _key in $AUTH_KEYS; do printf ' --from-literal=%s=$(openssl rand -hex 32)' "$_key"; done)"
+    if [ -e "$AUTH_DIR/password" ]; then
+      log "refusing to start: Secret $AUTH_SOURCE is in the pre-ACL layout (one key, password); each user now has its own key ($(echo "$AUTH_KEYS" | sed 's/ /, /g')): add them, or recreate the Secret: $_create"
+    else
+      log "refusing to start: Secret $AUTH_SOURCE has no key $_missing; add it, or create the Secret with every key: $_create"
+    fi
+    exit 1
+  fi
+  for _user in $(acl_users); do
+    require_plain_password "$(secret_value "$_user-password")" "$_user-password"
+    if [ -e "$AUTH_DIR/$_user-password-previous" ]; then
+      require_plain_password "$(secret_value "$_user-password-previous")" "$_user-password-previous"
+    fi
+  done
+}
+
+# acl_user_lines: "user default off", then one "user" line per line of ACL_USERS_FILE: on,
+# the hash of the current password and, during a rotation, of the previous one (so a
+# server that restarts mid-rotation accepts both, as the running ones do), and the rules.
+acl_user_lines() {
+  echo "user default off"
+  while read -r _user _rules; do
+    [ -n "$_user" ] || continue
+    _hashes="#$(password_hash "$(secret_value "$_user-password")")"
+    _previous="$(secret_value "$_user-password-previous")"
+    [ -z "$_previous" ] || _hashes="$_hashes #$(password_hash "$_previous")"
+    echo "user $_user on $_hashes $_rules"
+  done < "$ACL_USERS_FILE"
+}
+
+# client_password USER: the password a starting server uses as USER towards its peers
+# (masterauth, auth-pass, sentinel-pass). During a rotation that is the previous one,
+# which every server accepts; a peer whose Secret files have not been updated yet may
+# not know the new one. (The sidecars switch to the new one once every peer accepts it.)
+client_password() {
+  if [ -e "$AUTH_DIR/$1-password-previous" ]; then
+    secret_value "$1-password-previous"
+  else
+    secret_value "$1-password"
+  fi
+}
+
+# as_operations PORT HOST [ARGS...]: one command (without ARGS: the commands on stdin)
+# as the operations user. The password travels in REDISCLI_AUTH, never on a command line
+# (ps shows those). A server that refuses the current password (NOAUTH or WRONGPASS: it
+# has not taken a rotated one yet) is asked once more with the previous one, when the
+# Secret holds one. A server that refuses both is treated as one that does not answer
+# (no output, status 1): its "NOAUTH" must not pass for a reply (a master's address, a
+# role).
+as_operations() {
+  _ops_port="$1"
+  _ops_host="$2"
+  shift 2
+  _ops_in=""
+  [ $# -gt 0 ] || _ops_in="$(cat)"
+  for _ops_key in operations-password operations-password-previous; do
+    [ "$_ops_key" = operations-password ] || [ -e "$AUTH_DIR/$_ops_key" ] || break
+    _ops_rc=0
+    _ops_reply="$(printf '%s\\n' "$_ops_in" | REDISCLI_AUTH="$(secret_value "$_ops_key")" timeout "$CLI_TIMEOUT" \\
+      redis-cli --no-auth-warning --raw --user operations -h "$_ops_host" -p "$_ops_port" "$@" 2>/dev/null)" || _ops_rc=$?
+    case "$_ops_reply" in
+      NOAUTH*|WRONGPASS*) ;;
+      *)
+        [ -z "$_ops_reply" ] || printf '%s\\n' "$_ops_reply"
+        return "$_ops_rc"
+        ;;
+    esac
+  done
+  return 1
+}
+
+# redis_cmd HOST [ARGS...]: one command against a Redis server, as operations.
+redis_cmd() {
+  as_operations "$REDIS_PORT" "$@"
+}
+
+# sentinel_cmd HOST [ARGS...]: one command against a Sentinel, as operations.
 sentinel_cmd() {
-  _host="$1"
-  shift
-  timeout "$CLI_TIMEOUT" redis-cli --raw -h "$_host" -p "$SENTINEL_PORT" "$@" 2>/dev/null
+  as_operations "$SENTINEL_PORT" "$@"
+}
+
+# unauthenticated_ping PORT: the local server's answer to a PING without credentials.
+# Liveness only asks whether the process answers: PONG, LOADING, MASTERDOWN and NOAUTH
+# (it wants a password) all mean it does, so a password can never fail liveness.
+unauthenticated_ping() {
+  timeout "$CLI_TIMEOUT" redis-cli --raw -h 127.0.0.1 -p "$1" PING 2>/dev/null || true
+}
+
+# refused_note PORT REPLY: for a readiness probe whose authenticated command got REPLY
+# (empty: no answer), "; ..." saying that the local server refuses the operations user's
+# password when that is why; nothing otherwise.
+refused_note() {
+  if [ -z "$2" ] && [ "$(unauthenticated_ping "$1")" = "NOAUTH Authentication required." ]; then
+    echo "; the server answers but refuses the operations user's password (Secret $AUTH_SOURCE, key operations-password)"
+  fi
+}
+
+# alive_reply REPLY: true when REPLY comes from a server process that answers.
+alive_reply() {
+  case "$1" in
+    PONG|LOADING*|MASTERDOWN*|NOAUTH*) return 0 ;;
+    *) return 1 ;;
+  esac
 }
 
 # sentinel_addresses: the IPs of all Sentinel pods, from the headless Service.
@@ -1060,7 +1179,7 @@ done
 # Sentinel, and retry on the new master. One connection for the three (CLIENT KILL skips
 # the connection that sends it): the end of the pause is what clients are waiting for.
 printf 'REPLICAOF %s %s\\nCLIENT KILL TYPE normal\\nCLIENT UNPAUSE\\n' "$NEW_MASTER" "$REDIS_PORT" \\
-  | REDISCLI_AUTH="$(redis_password)" timeout "$CLI_TIMEOUT" redis-cli --no-auth-warning -h 127.0.0.1 -p "$REDIS_PORT" >/dev/null 2>&1 || true
+  | redis_cmd 127.0.0.1 >/dev/null 2>&1 || true
 unpaused_at_ms="$(now_ms)"
 echo "replica $NEW_MASTER" > "$ROLE_FILE"
 log "handed over to $NEW_MASTER after a $(( unpaused_at_ms - paused_at_ms )) ms write pause; shutting down as its replica"
@@ -1069,9 +1188,12 @@ restore_target_priority
   'redis-probe.sh': `#!/bin/sh
 # Exec probe of the redis container: \`redis-probe.sh liveness|readiness\`. Probes only
 # report; the guard sidecar (redis-guard.sh) records roles, fences and demotes.
-#   liveness:  the server answers PING (LOADING counts as alive: a big AOF takes time).
-#   readiness: the server answers PONG and, when it is a replica, its link to the master
-#              is up, so a rolling update never moves on while a replica is still syncing.
+#   liveness:  the server answers a PING sent without credentials: PONG, LOADING (a big
+#              AOF takes time), MASTERDOWN or NOAUTH all mean the process answers, so a
+#              password (a rotation, a Secret not yet updated) can never fail liveness.
+#   readiness: the server answers PONG to the operations user and, when it is a replica,
+#              its link to the master is up, so a rolling update never moves on while a
+#              replica is still syncing.
 set -eu
 SCRIPT_NAME=redis-probe
 # shellcheck source=lib/pod/scripts/common.sh
@@ -1079,15 +1201,16 @@ SCRIPT_NAME=redis-probe
 
 case "\${1:-}" in
   liveness)
-    reply="$(redis_cmd 127.0.0.1 PING || true)"
-    case "$reply" in
-      PONG|LOADING*|MASTERDOWN*) exit 0 ;;
-      *) echo "PING answered '$reply'"; exit 1 ;;
-    esac
+    reply="$(unauthenticated_ping "$REDIS_PORT")"
+    alive_reply "$reply" || { echo "PING answered '$reply'"; exit 1; }
     ;;
   readiness)
     reply="$(redis_cmd 127.0.0.1 PING || true)"
-    [ "$reply" = "PONG" ] || { echo "PING answered '$reply'"; exit 1; }
+    if [ "$reply" != "PONG" ]; then
+      refused="$(refused_note "$REDIS_PORT" "$reply")"
+      echo "PING answered '$reply'$refused"
+      exit 1
+    fi
     if [ "$(info_field 127.0.0.1 replication role)" = "slave" ]; then
       link="$(info_field 127.0.0.1 replication master_link_status)"
       [ "$link" = "up" ] || { echo "replica link to master is '$link'"; exit 1; }
@@ -1114,10 +1237,13 @@ esac
 #     data anywhere) the bootstrap master (BOOTSTRAP_MASTER) is master.
 # While the verdict is "wait", Redis is not running, so the Sentinels see this pod down
 # and fail over; it decides again every START_RETRY_SECONDS. Then it writes REDIS_CONFIG
-# (the rendered REDIS_TEMPLATE + password + announce + replicaof) and execs redis-server.
+# (the rendered REDIS_TEMPLATE + ACL users + replication credentials + announce +
+# replicaof) and execs redis-server. Before anything else it refuses to start, with one
+# log line, when the auth Secret lacks a key (require_auth_keys in common.sh).
 #
 # Extra environment: GOVERNING_SERVICE, POD_IP, IP_FILE (this pod's IP at its last start),
-# REDIS_TEMPLATE, REDIS_CONFIG, START_RETRY_SECONDS (and those of redis-decide.sh).
+# REDIS_TEMPLATE, REDIS_CONFIG, ACL_USERS_FILE, AUTH_SOURCE, AUTH_KEYS,
+# START_RETRY_SECONDS (and those of redis-decide.sh).
 set -eu
 SCRIPT_NAME=redis-start
 # shellcheck source=lib/pod/scripts/common.sh
@@ -1138,21 +1264,25 @@ start_as_replica_of() {
   write_config "$1"
 }
 
+# write_config MASTER: redis.conf for a master (MASTER empty) or a replica of MASTER. The
+# ACL users carry password hashes only; masterauth is the replication user's password in
+# plain text (a client credential), in the memory-backed config directory, mode 0600.
 write_config() {
-  _password="$(redis_password)"
-  require_plain_password "$_password"
+  _masterauth="$(client_password replication)"
   {
     cat "$REDIS_TEMPLATE"
     echo "replica-announce-ip $ME"
     echo "replica-announce-port $REDIS_PORT"
-    echo "requirepass \\"$_password\\""
-    echo "masterauth \\"$_password\\""
+    acl_user_lines
+    echo "masteruser replication"
+    echo "masterauth \\"$_masterauth\\""
     if [ -n "$1" ]; then echo "replicaof $1 $REDIS_PORT"; fi
   } > "$REDIS_CONFIG.tmp"
   chmod 0600 "$REDIS_CONFIG.tmp"
   mv "$REDIS_CONFIG.tmp" "$REDIS_CONFIG"
 }
 
+require_auth_keys
 ME="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
 PREVIOUS_IP="$(cat "$IP_FILE" 2>/dev/null || true)"
 echo "$POD_IP" > "$IP_FILE"
@@ -1393,8 +1523,10 @@ done
 `,
   'sentinel-probe.sh': `#!/bin/sh
 # Exec probe of the sentinel container: \`sentinel-probe.sh liveness|readiness\`.
-#   liveness:  Sentinel answers PING.
-#   readiness: Sentinel knows the master, so a client sent here gets an answer. It does
+#   liveness:  Sentinel answers a PING sent without credentials (PONG or NOAUTH: the
+#              process answers; a password never fails liveness).
+#   readiness: Sentinel tells the operations user the master, so a client sent here
+#              gets an answer. It does
 #              not require a quorum: with two Sentinels down the last one must still
 #              tell clients where the master is.
 set -eu
@@ -1404,12 +1536,16 @@ SCRIPT_NAME=sentinel-probe
 
 case "\${1:-}" in
   liveness)
-    reply="$(sentinel_cmd 127.0.0.1 PING || true)"
-    [ "$reply" = "PONG" ] || { echo "PING answered '$reply'"; exit 1; }
+    reply="$(unauthenticated_ping "$SENTINEL_PORT")"
+    alive_reply "$reply" || { echo "PING answered '$reply'"; exit 1; }
     ;;
   readiness)
     master="$(sentinel_cmd 127.0.0.1 SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER_NAME" | head -n 1)"
-    [ -n "$master" ] || { echo "Sentinel does not know master $MASTER_NAME"; exit 1; }
+    if [ -z "$master" ]; then
+      refused="$(refused_note "$SENTINEL_PORT" "")"
+      echo "Sentinel does not know master $MASTER_NAME$refused"
+      exit 1
+    fi
     ;;
   *)
     echo "usage: $0 liveness|readiness" >&2
@@ -1434,8 +1570,16 @@ esac
 # voter by its peers and never votes twice in one epoch. Every other Redis pod is listed as a
 # known replica, so a Sentinel that starts while the master is down can still fail over.
 #
+# The config is made anew from the template at every start (only ID and epochs are read
+# back from the previous one), so the ACL users and credentials Sentinel wrote back into
+# it are never carried over: each appears once, with the Secret's current values.
+# Clients, peers and the scripts must authenticate (default user off); towards Redis it
+# logs in as the sentinel user (auth-user/auth-pass), and towards the other Sentinels as
+# well (sentinel-user/sentinel-pass).
+#
 # Extra environment: POD_IP, REDIS_NODES (space-separated short DNS names), SENTINEL_TEMPLATE
-# (the rendered config), SENTINEL_CONFIG (its writable copy), START_RETRY_SECONDS.
+# (the rendered config), SENTINEL_CONFIG (its writable copy), ACL_USERS_FILE, AUTH_SOURCE,
+# AUTH_KEYS, START_RETRY_SECONDS.
 set -eu
 SCRIPT_NAME=sentinel-start
 # shellcheck source=lib/pod/scripts/common.sh
@@ -1458,8 +1602,8 @@ EOF
   done
 }
 
-PASSWORD="$(redis_password)"
-require_plain_password "$PASSWORD"
+require_auth_keys
+PASSWORD="$(client_password sentinel)"
 MY_ID="$(awk '$1 == "sentinel" && $2 == "myid" { print $3 }' "$SENTINEL_CONFIG" 2>/dev/null || true)"
 find_master
 read -r CURRENT_EPOCH LEADER_EPOCH EPOCH_REASON <<EOF
@@ -1468,7 +1612,11 @@ EOF
 
 {
   awk -v host="$MASTER_HOST" '$1 == "sentinel" && $2 == "monitor" { $4 = host } { print }' "$SENTINEL_TEMPLATE"
+  acl_user_lines
+  echo "sentinel auth-user $MASTER_NAME sentinel"
   echo "sentinel auth-pass $MASTER_NAME \\"$PASSWORD\\""
+  echo "sentinel sentinel-user sentinel"
+  echo "sentinel sentinel-pass \\"$PASSWORD\\""
   if [ "$EPOCH" -gt 0 ]; then
     echo "sentinel config-epoch $MASTER_NAME $EPOCH"
   fi

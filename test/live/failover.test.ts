@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { sleep, waitFor } from '../../harness/sim/util';
-import { confirmedWrites, LiveCluster, longestPause, resyncsBetween, WriteRecord, writeOutage } from '../../harness/live-cluster';
+import { cliAs, confirmedWrites, LiveCluster, longestPause, resyncsBetween, WriteRecord, writeOutage } from '../../harness/live-cluster';
 import { freshClusterPerTest, livePrerequisites } from './live-suite';
 
 /**
@@ -94,7 +94,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     // The janitor applies Sentinel's INFO period (SENTINEL DEBUG is runtime-only).
     for (const pod of live.sentinelPods()) {
       await waitFor(async () => {
-        const r = await live.sim.exec(pod, ['sh', '-c', 'timeout 3 redis-cli -p 26379 SENTINEL DEBUG | paste -sd" "'], { container: 'sentinel' });
+        const r = await live.sim.exec(pod, ['sh', '-c', `${cliAs('operations')} -p 26379 SENTINEL DEBUG | paste -sd" "`], { container: 'sentinel' });
         return /INFO-PERIOD 1000 /.test(r.stdout);
       }, 10_000, `${pod} to run with INFO-PERIOD 1000`);
     }
@@ -220,8 +220,8 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
       const partitionedAt = Date.now();
       // An application on the master's side of the partition keeps writing to it.
       const sideWriter = live.sim.exec('redis-master-0', ['sh', '-c',
-        'REDISCLI_AUTH="$(cat /etc/redis-auth/password)"; export REDISCLI_AUTH; n=0; end=$(( $(date +%s) + 12 )); ' +
-        'while [ "$(date +%s)" -lt "$end" ]; do r="$(timeout 1 redis-cli --no-auth-warning SET "iso:$n" "$n" 2>&1 | head -c 40)"; ' +
+        'n=0; end=$(( $(date +%s) + 12 )); ' +
+        `while [ "$(date +%s)" -lt "$end" ]; do r="$(${cliAs('app', 1)} SET "iso:$n" "$n" 2>&1 | head -c 40)"; ` +
         'echo "$(date +%s%N) $n $r"; n=$((n+1)); sleep 0.05; done'], { timeoutMs: 30_000 });
       await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
       await waitWriterPastFault(Date.now());
@@ -283,7 +283,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     await live.sim.waitPodReady('redis-slave-1', 30_000);
     await live.waitHealthy(30_000);
     for (const i of [0, 25, 49]) {
-      expect(await live.agent.call('call', { host: live.fqdn('redis-slave-1'), port: 6379, args: ['GET', `during:${i}`] })).toBe(String(i));
+      expect(await live.agent.call('call', { host: live.fqdn('redis-slave-1'), port: 6379, user: 'app', args: ['GET', `during:${i}`] })).toBe(String(i));
     }
     expect(await live.agent.call('call', { host: live.fqdn('redis-slave-1'), port: 6379, args: ['ROLE'] })).toEqual(
       expect.arrayContaining(['slave', live.fqdn('redis-master-0')]));
@@ -351,7 +351,7 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
   test('every pod restarted at once: data survives, exactly one master comes back, clients reconnect', async () => {
     await live.waitHealthy();
     // Start from a promoted replica, the harder case: the bootstrap master must not win.
-    await live.agent.call('call', { host: live.sim.podIp(live.sentinelPods()[0]), port: 26379, args: ['SENTINEL', 'FAILOVER', 'mymaster'], auth: false });
+    await live.agent.call('call', { host: live.sim.podIp(live.sentinelPods()[0]), port: 26379, args: ['SENTINEL', 'FAILOVER', 'mymaster'] });
     const master = await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
     await live.waitHealthy(30_000);
     for (let i = 0; i < 200; i++) await live.agent.call('write', { key: `before:${i}`, value: String(i) });
@@ -481,8 +481,8 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     await live.waitHealthy();
     // ~600 MB: 600k values of 1 KB, loaded inside the master pod.
     const load = await live.sim.exec('redis-master-0', ['sh', '-c',
-      'REDISCLI_AUTH="$(cat /etc/redis-auth/password)" timeout 300 redis-benchmark -a "$(cat /etc/redis-auth/password)" -t set -n 600000 -r 100000000 -d 1000 -P 64 -c 4 -q >/dev/null 2>&1; ' +
-      'REDISCLI_AUTH="$(cat /etc/redis-auth/password)" timeout 5 redis-cli --no-auth-warning INFO memory | grep "^used_memory:"'],
+      'timeout 300 redis-benchmark --user app -a "$(cat /etc/redis-auth/app-password)" -t set -n 600000 -r 100000000 -d 1000 -P 64 -c 4 -q >/dev/null 2>&1; ' +
+      `${cliAs('operations', 5)} INFO memory | grep "^used_memory:"`],
     { container: 'redis', timeoutMs: 320_000 });
     const used = Number(/used_memory:(\d+)/.exec(load.stdout)?.[1]);
     expect(used, load.stdout + load.stderr).toBeGreaterThan(500 * 1024 * 1024);
@@ -512,10 +512,10 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     const script = [
       'import time',
       'from redis.sentinel import Sentinel',
-      `password = ${JSON.stringify(live.password)}`,
-      "sentinel = Sentinel([('redis-sentinel', 26379)])",
-      "master = sentinel.master_for('mymaster', socket_timeout=0.5, password=password)",
-      "slave = sentinel.slave_for('mymaster', socket_timeout=0.5, password=password)",
+      `password = ${JSON.stringify(live.appPassword)}`,
+      "sentinel = Sentinel([('redis-sentinel', 26379)], sentinel_kwargs={'username': 'app', 'password': password})",
+      "master = sentinel.master_for('mymaster', socket_timeout=0.5, username='app', password=password)",
+      "slave = sentinel.slave_for('mymaster', socket_timeout=0.5, username='app', password=password)",
       "master.set('key', 'value')",
       'value = None',
       'for _ in range(50):',

@@ -148,7 +148,34 @@ describe('deciding, probing and acting are apart', () => {
       ]);
       const commands = [...new Set(world.calls().map((c) => c.split(' ').slice(1).join(' ')))].sort();
       expect(commands).toEqual(['INFO replication', 'PING', 'SENTINEL GET-MASTER-ADDR-BY-NAME mymaster']);
-      expect(readTreeNames(join(world.dir, 'mounts')).filter((f) => !f.endsWith('/password'))).toEqual([]);
+      // Only what the world put there: the Secret's keys and the ConfigMap's acl-users.
+      expect(readTreeNames(join(world.dir, 'mounts')).filter((f) => !/\/etc\/redis-auth\/|\/acl-users$/.test(f))).toEqual([]);
+    } finally {
+      world.remove();
+    }
+  });
+
+  it('liveness pings without credentials and takes NOAUTH as alive; readiness logs in as operations', () => {
+    const world = new World()
+      .redis(MASTER0, { role: 'master', replicas: [SLAVE0] })
+      .sentinel('10.0.0.5', { master: { host: MASTER0, epoch: 1 } });
+    try {
+      const probe = (kind: string) => [world.script('redis-probe.sh', world.redisEnv('redis-master-0'), [kind]),
+        world.script('sentinel-probe.sh', world.sentinelEnv('10.0.0.5'), [kind])].map((r) => `${r.status} ${r.stdout.trim()}`);
+      expect(probe('liveness')).toEqual(['0 ', '0 ']);
+      expect(probe('readiness')).toEqual(['0 ', '0 ']);
+      expect(world.authCalls().sort()).toEqual([
+        '10.0.0.5 - PING', '10.0.0.5 operations SENTINEL GET-MASTER-ADDR-BY-NAME mymaster',
+        `${MASTER0} - PING`, `${MASTER0} operations INFO replication`, `${MASTER0} operations PING`,
+      ]);
+      // Servers that accept neither password (a Secret changed under them): alive, not ready.
+      world.accepts(MASTER0, 6379, [['operations', 'other']]).accepts('10.0.0.5', 26379, [['operations', 'other']]);
+      expect(probe('liveness')).toEqual(['0 ', '0 ']);
+      const refused = "; the server answers but refuses the operations user's password (Secret redis-auth, key operations-password)";
+      expect(probe('readiness')).toEqual([`1 PING answered ''${refused}`, `1 Sentinel does not know master mymaster${refused}`]);
+      // A server that does not answer at all is not alive.
+      world.down(MASTER0).down('10.0.0.5');
+      expect(probe('liveness')).toEqual(["1 PING answered ''", "1 PING answered ''"]);
     } finally {
       world.remove();
     }

@@ -206,9 +206,9 @@ describe('no secret ever reaches the output', () => {
       for (const [path, content] of tree) {
         const where = `${label} ${path}`;
         for (const line of content.split('\n')) {
-          // requirepass/masterauth/auth-pass only as the start scripts write them: the value
-          // is a shell variable read from the mounted Secret file.
-          const directive = /\b(requirepass|masterauth|auth-pass)\b(.*)$/.exec(line);
+          // requirepass/masterauth/auth-pass/sentinel-pass only as the start scripts write
+          // them: the value is a shell variable read from the mounted Secret file.
+          const directive = /\b(requirepass|masterauth|auth-pass|sentinel-pass)\b(.*)$/.exec(line);
           if (directive && !line.trimStart().startsWith('#')) {
             expect(directive[2], `${where}: ${line}`).toMatch(/^( \$\w+)? \\"\$\w+\\""$/);
           }
@@ -234,8 +234,13 @@ describe('no secret ever reaches the output', () => {
         }
         expect(c.envFrom, path).toBeUndefined();
       }
+      // The whole Secret (no items): the -previous keys of a rotation appear, and kubelet
+      // updates the files in place.
       const auth = o.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'auth');
-      expect(auth.secret).toMatchObject({ secretName: 'redis-auth', items: [{ key: 'password', path: 'password' }] });
+      expect(auth.secret).toEqual({ secretName: 'redis-auth', defaultMode: 0o440 });
+      for (const container of o.spec.template.spec.containers) {
+        for (const m of container.volumeMounts ?? []) if (m.name === 'auth') expect(m.subPath, `${path} ${container.name}`).toBeUndefined();
+      }
     }
   });
 });

@@ -6,7 +6,8 @@
 # Every path, port, name and timing comes from the environment, which the constructs set
 # from lib/pod/contract.ts (the contract says which container gets which variable):
 # POD_NAME, POD_NAMESPACE, CLUSTER_DOMAIN, MASTER_NAME, REDIS_PORT, SENTINEL_PORT,
-# SENTINEL_SERVICE, AUTH_FILE, CLI_TIMEOUT (seconds per redis-cli call), and ROLE_FILE (a
+# SENTINEL_SERVICE, AUTH_DIR (the auth Secret, one file per key), CLI_TIMEOUT (seconds per
+# redis-cli call), and ROLE_FILE (a
 # Redis pod's last known role, "master" or "replica <host>", kept on its volume by the
 # guard and the preStop hook, read by the start script).
 #
@@ -29,36 +30,154 @@ fqdn() {
   echo "$1.${POD_NAMESPACE}.svc.${CLUSTER_DOMAIN}"
 }
 
-redis_password() {
-  cat "$AUTH_FILE"
+# ---- Authentication. Redis and the Sentinels have one ACL user per kind of client and
+# the default user off (rules: lib/pod/acl.ts, rendered into ACL_USERS_FILE as "<user>
+# <rules>" per line). The auth Secret is mounted whole at AUTH_DIR: one file per key,
+# "<user>-password", and during a rotation also "<user>-password-previous", the password
+# being replaced, which the servers keep accepting until it is removed.
+
+# secret_value KEY: the value of the Secret's key KEY; empty when the Secret has no such key.
+secret_value() {
+  cat "$AUTH_DIR/$1" 2>/dev/null || true
 }
 
-# require_plain_password PASSWORD: the password is written into redis.conf and
-# sentinel.conf inside double quotes, so a quote, backslash or newline would break
-# (or inject) configuration. Refuse to start rather than run half-configured.
+# password_hash PASSWORD: its SHA-256 in hex, as ACL "#<hash>" rules take it.
+password_hash() {
+  printf '%s' "$1" | sha256sum | cut -d ' ' -f 1
+}
+
+# require_plain_password PASSWORD KEY: client passwords are written into redis.conf and
+# sentinel.conf inside double quotes, so a quote, backslash or newline would break (or
+# inject) configuration. Refuse to start rather than run half-configured.
 require_plain_password() {
   case "$1" in
     ""|*'"'*|*"\\"*|*"
 "*)
-      log "refusing to start: the password in $AUTH_FILE is empty or contains a quote, backslash or newline; store a plain token (for example: openssl rand -hex 32)"
+      log "refusing to start: the value of key $2 in Secret $AUTH_SOURCE is empty or contains a quote, backslash or newline; store a plain token (for example: openssl rand -hex 32)"
       exit 1
       ;;
   esac
 }
 
-# redis_cmd HOST ARGS... : one command against a Redis server, authenticated.
-redis_cmd() {
-  _host="$1"
-  shift
-  REDISCLI_AUTH="$(redis_password)" timeout "$CLI_TIMEOUT" \
-    redis-cli --no-auth-warning --raw -h "$_host" -p "$REDIS_PORT" "$@" 2>/dev/null
+# acl_users: the users of ACL_USERS_FILE, one per line.
+acl_users() {
+  awk 'NF { print $1 }' "$ACL_USERS_FILE"
 }
 
-# sentinel_cmd HOST ARGS... : one command against a Sentinel (Sentinels run without a password).
+# require_auth_keys: refuse to start, with one log line naming the Secret, the missing
+# keys and the fix, unless the Secret holds a plain password for every user of
+# ACL_USERS_FILE (and a plain previous one where it holds one). AUTH_KEYS lists every key
+# of the Secret, for the command that creates it.
+require_auth_keys() {
+  _missing=""
+  for _user in $(acl_users); do
+    [ -s "$AUTH_DIR/$_user-password" ] || _missing="${_missing:+$_missing, }$_user-password"
+  done
+  if [ -n "$_missing" ]; then
+    # shellcheck disable=SC2016
+    _create="kubectl -n $POD_NAMESPACE create secret generic $AUTH_SOURCE$(for _key in $AUTH_KEYS; do printf ' --from-literal=%s=$(openssl rand -hex 32)' "$_key"; done)"
+    if [ -e "$AUTH_DIR/password" ]; then
+      log "refusing to start: Secret $AUTH_SOURCE is in the pre-ACL layout (one key, password); each user now has its own key ($(echo "$AUTH_KEYS" | sed 's/ /, /g')): add them, or recreate the Secret: $_create"
+    else
+      log "refusing to start: Secret $AUTH_SOURCE has no key $_missing; add it, or create the Secret with every key: $_create"
+    fi
+    exit 1
+  fi
+  for _user in $(acl_users); do
+    require_plain_password "$(secret_value "$_user-password")" "$_user-password"
+    if [ -e "$AUTH_DIR/$_user-password-previous" ]; then
+      require_plain_password "$(secret_value "$_user-password-previous")" "$_user-password-previous"
+    fi
+  done
+}
+
+# acl_user_lines: "user default off", then one "user" line per line of ACL_USERS_FILE: on,
+# the hash of the current password and, during a rotation, of the previous one (so a
+# server that restarts mid-rotation accepts both, as the running ones do), and the rules.
+acl_user_lines() {
+  echo "user default off"
+  while read -r _user _rules; do
+    [ -n "$_user" ] || continue
+    _hashes="#$(password_hash "$(secret_value "$_user-password")")"
+    _previous="$(secret_value "$_user-password-previous")"
+    [ -z "$_previous" ] || _hashes="$_hashes #$(password_hash "$_previous")"
+    echo "user $_user on $_hashes $_rules"
+  done < "$ACL_USERS_FILE"
+}
+
+# client_password USER: the password a starting server uses as USER towards its peers
+# (masterauth, auth-pass, sentinel-pass). During a rotation that is the previous one,
+# which every server accepts; a peer whose Secret files have not been updated yet may
+# not know the new one. (The sidecars switch to the new one once every peer accepts it.)
+client_password() {
+  if [ -e "$AUTH_DIR/$1-password-previous" ]; then
+    secret_value "$1-password-previous"
+  else
+    secret_value "$1-password"
+  fi
+}
+
+# as_operations PORT HOST [ARGS...]: one command (without ARGS: the commands on stdin)
+# as the operations user. The password travels in REDISCLI_AUTH, never on a command line
+# (ps shows those). A server that refuses the current password (NOAUTH or WRONGPASS: it
+# has not taken a rotated one yet) is asked once more with the previous one, when the
+# Secret holds one. A server that refuses both is treated as one that does not answer
+# (no output, status 1): its "NOAUTH" must not pass for a reply (a master's address, a
+# role).
+as_operations() {
+  _ops_port="$1"
+  _ops_host="$2"
+  shift 2
+  _ops_in=""
+  [ $# -gt 0 ] || _ops_in="$(cat)"
+  for _ops_key in operations-password operations-password-previous; do
+    [ "$_ops_key" = operations-password ] || [ -e "$AUTH_DIR/$_ops_key" ] || break
+    _ops_rc=0
+    _ops_reply="$(printf '%s\n' "$_ops_in" | REDISCLI_AUTH="$(secret_value "$_ops_key")" timeout "$CLI_TIMEOUT" \
+      redis-cli --no-auth-warning --raw --user operations -h "$_ops_host" -p "$_ops_port" "$@" 2>/dev/null)" || _ops_rc=$?
+    case "$_ops_reply" in
+      NOAUTH*|WRONGPASS*) ;;
+      *)
+        [ -z "$_ops_reply" ] || printf '%s\n' "$_ops_reply"
+        return "$_ops_rc"
+        ;;
+    esac
+  done
+  return 1
+}
+
+# redis_cmd HOST [ARGS...]: one command against a Redis server, as operations.
+redis_cmd() {
+  as_operations "$REDIS_PORT" "$@"
+}
+
+# sentinel_cmd HOST [ARGS...]: one command against a Sentinel, as operations.
 sentinel_cmd() {
-  _host="$1"
-  shift
-  timeout "$CLI_TIMEOUT" redis-cli --raw -h "$_host" -p "$SENTINEL_PORT" "$@" 2>/dev/null
+  as_operations "$SENTINEL_PORT" "$@"
+}
+
+# unauthenticated_ping PORT: the local server's answer to a PING without credentials.
+# Liveness only asks whether the process answers: PONG, LOADING, MASTERDOWN and NOAUTH
+# (it wants a password) all mean it does, so a password can never fail liveness.
+unauthenticated_ping() {
+  timeout "$CLI_TIMEOUT" redis-cli --raw -h 127.0.0.1 -p "$1" PING 2>/dev/null || true
+}
+
+# refused_note PORT REPLY: for a readiness probe whose authenticated command got REPLY
+# (empty: no answer), "; ..." saying that the local server refuses the operations user's
+# password when that is why; nothing otherwise.
+refused_note() {
+  if [ -z "$2" ] && [ "$(unauthenticated_ping "$1")" = "NOAUTH Authentication required." ]; then
+    echo "; the server answers but refuses the operations user's password (Secret $AUTH_SOURCE, key operations-password)"
+  fi
+}
+
+# alive_reply REPLY: true when REPLY comes from a server process that answers.
+alive_reply() {
+  case "$1" in
+    PONG|LOADING*|MASTERDOWN*|NOAUTH*) return 0 ;;
+    *) return 1 ;;
+  esac
 }
 
 # sentinel_addresses: the IPs of all Sentinel pods, from the headless Service.

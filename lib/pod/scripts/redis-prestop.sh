@@ -256,7 +256,7 @@ done
 # Sentinel, and retry on the new master. One connection for the three (CLIENT KILL skips
 # the connection that sends it): the end of the pause is what clients are waiting for.
 printf 'REPLICAOF %s %s\nCLIENT KILL TYPE normal\nCLIENT UNPAUSE\n' "$NEW_MASTER" "$REDIS_PORT" \
-  | REDISCLI_AUTH="$(redis_password)" timeout "$CLI_TIMEOUT" redis-cli --no-auth-warning -h 127.0.0.1 -p "$REDIS_PORT" >/dev/null 2>&1 || true
+  | redis_cmd 127.0.0.1 >/dev/null 2>&1 || true
 unpaused_at_ms="$(now_ms)"
 echo "replica $NEW_MASTER" > "$ROLE_FILE"
 log "handed over to $NEW_MASTER after a $(( unpaused_at_ms - paused_at_ms )) ms write pause; shutting down as its replica"

@@ -1,9 +1,12 @@
 #!/bin/sh
 # Exec probe of the redis container: `redis-probe.sh liveness|readiness`. Probes only
 # report; the guard sidecar (redis-guard.sh) records roles, fences and demotes.
-#   liveness:  the server answers PING (LOADING counts as alive: a big AOF takes time).
-#   readiness: the server answers PONG and, when it is a replica, its link to the master
-#              is up, so a rolling update never moves on while a replica is still syncing.
+#   liveness:  the server answers a PING sent without credentials: PONG, LOADING (a big
+#              AOF takes time), MASTERDOWN or NOAUTH all mean the process answers, so a
+#              password (a rotation, a Secret not yet updated) can never fail liveness.
+#   readiness: the server answers PONG to the operations user and, when it is a replica,
+#              its link to the master is up, so a rolling update never moves on while a
+#              replica is still syncing.
 set -eu
 SCRIPT_NAME=redis-probe
 # shellcheck source=lib/pod/scripts/common.sh
@@ -11,15 +14,16 @@ SCRIPT_NAME=redis-probe
 
 case "${1:-}" in
   liveness)
-    reply="$(redis_cmd 127.0.0.1 PING || true)"
-    case "$reply" in
-      PONG|LOADING*|MASTERDOWN*) exit 0 ;;
-      *) echo "PING answered '$reply'"; exit 1 ;;
-    esac
+    reply="$(unauthenticated_ping "$REDIS_PORT")"
+    alive_reply "$reply" || { echo "PING answered '$reply'"; exit 1; }
     ;;
   readiness)
     reply="$(redis_cmd 127.0.0.1 PING || true)"
-    [ "$reply" = "PONG" ] || { echo "PING answered '$reply'"; exit 1; }
+    if [ "$reply" != "PONG" ]; then
+      refused="$(refused_note "$REDIS_PORT" "$reply")"
+      echo "PING answered '$reply'$refused"
+      exit 1
+    fi
     if [ "$(info_field 127.0.0.1 replication role)" = "slave" ]; then
       link="$(info_field 127.0.0.1 replication master_link_status)"
       [ "$link" = "up" ] || { echo "replica link to master is '$link'"; exit 1; }

@@ -13,10 +13,13 @@
 #     data anywhere) the bootstrap master (BOOTSTRAP_MASTER) is master.
 # While the verdict is "wait", Redis is not running, so the Sentinels see this pod down
 # and fail over; it decides again every START_RETRY_SECONDS. Then it writes REDIS_CONFIG
-# (the rendered REDIS_TEMPLATE + password + announce + replicaof) and execs redis-server.
+# (the rendered REDIS_TEMPLATE + ACL users + replication credentials + announce +
+# replicaof) and execs redis-server. Before anything else it refuses to start, with one
+# log line, when the auth Secret lacks a key (require_auth_keys in common.sh).
 #
 # Extra environment: GOVERNING_SERVICE, POD_IP, IP_FILE (this pod's IP at its last start),
-# REDIS_TEMPLATE, REDIS_CONFIG, START_RETRY_SECONDS (and those of redis-decide.sh).
+# REDIS_TEMPLATE, REDIS_CONFIG, ACL_USERS_FILE, AUTH_SOURCE, AUTH_KEYS,
+# START_RETRY_SECONDS (and those of redis-decide.sh).
 set -eu
 SCRIPT_NAME=redis-start
 # shellcheck source=lib/pod/scripts/common.sh
@@ -37,21 +40,25 @@ start_as_replica_of() {
   write_config "$1"
 }
 
+# write_config MASTER: redis.conf for a master (MASTER empty) or a replica of MASTER. The
+# ACL users carry password hashes only; masterauth is the replication user's password in
+# plain text (a client credential), in the memory-backed config directory, mode 0600.
 write_config() {
-  _password="$(redis_password)"
-  require_plain_password "$_password"
+  _masterauth="$(client_password replication)"
   {
     cat "$REDIS_TEMPLATE"
     echo "replica-announce-ip $ME"
     echo "replica-announce-port $REDIS_PORT"
-    echo "requirepass \"$_password\""
-    echo "masterauth \"$_password\""
+    acl_user_lines
+    echo "masteruser replication"
+    echo "masterauth \"$_masterauth\""
     if [ -n "$1" ]; then echo "replicaof $1 $REDIS_PORT"; fi
   } > "$REDIS_CONFIG.tmp"
   chmod 0600 "$REDIS_CONFIG.tmp"
   mv "$REDIS_CONFIG.tmp" "$REDIS_CONFIG"
 }
 
+require_auth_keys
 ME="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
 PREVIOUS_IP="$(cat "$IP_FILE" 2>/dev/null || true)"
 echo "$POD_IP" > "$IP_FILE"

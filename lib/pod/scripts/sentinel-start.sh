@@ -15,8 +15,16 @@
 # voter by its peers and never votes twice in one epoch. Every other Redis pod is listed as a
 # known replica, so a Sentinel that starts while the master is down can still fail over.
 #
+# The config is made anew from the template at every start (only ID and epochs are read
+# back from the previous one), so the ACL users and credentials Sentinel wrote back into
+# it are never carried over: each appears once, with the Secret's current values.
+# Clients, peers and the scripts must authenticate (default user off); towards Redis it
+# logs in as the sentinel user (auth-user/auth-pass), and towards the other Sentinels as
+# well (sentinel-user/sentinel-pass).
+#
 # Extra environment: POD_IP, REDIS_NODES (space-separated short DNS names), SENTINEL_TEMPLATE
-# (the rendered config), SENTINEL_CONFIG (its writable copy), START_RETRY_SECONDS.
+# (the rendered config), SENTINEL_CONFIG (its writable copy), ACL_USERS_FILE, AUTH_SOURCE,
+# AUTH_KEYS, START_RETRY_SECONDS.
 set -eu
 SCRIPT_NAME=sentinel-start
 # shellcheck source=lib/pod/scripts/common.sh
@@ -39,8 +47,8 @@ EOF
   done
 }
 
-PASSWORD="$(redis_password)"
-require_plain_password "$PASSWORD"
+require_auth_keys
+PASSWORD="$(client_password sentinel)"
 MY_ID="$(awk '$1 == "sentinel" && $2 == "myid" { print $3 }' "$SENTINEL_CONFIG" 2>/dev/null || true)"
 find_master
 read -r CURRENT_EPOCH LEADER_EPOCH EPOCH_REASON <<EOF
@@ -49,7 +57,11 @@ EOF
 
 {
   awk -v host="$MASTER_HOST" '$1 == "sentinel" && $2 == "monitor" { $4 = host } { print }' "$SENTINEL_TEMPLATE"
+  acl_user_lines
+  echo "sentinel auth-user $MASTER_NAME sentinel"
   echo "sentinel auth-pass $MASTER_NAME \"$PASSWORD\""
+  echo "sentinel sentinel-user sentinel"
+  echo "sentinel sentinel-pass \"$PASSWORD\""
   if [ "$EPOCH" -gt 0 ]; then
     echo "sentinel config-epoch $MASTER_NAME $EPOCH"
   fi

@@ -8,14 +8,22 @@
 # and SENTINEL DEBUG periods, and answers OK to the commands that only act (REPLICAOF,
 # CLIENT ..., SENTINEL RESET/FAILOVER); any other command without a reply file is an error,
 # so a test never passes on a reply it did not describe. Every command is recorded in
-# <world>/calls as "<host> <command>". STANDIN_SELF is the host that 127.0.0.1 stands for.
+# <world>/calls as "<host> <command>", and in <world>/auth-calls as "<host> <user>
+# <command>" (user "-" when it did not log in). STANDIN_SELF is the host that 127.0.0.1
+# stands for.
+# Authentication as in Redis with the default user off: a server's <dir>/users lists
+# "<user> <password>" pairs it accepts; --user NAME with REDISCLI_AUTH logs in (or prints
+# "AUTH failed: WRONGPASS ..." on stderr, as redis-cli does, and goes on unauthenticated),
+# and every command of a client that has not logged in is answered NOAUTH.
 world="$(cd "$(dirname "$0")/.." && pwd)"
 host=127.0.0.1
 port=6379
+user=default
 while [ $# -gt 0 ]; do
   case "$1" in
     -h) host="$2"; shift 2 ;;
     -p) port="$2"; shift 2 ;;
+    --user) user="$2"; shift 2 ;;
     --raw|--no-auth-warning) shift ;;
     *) break ;;
   esac
@@ -23,11 +31,27 @@ done
 [ "$host" = 127.0.0.1 ] && [ -n "${STANDIN_SELF:-}" ] && host="$STANDIN_SELF"
 d="$world/hosts/$host:$port"
 
+logged_in=""
 answer() {
   echo "$host $*" >> "$world/calls"
   if [ ! -d "$d" ]; then
     echo "Could not connect to Redis at $host:$port: Connection refused" >&2
     return 1
+  fi
+  if [ -z "$logged_in" ]; then
+    logged_in=-
+    if [ -n "${REDISCLI_AUTH:-}" ]; then
+      if grep -q -x -F "$user $REDISCLI_AUTH" "$d/users" 2>/dev/null; then
+        logged_in="$user"
+      else
+        echo "AUTH failed: WRONGPASS invalid username-password pair or user is disabled." >&2
+      fi
+    fi
+  fi
+  echo "$host $logged_in $*" >> "$world/auth-calls"
+  if [ "$logged_in" = - ]; then
+    printf 'NOAUTH Authentication required.\n\n'
+    return 0
   fi
   case "$1 ${2:-}" in
     "ACL SETUSER") echo "$3" >> "$d/acl-users"; echo OK; return 0 ;;

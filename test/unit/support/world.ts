@@ -10,6 +10,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from 'os';
 import { join } from 'path';
 import type { k8s } from 'cdk8s-plus-28';
+import { REDIS_ACL_USERS_FILE, SENTINEL_ACL_USERS_FILE } from '../../../lib/pod/acl';
 import {
   guardContainerEnv, janitorContainerEnv, MOUNTS, RedisPodContract, redisContainerEnv, SentinelPodContract, sentinelContainerEnv,
 } from '../../../lib/pod/contract';
@@ -29,6 +30,14 @@ export function fqdn(pod: string): string {
 export const MASTER0 = fqdn('redis-master-0');
 export const SLAVE0 = fqdn('redis-slave-0');
 export const SLAVE1 = fqdn('redis-slave-1');
+
+/** The mounted auth Secret of every world: one password per user (lib/pod/acl.ts). */
+export const PASSWORDS: Record<string, string> = {
+  'app-password': 'app-secret',
+  'replication-password': 'replication-secret',
+  'sentinel-password': 'sentinel-secret',
+  'operations-password': 'operations-secret',
+};
 
 /** A Redis server as INFO, ROLE, PING and CONFIG GET show it. */
 export interface RedisServer {
@@ -133,13 +142,36 @@ done
     writeFileSync(join(this.bin, 'redis-server'), '#!/bin/sh\ncat "$1"\n');
     writeFileSync(join(this.bin, 'redis-sentinel'), '#!/bin/sh\ncat "$1"\n');
     for (const f of ['redis-cli', 'getent', 'redis-server', 'redis-sentinel']) chmodSync(join(this.bin, f), 0o755);
-    writeFileSync(this.path(MOUNTS.auth, 'password'), 'secret\n');
+    for (const [key, value] of Object.entries(PASSWORDS)) writeFileSync(this.path(MOUNTS.auth, key), value);
   }
 
   private server(host: string, port: number): string {
     const d = join(this.dir, 'hosts', `${host}:${port}`);
-    mkdirSync(d, { recursive: true });
+    if (!existsSync(d)) {
+      mkdirSync(d, { recursive: true });
+      writeFileSync(join(d, 'users'), `operations ${PASSWORDS['operations-password']}\n`);
+    }
     return d;
+  }
+
+  /** The "<user> <password>" pairs a server accepts (every server starts with operations and its current password). */
+  accepts(host: string, port: number, pairs: [string, string][]): this {
+    writeFileSync(join(this.server(host, port), 'users'), pairs.map(([u, p]) => `${u} ${p}\n`).join(''));
+    return this;
+  }
+
+  /** Sets (or with undefined removes) a key of the mounted auth Secret. */
+  secret(key: string, value: string | undefined): this {
+    const f = this.path(MOUNTS.auth, key);
+    if (value === undefined) rmSync(f, { force: true });
+    else writeFileSync(f, value);
+    return this;
+  }
+
+  /** Every command the scripts sent, as "<host> <user> <command>" (user "-": not logged in). */
+  authCalls(): string[] {
+    const f = join(this.dir, 'auth-calls');
+    return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean) : [];
   }
 
   /** A Redis server at HOST (its DNS name), answering as described. Describing it again changes its answers. */
@@ -237,19 +269,25 @@ done
     return { ...env, ...extra };
   }
 
+  /** The ConfigMap's acl-users file in place, as the constructs render it. */
+  private withAclUsers(env: Record<string, string>, content: string): Record<string, string> {
+    if (env.ACL_USERS_FILE && !existsSync(env.ACL_USERS_FILE)) writeFileSync(env.ACL_USERS_FILE, content);
+    return env;
+  }
+
   private redisContract(pod: string, extra: Partial<RedisPodContract>): RedisPodContract {
     return {
       governingService: pod.replace(/-\d+$/, ''), bootstrapMaster: REDIS_PODS[0], redisPods: REDIS_PODS,
       sentinelService: 'redis-sentinel-headless', masterName: MASTER_NAME, clusterDomain: 'cluster.local',
       redisPort: REDIS_PORT, sentinelPort: SENTINEL_PORT, sentinelCount: 3, sentinelQuorum: 2, failoverWaitSeconds: 20,
-      handoverTimeoutSeconds: 3, shutdownGateTimeoutSeconds: 5, ...extra,
+      handoverTimeoutSeconds: 3, shutdownGateTimeoutSeconds: 5, authSecretName: 'redis-auth', ...extra,
     };
   }
 
   private sentinelContract(extra: Partial<SentinelPodContract>): SentinelPodContract {
     return {
       sentinelService: 'redis-sentinel-headless', redisPods: REDIS_PODS, masterName: MASTER_NAME, clusterDomain: 'cluster.local',
-      redisPort: REDIS_PORT, sentinelPort: SENTINEL_PORT, sentinelCount: 3, janitorIntervalSeconds: 5, ...extra,
+      redisPort: REDIS_PORT, sentinelPort: SENTINEL_PORT, sentinelCount: 3, janitorIntervalSeconds: 5, authSecretName: 'redis-auth', ...extra,
     };
   }
 
@@ -262,7 +300,7 @@ done
     const c = this.redisContract(pod, opts.contract ?? {});
     const vars = opts.container === 'guard' ? guardContainerEnv(c) : redisContainerEnv(c);
     const fields = { 'metadata.name': pod, 'metadata.namespace': NAMESPACE, 'status.podIP': '10.1.0.9' };
-    return this.environment(vars, pod, fields, { STANDIN_SELF: fqdn(pod), ...opts.extra });
+    return this.withAclUsers(this.environment(vars, pod, fields, { STANDIN_SELF: fqdn(pod), ...opts.extra }), REDIS_ACL_USERS_FILE);
   }
 
   /** The environment of a Sentinel pod's container (`sentinel` or `janitor`) whose IP is ADDR. */
@@ -270,7 +308,7 @@ done
     const c = this.sentinelContract(opts.contract ?? {});
     const vars = opts.container === 'janitor' ? janitorContainerEnv(c) : sentinelContainerEnv(c);
     const fields = { 'metadata.namespace': NAMESPACE, 'status.podIP': addr };
-    return this.environment(vars, `sentinel-${addr}`, fields, { STANDIN_SELF: addr, ...opts.extra });
+    return this.withAclUsers(this.environment(vars, `sentinel-${addr}`, fields, { STANDIN_SELF: addr, ...opts.extra }), SENTINEL_ACL_USERS_FILE);
   }
 
   /** Runs shell code after sourcing these script files (common.sh first); throws unless it exits 0. */

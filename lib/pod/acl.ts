@@ -1,0 +1,118 @@
+/**
+ * Who may do what on the Redis servers and on the Sentinels: one ACL user per kind of
+ * client, each with its own key in the auth Secret, and `default` switched off, so no
+ * connection does anything before it authenticates.
+ *
+ * The rules are rendered into the ConfigMaps (file `acl-users` beside redis.conf and
+ * sentinel.conf, one line `<user> <rules>` per user). The start scripts turn each line
+ * into `user <user> on #<sha256 of <user>-password> [#<sha256 of <user>-password-previous>] <rules>`
+ * (passwords never reach a ConfigMap, and servers only ever hold their hashes), after
+ * `user default off`.
+ *
+ * Rule syntax is Redis' (https://redis.io/docs/management/security/acl/): `-@all` first
+ * and then only what is needed, except for `app`, which is an application and may run
+ * any data command. `+cmd|sub` allows one subcommand. Commands flagged no-auth (AUTH,
+ * HELLO) are always allowed, whatever the rules say: they are how a client logs in.
+ */
+
+/** The users, in the order their lines are written. */
+export const ACL_USERS = ['app', 'replication', 'sentinel', 'operations'] as const;
+export type AclUser = typeof ACL_USERS[number];
+
+/** The Secret key holding a user's password: `<user>-password`. */
+export function secretKey(user: AclUser): string {
+  return `${user}-password`;
+}
+
+/**
+ * During a rotation, the Secret also holds `<key>-previous`, the password being replaced:
+ * the servers accept both until it is removed.
+ */
+export const PREVIOUS_SUFFIX = '-previous';
+
+/** Every key the Secret must hold. */
+export const SECRET_KEYS: readonly string[] = ACL_USERS.map(secretKey);
+
+/** What each user is for (used in the docs of `authSecretName`). */
+export const USER_PURPOSE: Record<AclUser, string> = {
+  app: 'applications, on Redis and on the Sentinels',
+  replication: 'replicas connecting to the master (masteruser/masterauth)',
+  sentinel: 'Sentinels connecting to Redis and to each other',
+  operations: 'the pod scripts: start scripts, probes, guard, preStop hook and janitor',
+};
+
+/**
+ * The commands the pod scripts send to a Redis server as `operations` (redis_cmd in
+ * lib/pod/scripts). test/unit/acl.test.ts reads the scripts and checks that they send
+ * exactly these: a command added to a script must be added here, and one no script sends
+ * any more must go.
+ */
+export const OPERATIONS_REDIS_COMMANDS = [
+  'ping', // probes, the shutdown gate, the guard's replica checks
+  'role', // start decisions, the gate
+  'info', // guard records, readiness, start decisions, handover catch-up
+  'config|get', 'config|set', // fencing (min-replicas-to-write), handover priority (replica-priority)
+  'replicaof', // the guard demotes a replaced master; preStop follows the new master
+  'client|kill', 'client|pause', 'client|unpause', // handover: writes paused, clients sent to the new master
+  'acl|setuser', 'acl|deluser', 'acl|users', // the shutdown gate's announcements (users that cannot log in)
+] as const;
+
+/** The commands the pod scripts send to a Sentinel as `operations` (sentinel_cmd). */
+export const OPERATIONS_SENTINEL_COMMANDS = [
+  'sentinel|master', 'sentinel|replicas', 'sentinel|sentinels', // views of the start scripts, gate and janitor
+  'sentinel|get-master-addr-by-name', // readiness; the handover waits for the new master
+  'sentinel|debug', // the janitor keeps the INFO period
+  'sentinel|reset', // the janitor drops phantom Sentinels
+  'sentinel|failover', // the preStop hook of a master hands over
+] as const;
+
+const allow = (commands: readonly string[]) => commands.map((c) => `+${c}`).join(' ');
+
+/** Rules on the Redis servers. */
+export const REDIS_ACL: Record<AclUser, string> = {
+  // Every key, every data command; not @admin (CONFIG, REPLICAOF, SHUTDOWN, DEBUG,
+  // MONITOR, CLIENT KILL/PAUSE, ACL, ROLE, SYNC/PSYNC...) and not @dangerous (FLUSHALL,
+  // FLUSHDB, KEYS, INFO, ...). Channels: all but those starting with "__s", so that no
+  // application can forge `__sentinel__:hello` on the servers the Sentinels subscribe to
+  // (a hello with a higher epoch would point every Sentinel at a server of its choosing).
+  // Keyspace notifications (`__keyspace@...`, `__keyevent@...`) stay readable.
+  app: '~* &[^_]* &_[^_]* &__[^s]* +@all -@admin -@dangerous',
+  // A replica connecting to its master: PING, REPLCONF, then PSYNC (SYNC before Redis 2.8).
+  replication: '-@all +psync +sync +replconf +ping',
+  // Exactly the list of Redis' Sentinel documentation ("Redis access control list
+  // authentication"): monitoring (PING, INFO, ROLE, hello PUBLISH/SUBSCRIBE on every
+  // channel), failover (MULTI/EXEC around SLAVEOF, CONFIG REWRITE, CLIENT KILL) and
+  // SCRIPT KILL for a busy master.
+  sentinel: 'allchannels -@all +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill',
+  // The scripts: see OPERATIONS_REDIS_COMMANDS. No keys, no channels.
+  operations: `-@all ${allow(OPERATIONS_REDIS_COMMANDS)}`,
+};
+
+/** Rules on the Sentinels (no `replication` user: replicas never connect to a Sentinel). */
+export const SENTINEL_ACL: Partial<Record<AclUser, string>> = {
+  // Discovery only: where the master and replicas are (ioredis: get-master-addr-by-name,
+  // sentinels, slaves; redis-py: masters, master, slaves/replicas; Jedis and Lettuce the
+  // same), and the Pub/Sub events (+switch-master) that announce a failover. Nothing that
+  // changes Sentinel (SET, REMOVE, MONITOR, FAILOVER, RESET, CONFIG, DEBUG, FLUSHCONFIG)
+  // and no PUBLISH, which on a Sentinel injects hello messages.
+  app: '-@all +auth +hello +ping +sentinel|get-master-addr-by-name +sentinel|master +sentinel|masters +sentinel|replicas '
+    + '+sentinel|slaves +sentinel|sentinels +subscribe +unsubscribe +psubscribe +punsubscribe +client|setname +client|getname &*',
+  // What another Sentinel sends (Redis 7.0 src/sentinel.c): CLIENT SETNAME when it links,
+  // PING every second, PUBLISH __sentinel__:hello every 2s (Sentinel's own PUBLISH, which
+  // takes hellos only), and SENTINEL IS-MASTER-DOWN-BY-ADDR to agree a master is down and to
+  // vote for a failover leader.
+  sentinel: '-@all +client|setname +ping +publish +sentinel|is-master-down-by-addr &__sentinel__:hello',
+  // The scripts: see OPERATIONS_SENTINEL_COMMANDS.
+  operations: `-@all ${allow(OPERATIONS_SENTINEL_COMMANDS)}`,
+};
+
+/**
+ * The `acl-users` file for a server kind: `<user> <rules>` per line. The start script of
+ * that server requires the Secret key of every user listed.
+ */
+export function renderAclUsers(rules: Partial<Record<AclUser, string>>): string {
+  return ACL_USERS.filter((user) => rules[user] !== undefined).map((user) => `${user} ${rules[user]}\n`).join('');
+}
+
+export const REDIS_ACL_USERS_FILE = renderAclUsers(REDIS_ACL);
+export const SENTINEL_ACL_USERS_FILE = renderAclUsers(SENTINEL_ACL);

@@ -1,0 +1,213 @@
+// The ACL rules (lib/pod/acl.ts): the operations user may run exactly the commands the
+// pod scripts send (read from the scripts), and what each user may do is checked against
+// real servers of this machine's Redis (ACL DRYRUN over every command they know).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChildProcess, execFileSync, spawn } from 'child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import {
+  ACL_USERS, OPERATIONS_REDIS_COMMANDS, OPERATIONS_SENTINEL_COMMANDS, REDIS_ACL, REDIS_ACL_USERS_FILE, SENTINEL_ACL, SENTINEL_ACL_USERS_FILE,
+} from '../../lib/pod/acl';
+import { synthBase } from '../../lib/internal';
+import { itWith } from '../prerequisites';
+import { find } from './helpers';
+import { SCRIPTS_DIR, scriptSource, stripShell } from './support/shell-source';
+
+/** Commands with subcommands, whose ACL name is `command|subcommand`. */
+const CONTAINERS = new Set(['acl', 'client', 'config', 'sentinel', 'command', 'script', 'object', 'memory', 'xinfo', 'cluster', 'function', 'debug']);
+
+/** ACL name of the command in WORDS (upper-case words as the scripts write them). */
+function aclName(words: string[]): string {
+  const cmd = words[0].toLowerCase();
+  return CONTAINERS.has(cmd) && words[1] ? `${cmd}|${words[1].toLowerCase()}` : cmd;
+}
+
+/**
+ * The commands the scripts send, by server: `redis_cmd HOST CMD ...` and `sentinel_cmd HOST
+ * CMD ...`, and `printf '<commands>' ... | redis_cmd HOST` (commands on stdin).
+ */
+function commandsSent(): { redis: Map<string, string[]>; sentinel: Map<string, string[]> } {
+  const sent = { redis: new Map<string, string[]>(), sentinel: new Map<string, string[]>() };
+  const add = (server: 'redis' | 'sentinel', name: string, where: string) => sent[server].set(name, [...(sent[server].get(name) ?? []), where]);
+  for (const script of readdirSync(SCRIPTS_DIR).filter((f) => f.endsWith('.sh'))) {
+    const code = stripShell(scriptSource(script), false).replace(/\\\n\s*/g, ' ');
+    for (const m of code.matchAll(/\b(redis_cmd|sentinel_cmd) ("[^"]*"|[^\s|;&)]+)((?: [A-Z][A-Z-]*)*)/g)) {
+      const server = m[1] === 'redis_cmd' ? 'redis' : 'sentinel';
+      const words = m[3].trim().split(' ').filter(Boolean);
+      if (words.length) {
+        add(server, aclName(words), `${script}: ${m[0]}`);
+        continue;
+      }
+      // No command: the commands come on stdin from the printf just before.
+      const before = code.slice(0, m.index);
+      const printf = /printf '([^']*)'[^\n|]*\|\s*$/.exec(before);
+      if (!printf) throw new Error(`${script}: ${m[0]} sends no command and reads none from a printf`);
+      for (const line of printf[1].split('\\n').filter(Boolean)) add(server, aclName(line.split(' ')), `${script}: printf ${line}`);
+    }
+  }
+  return sent;
+}
+
+describe('the operations user may run exactly what the scripts send', () => {
+  const sent = commandsSent();
+
+  it('the scripts are read (the extraction is not vacuous)', () => {
+    expect([...sent.redis.keys()]).toEqual(expect.arrayContaining(['ping', 'info', 'config|set', 'replicaof', 'client|unpause', 'acl|setuser']));
+    expect([...sent.sentinel.keys()]).toEqual(expect.arrayContaining(['sentinel|master', 'sentinel|failover', 'sentinel|debug']));
+    // CLIENT UNPAUSE is sent only on stdin (the handover's last three commands, one connection).
+    expect(sent.redis.get('client|unpause')!.some((w) => w.includes('printf'))).toBe(true);
+  });
+
+  it('on Redis: every command a script sends is granted, and nothing else', () => {
+    expect([...sent.redis.keys()].sort()).toEqual([...OPERATIONS_REDIS_COMMANDS].sort());
+    expect(REDIS_ACL.operations).toBe(`-@all ${OPERATIONS_REDIS_COMMANDS.map((c) => `+${c}`).join(' ')}`);
+  });
+
+  it('on the Sentinels: every command a script sends is granted, and nothing else', () => {
+    expect([...sent.sentinel.keys()].sort()).toEqual([...OPERATIONS_SENTINEL_COMMANDS].sort());
+    expect(SENTINEL_ACL.operations).toBe(`-@all ${OPERATIONS_SENTINEL_COMMANDS.map((c) => `+${c}`).join(' ')}`);
+  });
+});
+
+describe('the rules reach the pods', () => {
+  it('the ConfigMaps carry acl-users beside redis.conf and sentinel.conf, one line per user', () => {
+    const objects = synthBase();
+    expect(find(objects, 'ConfigMap', 'redis-config').data['acl-users']).toBe(REDIS_ACL_USERS_FILE);
+    expect(find(objects, 'ConfigMap', 'redis-sentinel-config').data['acl-users']).toBe(SENTINEL_ACL_USERS_FILE);
+    expect(REDIS_ACL_USERS_FILE.trim().split('\n').map((l) => l.split(' ')[0])).toEqual([...ACL_USERS]);
+    expect(SENTINEL_ACL_USERS_FILE.trim().split('\n').map((l) => l.split(' ')[0])).toEqual(['app', 'sentinel', 'operations']);
+  });
+});
+
+/**
+ * A throwaway server of this machine's Redis on loopback with the rendered users (and a
+ * default user that may do anything, to ask ACL DRYRUN): which commands a user may run.
+ */
+class Server {
+  private proc?: ChildProcess;
+  private readonly dir = mkdtempSync(join(tmpdir(), 'acl-'));
+  constructor(private readonly kind: 'redis' | 'sentinel', private readonly port: number) {}
+
+  async start(rules: Partial<Record<string, string>>): Promise<void> {
+    const users = Object.entries(rules).map(([user, r]) => `user ${user} on nopass ${r}`);
+    const conf = this.kind === 'redis'
+      ? ['bind 127.0.0.1', `port ${this.port}`, 'save ""', `dir ${this.dir}`]
+      : ['bind 127.0.0.1', `port ${this.port}`, `dir ${this.dir}`, 'sentinel monitor mymaster 127.0.0.1 1 1'];
+    writeFileSync(join(this.dir, 'server.conf'), [...conf, 'user default on nopass ~* &* +@all', ...users, ''].join('\n'));
+    this.proc = spawn(this.kind === 'redis' ? 'redis-server' : 'redis-sentinel', [join(this.dir, 'server.conf')], { stdio: 'ignore' });
+    for (let i = 0; i < 100; i++) {
+      if (this.cli('PING') === 'PONG') return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`${this.kind} on port ${this.port} did not start`);
+  }
+
+  cli(...args: string[]): string {
+    try {
+      return execFileSync('redis-cli', ['--raw', '-p', String(this.port), ...args], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return '';
+    }
+  }
+
+  /** Whether USER may run the command (with enough dummy arguments to pass its arity). */
+  allowed(user: string, words: string[]): boolean {
+    for (let extra = 0; extra <= 14; extra++) {
+      const reply = this.cli('ACL', 'DRYRUN', user, ...words, ...Array(extra).fill('x'));
+      if (reply === 'OK') return true;
+      if (/no permissions/.test(reply)) return false;
+    }
+    throw new Error(`ACL DRYRUN ${user} ${words.join(' ')}: no verdict`);
+  }
+
+  private known?: string[];
+
+  /**
+   * Every command this server knows, as its ACL name: `name`, or `name|sub` for each
+   * subcommand of a command that has subcommands (COMMAND INFO lists them).
+   */
+  commands(): string[] {
+    if (!this.known) {
+      const names = this.cli('COMMAND', 'LIST').split('\n').filter((n) => n && !n.includes('|'));
+      this.known = names.flatMap((n) => {
+        const subs = this.cli('COMMAND', 'INFO', n).split('\n').filter((l) => l.startsWith(`${n}|`));
+        return subs.length ? [...new Set(subs)] : [n];
+      });
+    }
+    return this.known;
+  }
+
+  /** Every command and subcommand this server knows that USER may run. */
+  allowedCommands(user: string): string[] {
+    return this.commands().filter((n) => this.allowed(user, n.split('|'))).sort();
+  }
+
+  stop(): void {
+    this.proc?.kill('SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+const itWithRedis = itWith('redis-server', 'apt-get install redis-server');
+/** Allowed to every user whatever the rules (flagged no-auth: how a client logs in, or out). */
+const LOGIN = ['auth', 'hello', 'quit', 'reset'];
+/** The same on a Sentinel, which has no QUIT or RESET command. */
+const SENTINEL_LOGIN = ['auth', 'hello'];
+
+describe('what each user may do, asked of real servers (ACL DRYRUN over every command)', () => {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const redis = new Server('redis', port);
+  const sentinel = new Server('sentinel', port + 1);
+  beforeAll(async () => {
+    if (!execFileSyncOk('redis-server')) return;
+    await redis.start(REDIS_ACL);
+    await sentinel.start(SENTINEL_ACL);
+  }, 30_000);
+  afterAll(() => {
+    redis.stop();
+    sentinel.stop();
+  });
+
+  itWithRedis('operations: on Redis and on the Sentinels, exactly the commands the scripts send', () => {
+    expect(redis.allowedCommands('operations')).toEqual([...LOGIN, ...OPERATIONS_REDIS_COMMANDS].sort());
+    expect(sentinel.allowedCommands('operations')).toEqual([...SENTINEL_LOGIN, ...OPERATIONS_SENTINEL_COMMANDS].sort());
+  }, 60_000);
+
+  itWithRedis('replication: only the replication handshake on Redis', () => {
+    expect(redis.allowedCommands('replication')).toEqual([...LOGIN, 'ping', 'psync', 'replconf', 'sync'].sort());
+  }, 60_000);
+
+  itWithRedis('sentinel: on Redis what Sentinel sends; on a Sentinel what a peer sends', () => {
+    expect(redis.allowedCommands('sentinel')).toEqual([...LOGIN, 'client|kill', 'client|setname', 'config|rewrite', 'exec', 'info', 'multi',
+      'ping', 'publish', 'role', 'script|kill', 'slaveof', 'subscribe'].sort());
+    // PUBLISH only on the hello channel (the dummy channel of allowedCommands is refused).
+    expect(sentinel.allowedCommands('sentinel')).toEqual([...SENTINEL_LOGIN, 'client|setname', 'ping', 'sentinel|is-master-down-by-addr'].sort());
+    expect(sentinel.allowed('sentinel', ['PUBLISH', '__sentinel__:hello', 'x'])).toBe(true);
+  }, 60_000);
+
+  itWithRedis('app on a Sentinel: discovery and events only, nothing that changes it', () => {
+    expect(sentinel.allowedCommands('app')).toEqual([...SENTINEL_LOGIN, 'client|getname', 'client|setname', 'ping', 'psubscribe', 'punsubscribe',
+      'sentinel|get-master-addr-by-name', 'sentinel|master', 'sentinel|masters', 'sentinel|replicas', 'sentinel|sentinels', 'sentinel|slaves',
+      'subscribe', 'unsubscribe'].sort());
+  }, 60_000);
+
+  itWithRedis('app on Redis: data commands, but no administration, replication, pause or Sentinel channel', () => {
+    const may = (...words: string[]) => redis.allowed('app', words);
+    for (const words of [['SET', 'k', 'v'], ['GET', 'k'], ['WAIT', '1', '0'], ['PUBLISH', 'orders', 'x'], ['SUBSCRIBE', '__keyspace@0__:k'],
+      ['SUBSCRIBE', '_private'], ['EVAL', 'return 1', '0'], ['MULTI'], ['CLIENT', 'SETNAME', 'x']]) expect(may(...words), words.join(' ')).toBe(true);
+    for (const words of [['CONFIG', 'SET', 'min-replicas-to-write', '0'], ['REPLICAOF', 'NO', 'ONE'], ['SLAVEOF', 'NO', 'ONE'], ['SHUTDOWN'],
+      ['FLUSHALL'], ['FLUSHDB'], ['KEYS', '*'], ['INFO'], ['ROLE'], ['CLIENT', 'PAUSE', '1000'], ['CLIENT', 'KILL', 'TYPE', 'normal'],
+      ['PUBLISH', '__sentinel__:hello', 'x'], ['SUBSCRIBE', '__sentinel__:hello'], ['PSYNC', '?', '-1'], ['SYNC'], ['DEBUG', 'SLEEP', '0'],
+      ['MONITOR'], ['ACL', 'SETUSER', 'x'], ['MODULE', 'LIST'], ['CONFIG', 'GET', '*'], ['FAILOVER']]) expect(may(...words), words.join(' ')).toBe(false);
+  }, 60_000);
+});
+
+function execFileSyncOk(tool: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
