@@ -20,24 +20,25 @@
  * once the applications have moved.
  */
 import { createHash, randomBytes } from 'crypto';
+import { ACL_USERS, AclUser, PREVIOUS_SUFFIX, REDIS_ACL, SENTINEL_ACL, secretKey as userSecretKey } from '../pod/acl';
+import { AUTH_STATUS_FILE } from '../pod/contract';
 
-/** The users of the Secret, one key each (`<user>-password`), in the order they are rotated. */
-export const AUTH_USERS = ['replication', 'sentinel', 'operations', 'app'] as const;
-export type AuthUser = (typeof AUTH_USERS)[number];
+export { AUTH_STATUS_FILE };
+export type AuthUser = AclUser;
+/** The users of the Secret, in the order they are rotated: our own components' first, the applications' last. */
+export const AUTH_USERS: readonly AuthUser[] = [...ACL_USERS.filter((u) => u !== 'app'), 'app'];
 
 /** The users each kind of server has (Redis has all; Sentinel has no replication user). */
 export const SERVER_USERS: Record<PodKind, readonly AuthUser[]> = {
-  redis: AUTH_USERS,
-  sentinel: ['sentinel', 'operations', 'app'],
+  redis: AUTH_USERS.filter((u) => REDIS_ACL[u] !== undefined),
+  sentinel: AUTH_USERS.filter((u) => SENTINEL_ACL[u] !== undefined),
 };
 
-/** Where the sidecars write what they accept and use (lib/pod/contract.ts gives the scripts the same path). */
-export const AUTH_STATUS_FILE = '/tmp/redis-ha-auth-status';
-/** Length of the sha256 prefixes in the status file. */
+/** Length of the sha256 prefixes in the status file (auth-sync.sh's short_hash). */
 export const HASH_PREFIX_LENGTH = 16;
 
-export const secretKey = (user: AuthUser): string => `${user}-password`;
-export const previousKey = (user: AuthUser): string => `${user}-password-previous`;
+export const secretKey = (user: AuthUser): string => userSecretKey(user);
+export const previousKey = (user: AuthUser): string => `${userSecretKey(user)}${PREVIOUS_SUFFIX}`;
 
 /** sha256 of a password as the status file shows it (a prefix of the hex digest). */
 export function hashPrefix(password: string): string {
