@@ -14,7 +14,7 @@
 #      current password only once every peer it is used against accepts it, and keeps the
 #      previous one until then (a peer whose kubelet is late still knows only OLD);
 #   3. writes AUTH_STATUS_FILE, one line per user, "<user> accepted <h>,<h> using <h>|-"
-#      (16-digit sha256 prefixes, never a password), which the rotation tool waits on
+#      (16-digit sha256 prefixes, sorted; never a password), which the rotation tool waits on
 #      before it removes the -previous keys.
 # Passwords never go on a command line: REDISCLI_AUTH, or redis-cli's stdin for CONFIG SET
 # and SENTINEL SET.
@@ -140,7 +140,7 @@ sync_server_user() {
   done
   _held="$(acl_hashes "$_user")"
   if [ "$(echo "$_held" | head -n 1)" = ok ]; then
-    echo "$_held" | sed 1d | while read -r _h; do short_hash "$_h"; done | comma_list
+    echo "$_held" | sed 1d | while read -r _h; do short_hash "$_h"; done | sort | comma_list
   else
     echo "?"
   fi
@@ -170,8 +170,10 @@ EOF
 sync_masterauth() {
   # shellcheck disable=SC2046
   choose_client_password replication "$REDIS_PORT" $(redis_peers)
-  _now="$({ redis_cmd 127.0.0.1 CONFIG GET masterauth || true; } | sed -n 2p)"
-  if [ -n "$CHOSEN" ] && [ "$_now" != "$CHOSEN" ] &&
+  # Only a server that answers is changed (its CONFIG GET reply names the parameter).
+  _got="$(redis_cmd 127.0.0.1 CONFIG GET masterauth || true)"
+  _now="$(echo "$_got" | sed -n 2p)"
+  if [ "$(echo "$_got" | head -n 1)" = masterauth ] && [ -n "$CHOSEN" ] && [ "$_now" != "$CHOSEN" ] &&
     [ "$(printf 'CONFIG SET masterauth %s\n' "$CHOSEN" | redis_cmd 127.0.0.1 || true)" = OK ]; then
     log "masterauth: now the $CHOSEN_REASON"
     _now="$CHOSEN"
@@ -199,8 +201,9 @@ sync_sentinel_passwords() {
   fi
   # shellcheck disable=SC2046
   choose_client_password sentinel "$SENTINEL_PORT" $(sentinel_addresses)
-  _spass="$({ sentinel_cmd 127.0.0.1 SENTINEL CONFIG GET sentinel-pass || true; } | sed -n 2p)"
-  if [ -n "$CHOSEN" ] && [ "$_spass" != "$CHOSEN" ] &&
+  _got="$(sentinel_cmd 127.0.0.1 SENTINEL CONFIG GET sentinel-pass || true)"
+  _spass="$(echo "$_got" | sed -n 2p)"
+  if [ "$(echo "$_got" | head -n 1)" = sentinel-pass ] && [ -n "$CHOSEN" ] && [ "$_spass" != "$CHOSEN" ] &&
     [ "$(printf 'SENTINEL CONFIG SET sentinel-pass %s\n' "$CHOSEN" | sentinel_cmd 127.0.0.1 || true)" = OK ]; then
     log "sentinel-pass: now the $CHOSEN_REASON"
     _spass="$CHOSEN"
