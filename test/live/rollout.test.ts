@@ -113,7 +113,7 @@ describe.skipIf(missing)('live rollout (staging overlay)', () => {
     const lost = await live.agent.call<number[]>('missing', { prefix: 'rollout', ns: confirmed }, 120_000);
     expect(lost, `WAIT 1-confirmed writes lost: ${lost.slice(0, 20).join(', ')}`).toEqual([]);
     await live.waitHealthy(60_000);
-    expect(await live.agent.call<number>('call', { host: live.fqdn(await live.onlyMaster()), port: 6379, args: ['DBSIZE'] }))
+    expect(await live.agent.call<number>('call', { host: live.fqdn(await live.onlyMaster()), port: 6379, user: 'app', args: ['DBSIZE'] }))
       .toBeGreaterThanOrEqual(keys);
   }, 600_000); // took 53-57 s in two runs of the whole live suite
 });
