@@ -327,7 +327,7 @@ class Rotation {
         if (!SERVER_USERS[pod.kind].includes(p.user)) continue;
         const withNew = await this.tryAuth(pod, p.user, p.new);
         const withOld = await this.tryAuth(pod, p.user, p.old);
-        if (withNew !== 'PONG') failures.push(`${pod.name} refuses the new ${p.user} password (${withNew})`);
+        if (withNew !== 'OK') failures.push(`${pod.name} refuses the new ${p.user} password (${withNew})`);
         if (!/WRONGPASS/.test(withOld)) failures.push(`${pod.name} still answers the old ${p.user} password with '${withOld}'`);
       }
     }));
@@ -336,12 +336,13 @@ class Rotation {
   }
 
   /**
-   * PING as `user` with `password` against the pod's own server (Redis from the guard,
-   * Sentinel from the janitor): its answer. The password goes over stdin, never argv.
+   * AUTH as `user` with `password` against the pod's own server (Redis from the guard,
+   * Sentinel from the janitor): its answer, "OK" when it takes them. The password reaches
+   * redis-cli over stdin, never as an argument.
    */
   private async tryAuth(pod: RotationPod, user: AuthUser, password: string): Promise<string> {
     const port = pod.kind === 'redis' ? '$REDIS_PORT' : '$SENTINEL_PORT';
-    const script = `IFS= read -r REDISCLI_AUTH; export REDISCLI_AUTH; timeout 5 redis-cli --no-auth-warning --user "$1" -h 127.0.0.1 -p "${port}" PING 2>&1`;
+    const script = `IFS= read -r pw; printf 'AUTH %s %s\\n' "$1" "$pw" | timeout 5 redis-cli --raw -h 127.0.0.1 -p "${port}" 2>&1`;
     try {
       return (await this.pods.exec(pod, ['sh', '-c', script, 'sh', user], `${password}\n`)).trim().split('\n')[0];
     } catch (e) {

@@ -26,7 +26,7 @@ describe.skipIf(missing)('live password rotation (staging overlay)', () => {
     return Object.fromEntries(USERS.map((u) => [u, data[`${u}-password`]])) as Record<User, string>;
   };
 
-  /** What each Redis server and Sentinel answers to PING as USER with PASSWORD, asked from the client pod. */
+  /** What each Redis server and Sentinel answers to AUTH USER PASSWORD, asked from the client pod. */
   async function answers(user: User, password: string): Promise<Record<string, string>> {
     const servers = [
       ...live.redisPods().filter(() => SERVER_USERS.redis.includes(user)).map((p) => ({ name: p, host: live.fqdn(p), port: 6379 })),
@@ -34,7 +34,7 @@ describe.skipIf(missing)('live password rotation (staging overlay)', () => {
     ];
     const out: Record<string, string> = {};
     for (const s of servers) {
-      const r = await live.agent.call<{ reply?: string; error?: string }>('attempt', { host: s.host, port: s.port, args: ['PING'], user, password });
+      const r = await live.agent.call<{ reply?: string; error?: string }>('attempt', { host: s.host, port: s.port, args: ['AUTH', user, password], user: null });
       out[s.name] = r.reply ?? (r.error ?? '').split(' ')[0];
     }
     return out;
@@ -54,7 +54,7 @@ describe.skipIf(missing)('live password rotation (staging overlay)', () => {
       await live.agent.call('setPassword', { user: 'operations', password: secretPasswords().operations });
       // While the servers take both app passwords, the application moves to the new one.
       for (const password of [old.app, secretPasswords().app]) {
-        expect(Object.values(await answers('app', password)).filter((a) => a !== 'PONG')).toEqual([]);
+        expect(Object.values(await answers('app', password)).filter((a) => a !== 'OK')).toEqual([]);
       }
       await live.agent.call('setPassword', { user: 'app', password: secretPasswords().app });
       expect(await rotatePasswords(access.secret, access.pods, { ...opts, finish: true })).toEqual({ rotated: ['app'], pending: [] });
@@ -79,7 +79,7 @@ describe.skipIf(missing)('live password rotation (staging overlay)', () => {
       const withNew = await answers(user, now[user]);
       expect(Object.values(withOld).length, user).toBeGreaterThan(0);
       expect(withOld, `${user} with the old password`).toEqual(Object.fromEntries(Object.keys(withOld).map((n) => [n, 'WRONGPASS'])));
-      expect(withNew, `${user} with the new password`).toEqual(Object.fromEntries(Object.keys(withNew).map((n) => [n, 'PONG'])));
+      expect(withNew, `${user} with the new password`).toEqual(Object.fromEntries(Object.keys(withNew).map((n) => [n, 'OK'])));
     }
     await live.waitHealthy(30_000);
 

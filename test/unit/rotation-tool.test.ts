@@ -93,7 +93,8 @@ class World {
         }
         const user = argv[argv.length - 1] as AuthUser;
         const pw = stdin!.trim();
-        return this.accepted(p, user).includes(pw) || (p.keepsOld && pw === OLD[secretKey(user)]) ? 'PONG\n' : 'AUTH failed: WRONGPASS invalid username-password pair or user is disabled.\n';
+        expect(argv.join(' ')).not.toContain(pw);
+        return this.accepted(p, user).includes(pw) || (p.keepsOld && pw === OLD[secretKey(user)]) ? 'OK\n' : 'WRONGPASS invalid username-password pair or user is disabled.\n';
       },
     };
   }
