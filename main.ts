@@ -4,9 +4,16 @@ import { Duration, Size } from 'cdk8s';
 import {
   EnvironmentProfile, requireDistinctEnvironments, synthBase, synthEnvironment,
 } from './lib/output/environments';
-import { renderBase, renderOverlay } from './lib/output/kustomize';
+import { synthApplication } from './lib/output/argocd-application';
+import { renderApplication, renderBase, renderOverlay } from './lib/output/kustomize';
 import { defineEnvironments } from './lib/output/profile-values';
 import { FileTree, writeTree } from './lib/output/write-files';
+
+/**
+ * Where the committed dist/ lives for Argo CD: replace with your GitOps repository.
+ * Each environment's Application syncs its overlay from here.
+ */
+const GITOPS = { repoURL: 'https://git.example.com/platform/redis-sentinel-ha.git', targetRevision: 'main', project: 'default' };
 
 /**
  * The environments. Each is one typed profile; adding an environment means adding one
@@ -24,6 +31,7 @@ export const ENVIRONMENTS: readonly EnvironmentProfile[] = defineEnvironments(()
       storageSize: Size.gibibytes(8),
       downAfter: Duration.seconds(5),
     },
+    argocd: GITOPS,
   },
   {
     name: 'production',
@@ -38,6 +46,7 @@ export const ENVIRONMENTS: readonly EnvironmentProfile[] = defineEnvironments(()
       downAfter: Duration.seconds(5),
       failoverTimeout: Duration.seconds(10),
     },
+    argocd: GITOPS,
   },
 ]);
 
@@ -62,6 +71,11 @@ export function renderDist(environments: readonly EnvironmentProfile[]): FileTre
     for (const [path, content] of renderOverlay(profile.name, profile.namespace, base, synthEnvironment(profile))) {
       tree.set(path, content);
     }
+    if (profile.argocd) {
+      for (const [path, content] of renderApplication(profile.name, synthApplication(profile.name, profile.namespace, profile.argocd))) {
+        tree.set(path, content);
+      }
+    }
   }
   return tree;
 }
@@ -82,7 +96,9 @@ export function main(argv: string[]): void {
   const tree = renderDist(environments);
   // A full synth replaces the whole output directory, so stale files disappear; a
   // partial one replaces only the base and the named overlays.
-  const replace = selected ? ['base', ...environments.map((p) => `overlays/${p.name}`)] : [''];
+  const replace = selected
+    ? ['base', ...environments.flatMap((p) => [`overlays/${p.name}`, ...(p.argocd ? [`argocd/${p.name}`] : [])])]
+    : [''];
   writeTree(opts.outdir, tree, replace);
   process.stdout.write(`wrote ${tree.size} files to ${opts.outdir}/ (base + ${environments.map((p) => p.name).join(', ')})\n`);
 }

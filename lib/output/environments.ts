@@ -2,6 +2,7 @@ import { App, Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { RedisSentinelHA, RedisSentinelHAProps } from '../constructs/redis-sentinel-ha';
+import { addArgoCdAnnotations, ArgoCdSettings } from './argocd';
 import { requireDnsLabel, requireKnownKeys, ValidationError } from '../constructs/validation';
 
 /** One deployment environment: a name (the overlay directory), a namespace and the system's props. */
@@ -12,9 +13,14 @@ export interface EnvironmentProfile {
   readonly namespace: string;
   /** Props of the Redis Sentinel system in this environment; unset props keep the base's defaults. */
   readonly redis: RedisSentinelHAProps;
+  /**
+   * How Argo CD deploys this environment; `npm run synth` writes its Application to
+   * `dist/argocd/<name>/application.yaml`. Without it, no Application is written.
+   */
+  readonly argocd?: ArgoCdSettings;
 }
 
-const PROFILE_KEYS = ['name', 'namespace', 'redis'];
+const PROFILE_KEYS = ['name', 'namespace', 'redis', 'argocd'];
 
 /**
  * Namespaces an environment may not use: Kubernetes' own (`kube-system`, `kube-public`,
@@ -61,6 +67,8 @@ export class RedisHaChart extends Chart {
       });
     }
     this.ha = new RedisSentinelHA(this, 'redis', props.redis);
+    // Sync waves (inert without Argo CD): Namespace, then configuration, then workloads.
+    addArgoCdAnnotations(this);
   }
 }
 

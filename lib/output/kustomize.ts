@@ -81,3 +81,8 @@ export function renderOverlay(env: string, namespace: string | undefined, base: 
   }));
   return files;
 }
+
+/** `argocd/<env>/application.yaml`: the Argo CD Application that deploys the environment's overlay. */
+export function renderApplication(env: string, application: unknown): FileTree {
+  return new Map([[`argocd/${env}/application.yaml`, toYaml(application)]]);
+}

@@ -75,11 +75,14 @@ const allow = (commands: readonly string[]) => commands.map((c) => `+${c}`).join
 export const REDIS_ACL: Record<AclUser, string> = {
   // Every key, every data command; not @admin (CONFIG, REPLICAOF, SHUTDOWN, DEBUG,
   // MONITOR, CLIENT KILL/PAUSE, ACL, ROLE, SYNC/PSYNC...) and not @dangerous (FLUSHALL,
-  // FLUSHDB, KEYS, INFO, ...). Channels: all but those starting with "__s", so that no
-  // application can forge `__sentinel__:hello` on the servers the Sentinels subscribe to
-  // (a hello with a higher epoch would point every Sentinel at a server of its choosing).
-  // Keyspace notifications (`__keyspace@...`, `__keyevent@...`) stay readable.
-  app: '~* &[^_]* &_[^_]* &__[^s]* +@all -@admin -@dangerous',
+  // FLUSHDB, KEYS, INFO, ...). It may subscribe to any channel, with any pattern, but
+  // PUBLISH and SPUBLISH (a selector, the part in parentheses, which alone grants them) only
+  // to channels not starting with "__s", so that no application can forge
+  // `__sentinel__:hello` on the servers the Sentinels subscribe to (a hello with a higher
+  // epoch would point every Sentinel at a server of its choosing). Not the channel
+  // patterns alone (`&[^_]* ...` for every command): Redis matches a PSUBSCRIBE pattern
+  // literally against them, so `PSUBSCRIBE __keyspace@0__:*` would be refused.
+  app: '~* &* +@all -@admin -@dangerous -publish -spublish (+publish +spublish &[^_]* &_[^_]* &__[^s]*)',
   // A replica connecting to its master: PING, REPLCONF, then PSYNC (SYNC before Redis 2.8).
   replication: '-@all +psync +sync +replconf +ping',
   // Exactly the list of Redis' Sentinel documentation ("Redis access control list

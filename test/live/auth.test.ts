@@ -66,7 +66,7 @@ describe.skipIf(missing)('live authentication and ACL users (staging overlay)', 
     for (const args of [['CONFIG', 'SET', 'min-replicas-to-write', '0'], ['REPLICAOF', 'NO', 'ONE'], ['SLAVEOF', '10.0.0.1', '6379'],
       ['SHUTDOWN', 'NOSAVE'], ['FLUSHALL'], ['FLUSHDB'], ['CLIENT', 'PAUSE', '60000'], ['CLIENT', 'KILL', 'TYPE', 'normal'],
       ['PUBLISH', '__sentinel__:hello', `10.0.0.1,26379,${'f'.repeat(40)},99,${MASTER_NAME},10.0.0.1,6379,99`],
-      ['SUBSCRIBE', '__sentinel__:hello'], ['KEYS', '*'], ['INFO'], ['ACL', 'SETUSER', 'intruder', 'on', '>x', '+@all'],
+      ['SPUBLISH', '__sentinel__:hello', 'x'], ['KEYS', '*'], ['INFO'], ['ACL', 'SETUSER', 'intruder', 'on', '>x', '+@all'],
       ['PSYNC', '?', '-1'], ['MONITOR'], ['FAILOVER'], ['CONFIG', 'GET', 'masterauth']]) {
       await expectRefused('app administering Redis', /^NOPERM/, master, 6379, 'app', args);
     }
@@ -90,6 +90,7 @@ describe.skipIf(missing)('live authentication and ACL users (staging overlay)', 
     // What the application may do, it can: write and read data, publish on its own channels.
     expect((await attempt(master, 6379, 'app', ['SET', 'mine', 'yes'])).reply).toBe('OK');
     expect((await attempt(master, 6379, 'app', ['PUBLISH', 'orders', 'x'])).reply).toBe(0);
+    expect((await attempt(master, 6379, 'app', ['PUBLISH', '__keyspace@0__:mine', 'x'])).reply).toBe(0);
     expect((await attempt(sentinel, 26379, 'app', ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME])).reply).toEqual([master, '6379']);
 
     // Nothing of the above changed anything.

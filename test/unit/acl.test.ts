@@ -209,11 +209,13 @@ describe('what each user may do, asked of real servers (ACL DRYRUN over every co
 
   itWithRedis('app on Redis: data commands, but no administration, replication, pause or Sentinel channel', async () => {
     const may = (...words: string[]) => redis.allowed('app', words);
-    for (const words of [['SET', 'k', 'v'], ['GET', 'k'], ['WAIT', '1', '0'], ['PUBLISH', 'orders', 'x'], ['SUBSCRIBE', '__keyspace@0__:k'],
-      ['SUBSCRIBE', '_private'], ['EVAL', 'return 1', '0'], ['MULTI'], ['CLIENT', 'SETNAME', 'x']]) expect(await may(...words), words.join(' ')).toBe(true);
+    for (const words of [['SET', 'k', 'v'], ['GET', 'k'], ['WAIT', '1', '0'], ['PUBLISH', 'orders', 'x'], ['PUBLISH', '_private', 'x'],
+      ['PUBLISH', '__keyspace@0__:k', 'x'], ['SPUBLISH', 'orders', 'x'], ['SUBSCRIBE', '__keyspace@0__:k'], ['PSUBSCRIBE', '__keyspace@0__:*'],
+      ['PSUBSCRIBE', '*'], ['SUBSCRIBE', '__sentinel__:hello'], ['EVAL', 'return 1', '0'], ['MULTI'], ['CLIENT', 'SETNAME', 'x'],
+    ]) expect(await may(...words), words.join(' ')).toBe(true);
     for (const words of [['CONFIG', 'SET', 'min-replicas-to-write', '0'], ['REPLICAOF', 'NO', 'ONE'], ['SLAVEOF', 'NO', 'ONE'], ['SHUTDOWN'],
       ['FLUSHALL'], ['FLUSHDB'], ['KEYS', '*'], ['INFO'], ['ROLE'], ['CLIENT', 'PAUSE', '1000'], ['CLIENT', 'KILL', 'TYPE', 'normal'],
-      ['PUBLISH', '__sentinel__:hello', 'x'], ['SUBSCRIBE', '__sentinel__:hello'], ['PSYNC', '?', '-1'], ['SYNC'], ['DEBUG', 'SLEEP', '0'],
+      ['PUBLISH', '__sentinel__:hello', 'x'], ['SPUBLISH', '__sentinel__:hello', 'x'], ['PUBLISH', '__s', 'x'], ['PSYNC', '?', '-1'], ['SYNC'], ['DEBUG', 'SLEEP', '0'],
       ['MONITOR'], ['ACL', 'SETUSER', 'x'], ['MODULE', 'LIST'], ['CONFIG', 'GET', '*'], ['FAILOVER']]) expect(await may(...words), words.join(' ')).toBe(false);
   }, 60_000);
 });

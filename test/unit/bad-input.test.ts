@@ -131,7 +131,7 @@ describe('environments', () => {
 
   it('a misspelled profile field is refused with a suggestion', () => {
     expect(() => renderDist([{ ...staging, namespce: 'x' } as never])).toThrow(
-      /^environment "staging": namespce is not a known prop \(did you mean namespace\?\); known props: name, namespace, redis, got "x"$/);
+      /^environment "staging": namespce is not a known prop \(did you mean namespace\?\); known props: name, namespace, redis, argocd, got "x"$/);
   });
 });
 

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { synthBase } from '../../lib/internal';
 import {
-  FAILOVER_LEAD_MS, FILES, MOUNTS, PRIORITY_SEEN_WAIT_MS, SCRIPTS_MOUNT, SENTINEL_INFO_PERIOD_MS, SENTINEL_TIMINGS,
+  FAILOVER_LEAD_MS, FILES, MOUNTS, PRIORITY_SEEN_WAIT_MS, REPLICA_FRESHNESS_SLACK_MS, SENTINEL_PING_PERIOD_MS, SCRIPTS_MOUNT, SENTINEL_INFO_PERIOD_MS, SENTINEL_TIMINGS,
 } from '../../lib/pod/contract';
 import { environmentRead, scriptSource, stripShell, withSourced } from './support/shell-source';
 
@@ -92,12 +92,19 @@ describe('no script types a value the contract defines', () => {
 
 describe('values derived from each other', () => {
   it('the preStop timing follows the INFO period the janitor gives Sentinel', () => {
-    expect(SENTINEL_TIMINGS).toBe(`info-period ${SENTINEL_INFO_PERIOD_MS}`);
+    expect(SENTINEL_TIMINGS).toBe(`info-period ${SENTINEL_INFO_PERIOD_MS} ping-period ${SENTINEL_PING_PERIOD_MS}`);
     expect(PRIORITY_SEEN_WAIT_MS).toBe(2.5 * SENTINEL_INFO_PERIOD_MS);
     expect(FAILOVER_LEAD_MS).toBeLessThan(SENTINEL_INFO_PERIOD_MS / 2);
     const redis = containers.find(({ owner, container }) => owner === 'StatefulSet/redis-master' && container.name === 'redis')!.container;
     const janitor = containers.find(({ container }) => container.name === 'janitor')!.container;
     const value = (c: Container, name: string) => c.env!.find((e) => e.name === name)?.value;
-    expect(value(janitor, 'SENTINEL_TIMINGS')).toBe(`info-period ${value(redis, 'SENTINEL_INFO_PERIOD_MS')}`);
+    expect(value(janitor, 'SENTINEL_TIMINGS')).toMatch(new RegExp(`^info-period ${value(redis, 'SENTINEL_INFO_PERIOD_MS')} `));
+  });
+
+  it('the ping period leaves Sentinel a replica fresh enough to promote while the master is down', () => {
+    // sentinelSelectSlave: a replica's last INFO must be younger than 5 ping periods, and
+    // replicas get INFO once per SENTINEL_INFO_PERIOD_MS during a failover.
+    expect(5 * SENTINEL_PING_PERIOD_MS).toBeGreaterThanOrEqual(SENTINEL_INFO_PERIOD_MS + REPLICA_FRESHNESS_SLACK_MS);
+    expect(SENTINEL_PING_PERIOD_MS).toBeLessThan(1000); // below Sentinel's default, or it buys nothing
   });
 });

@@ -34,11 +34,12 @@ describe('synth output is deterministic and complete', () => {
     for (const [path, content] of first) expect(second.get(path), path).toBe(content);
   });
 
-  it('writes the base, one overlay per environment, and says so', () => {
+  it('writes the base, one overlay and one Argo CD Application per environment, and says so', () => {
     const outdir = join(temp.make('layout'), 'dist');
     const result = synthInto(outdir);
-    expect(listDir(outdir)).toEqual(['base', 'overlays']);
+    expect(listDir(outdir)).toEqual(['argocd', 'base', 'overlays']);
     expect(listDir(join(outdir, 'overlays'))).toEqual(ENVIRONMENTS.map((p) => p.name).sort());
+    expect(listDir(join(outdir, 'argocd'))).toEqual(ENVIRONMENTS.filter((p) => p.argocd).map((p) => p.name).sort());
     expect(existsSync(join(outdir, 'base', 'kustomization.yaml'))).toBe(true);
     expect(result.stdout).toMatch(/^wrote \d+ files to .*dist\/ \(base \+ staging, production\)\n$/);
     expectNoLeftovers(outdir);
@@ -66,6 +67,8 @@ describe('synth output is deterministic and complete', () => {
     const outdir = freshOutput('partial');
     const before = readTree(outdir);
     writeFileSync(join(outdir, 'overlays', 'production', 'kept-by-partial-synth.txt'), 'x');
+    writeFileSync(join(outdir, 'argocd', 'production', 'kept-by-partial-synth.txt'), 'x');
+    writeFileSync(join(outdir, 'argocd', 'staging', 'stray.yaml'), 'x');
     writeFileSync(join(outdir, 'overlays', 'staging', 'stray.yaml'), 'x');
     writeFileSync(join(outdir, 'base', 'stray.yaml'), 'x');
 
@@ -73,9 +76,12 @@ describe('synth output is deterministic and complete', () => {
     expect(result.stdout).toMatch(/\(base \+ staging\)\n$/);
     const after = readTree(outdir);
     expect(after.get('overlays/production/kept-by-partial-synth.txt')).toBe('x');
+    expect(after.get('argocd/production/kept-by-partial-synth.txt')).toBe('x');
     expect(after.has('overlays/staging/stray.yaml')).toBe(false);
+    expect(after.has('argocd/staging/stray.yaml')).toBe(false);
     expect(after.has('base/stray.yaml')).toBe(false);
     after.delete('overlays/production/kept-by-partial-synth.txt');
+    after.delete('argocd/production/kept-by-partial-synth.txt');
     expect(after).toEqual(before);
     expectNoLeftovers(outdir);
   });
@@ -84,6 +90,7 @@ describe('synth output is deterministic and complete', () => {
     const outdir = join(temp.make('partial-empty'), 'dist');
     synthInto(outdir, '--env', 'production');
     expect(listDir(join(outdir, 'overlays'))).toEqual(['production']);
+    expect(listDir(join(outdir, 'argocd'))).toEqual(['production']);
     expect(existsSync(join(outdir, 'base', 'kustomization.yaml'))).toBe(true);
   });
 });
