@@ -204,6 +204,22 @@ const ops = {
     }
     return missing;
   },
+  /**
+   * A rotated password: USER logs in with PASSWORD from now on. For the application (app)
+   * the connections already open stay as they are; each new one, to a Sentinel or to
+   * Redis, logs in with the new password (ioredis reads its options at every connect).
+   */
+  async setPassword({ user, password }) {
+    USERS[user] = password;
+    if (user === 'app') {
+      APP.password = password;
+      for (const c of [master, replica].filter(Boolean)) {
+        c.options.password = password;
+        c.options.sentinelPassword = password;
+      }
+    }
+    return true;
+  },
   async startWriter(args) {
     if (writer) throw new Error('writer already running');
     writer = startWriter(args);
