@@ -9,6 +9,7 @@
 //   containers.ts  container processes: start, exit and restart, preStop and SIGTERM, exec
 //   probes.ts      startup, readiness and liveness probes
 //   volumes.ts     emptyDir, ConfigMap, Secret and PVC directories; wiping PVCs
+//   secrets.ts     Secret volumes in the kubelet's layout; Secret updates with per-pod skew
 //   env.ts         container environment (env, envFrom, downward API)
 //   dns.ts         cluster DNS as hosts files
 //   controllers.ts StatefulSet and Deployment controllers and rollouts
@@ -28,9 +29,11 @@ import { describe, logs, podIp, pods, podsOf } from './queries';
 import { SimState } from './state';
 import { ClientPod, ExecResult, PodInfo, SimOptions } from './types';
 import { sleep, waitFor } from './util';
+import { SecretRollout, updateSecret } from './secrets';
 import { wipeVolumes } from './volumes';
 
 export type { ClientPod, ExecResult, Phase, PodInfo, SimOptions } from './types';
+export type { SecretRollout } from './secrets';
 
 const live = new Set<SimCluster>();
 let handlersInstalled = false;
@@ -139,6 +142,21 @@ export class SimCluster {
   // Empties the PVCs of a deleted StatefulSet pod (a lost disk); see volumes.ts.
   wipeVolumes(pod: string): void { wipeVolumes(this.s, pod); }
 
+  // ---------------------------------------------------------------- secrets (secrets.ts)
+
+  // The Secret's data as the API holds it now (a copy), undefined when there is none.
+  secret(namespace: string, name: string): Record<string, string> | undefined {
+    const d = this.s.secretData(namespace, name);
+    return d ? { ...d } : undefined;
+  }
+  // Like `kubectl apply` of the Secret with this data: each pod mounting it gets the new
+  // files (atomic ..data swap) at its own random moment within maxSkewMs, as kubelets on
+  // different nodes do; pods created later mount the new data. Does not wait: the
+  // returned rollout's `settled` resolves once every pod has it.
+  updateSecret(namespace: string, name: string, data: Record<string, string>, opts: { maxSkewMs?: number } = {}): SecretRollout {
+    return updateSecret(this.s, namespace, name, data, opts);
+  }
+
   // ---------------------------------------------------------------- faults (network-faults.ts)
 
   async partition(name: string): Promise<void> { await setLink(this.s, name, false); }
@@ -198,6 +216,11 @@ export class SimCluster {
   stopSync(): void {
     this.s.stopped = true;
     clearInterval(this.s.timer);
+    for (const p of this.s.secretSyncs) {
+      clearTimeout(p.timer);
+      p.resolve();
+    }
+    this.s.secretSyncs.clear();
     removeRun(this.s.runId);
     liveRuns.delete(this.s.runId);
     live.delete(this);

@@ -11,13 +11,16 @@
 //   await c.healPartitions();
 //   await c.deletePod('redis-master-0', { grace: false, wipeVolumes: true }); // lost disk
 //   await c.stopAllPods(); c.wipeVolumes('redis-master-0'); c.startAllPods();
+//   c.updateSecret('ns', 'redis-auth', data, { maxSkewMs: 5000 }); // kubelets apply it, skewed
 //   await c.stop();                                      // always, e.g. in afterAll
 //
 // Files: manifests.ts (YAML -> workloads), network.ts (namespaces, bridge, veths),
 // network-policy.ts (NetworkPolicies as nftables rules in each pod's namespace),
-// sandbox.ts (bwrap command line), cluster.ts (the API, composing the kubelet and
-// controller behaviour of the other files: see its header).
+// sandbox.ts (bwrap command line), secrets.ts (Secret volumes and their updates),
+// cluster.ts (the API, composing the kubelet and controller behaviour of the other files:
+// see its header).
 export { SimCluster } from './cluster';
 export type { SimOptions, PodInfo, ExecResult, ClientPod, Phase } from './types';
+export type { SecretRollout } from './secrets';
 export { checkLivePrerequisites } from './prereq';
 export { parseManifests, parseQuantity } from './manifests';

@@ -25,6 +25,10 @@ export class SimState {
   readonly notices = new Set<string>();
   readonly lastLogs = new Map<string, string>(); // "<pod>/<container>" -> log file
   readonly previousLogs = new Map<string, string>(); // same, for the pod instance before (kubectl logs --previous)
+  // Secrets changed while the cluster runs (updateSecret): "<ns>/<name>" -> data; wins over opts.secrets.
+  readonly secretUpdates = new Map<string, Record<string, string>>();
+  // Secret updates a pod's kubelet has yet to apply (secrets.ts); cleared on stop.
+  readonly secretSyncs = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
   uidSeq = 0;
   timer?: NodeJS.Timeout;
   reconciling = false;
@@ -74,7 +78,7 @@ export class SimState {
   }
 
   secretData(ns: string, name: string): Record<string, string> | undefined {
-    return this.opts.secrets?.[`${ns}/${name}`] ?? this.opts.secrets?.[name] ?? this.m.secrets.get(`${ns}/${name}`);
+    return this.secretUpdates.get(`${ns}/${name}`) ?? this.opts.secrets?.[`${ns}/${name}`] ?? this.opts.secrets?.[name] ?? this.m.secrets.get(`${ns}/${name}`);
   }
 
   event(line: string): void {

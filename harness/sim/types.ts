@@ -83,6 +83,7 @@ export interface Pod {
   containers: Container[]; // runnable main containers
   initContainers: Container[];
   volumes: Map<string, { dir: string; readOnly: boolean }>;
+  volumeGroup?: number; // the group volumes are owned by (fsGroup), set with the volumes
   uidGid: { uid?: number; gid?: number; fsGroup?: number; groups: number[] };
   boot?: Promise<void>;
 }

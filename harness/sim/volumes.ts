@@ -1,9 +1,10 @@
-// A pod's volumes as host directories: emptyDir, ConfigMap and Secret copies, and
-// PersistentVolumeClaims (a claim template's PVC is "<claim>-<pod>" and outlives the pod),
-// with fsGroup ownership; and wiping a StatefulSet pod's PVCs (a lost disk).
+// A pod's volumes as host directories: emptyDir, ConfigMap copies, Secrets in the kubelet's
+// layout (secrets.ts), and PersistentVolumeClaims (a claim template's PVC is "<claim>-<pod>"
+// and outlives the pod), with fsGroup ownership; and wiping a StatefulSet pod's PVCs (a lost disk).
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Obj } from './manifests';
+import { syncSecretVolume } from './secrets';
 import { SimState } from './state';
 import { Pod } from './types';
 
@@ -13,6 +14,7 @@ export function prepareVolumes(s: SimState, p: Pod): void {
   // Without fsGroup a non-root pod could not write its PVC on most clusters; the
   // simulator still makes volumes usable, but says so once.
   const group: number | undefined = fsGroup ?? (runAs ? p.spec.securityContext?.runAsGroup ?? runAs : undefined);
+  p.volumeGroup = group;
   if (fsGroup === undefined && runAs) s.notice(`${p.wl.name}: runAsUser ${runAs} without fsGroup; volumes made group-owned by ${group} anyway (a real cluster may need fsGroup)`);
   const claims = new Set(p.wl.claimTemplates);
   // Claim templates become volumes of the same name (as the StatefulSet controller does).
@@ -24,16 +26,19 @@ export function prepareVolumes(s: SimState, p: Pod): void {
       mkdirSync(dir, { recursive: true });
       chmodSync(dir, 0o777);
       p.volumes.set(v.name, { dir, readOnly: false });
-    } else if (v.configMap || v.secret) {
-      const isSecret = !!v.secret;
-      const ref: string = isSecret ? v.secret.secretName : v.configMap.name;
-      const data = isSecret ? s.secretData(p.namespace, ref) : s.m.configMaps.get(`${p.namespace}/${ref}`);
-      const src: Obj = isSecret ? v.secret : v.configMap;
-      if (!data && !src.optional) throw new Error(`${isSecret ? 'secret' : 'configmap'} ${ref} not found for pod ${p.name}`);
+    } else if (v.secret) {
+      // The kubelet's layout (..data symlink swapped on update): see secrets.ts.
+      syncSecretVolume(s, p, v, dir, group);
+      p.volumes.set(v.name, { dir, readOnly: true });
+      continue;
+    } else if (v.configMap) {
+      const data = s.m.configMaps.get(`${p.namespace}/${v.configMap.name}`);
+      const src: Obj = v.configMap;
+      if (!data && !src.optional) throw new Error(`configmap ${src.name} not found for pod ${p.name}`);
       mkdirSync(dir, { recursive: true });
       const items: { key: string; path: string; mode?: number }[] = data ? src.items ?? Object.keys(data).map((k) => ({ key: k, path: k })) : [];
       for (const it of items) {
-        if (!data || !(it.key in data)) throw new Error(`key ${it.key} missing in ${ref}`);
+        if (!data || !(it.key in data)) throw new Error(`key ${it.key} missing in ${src.name}`);
         const f = join(dir, it.path);
         mkdirSync(dirname(f), { recursive: true });
         writeFileSync(f, data[it.key]);

@@ -140,6 +140,8 @@ export abstract class RedisNode extends Construct {
                 { name: 'config-template', mountPath: MOUNTS.redisTemplate, readOnly: true },
                 { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true },
                 { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true },
+                // The rotation status file (the root filesystem is read-only).
+                { name: 'tmp', mountPath: MOUNTS.tmp },
                 ...tlsMounts(s),
               ],
             }],

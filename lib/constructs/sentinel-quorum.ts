@@ -117,7 +117,15 @@ export class SentinelQuorum extends Construct {
                 env: janitorContainerEnv(contract),
                 resources: resourceRequirements({ cpuRequest: '10m', memoryRequest: '16Mi', memoryLimit: '32Mi' }, HELPER_EPHEMERAL_STORAGE),
                 securityContext: restrictedContainerSecurity(),
-                volumeMounts: [scriptsMount, { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true }, tmpMount, ...tlsMounts(s)],
+                volumeMounts: [
+                  scriptsMount,
+                  { name: 'auth', mountPath: AUTH_MOUNT, readOnly: true },
+                  tmpMount,
+                  // For the password rotation: the users (acl-users) and the auth-pass Sentinel uses (its config file).
+                  { name: 'config-template', mountPath: MOUNTS.sentinelTemplate, readOnly: true },
+                  { name: 'data', mountPath: MOUNTS.sentinelData, readOnly: true },
+                  ...tlsMounts(s),
+                ],
               },
             ],
             volumes: [

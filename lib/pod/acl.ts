@@ -55,6 +55,7 @@ export const OPERATIONS_REDIS_COMMANDS = [
   'replicaof', // the guard demotes a replaced master; preStop follows the new master
   'client|kill', 'client|pause', 'client|unpause', // handover: writes paused, clients sent to the new master
   'acl|setuser', 'acl|deluser', 'acl|users', // the shutdown gate's announcements (users that cannot log in)
+  'acl|getuser', // the guard's password rotation (ACL SETUSER #hash / !hash, CONFIG GET/SET masterauth)
 ] as const;
 
 /** The commands the pod scripts send to a Sentinel as `operations` (sentinel_cmd). */
@@ -64,6 +65,8 @@ export const OPERATIONS_SENTINEL_COMMANDS = [
   'sentinel|debug', // the janitor keeps the INFO period
   'sentinel|reset', // the janitor drops phantom Sentinels
   'sentinel|failover', // the preStop hook of a master hands over
+  'acl|getuser', 'acl|setuser', // the janitor's password rotation: the users' passwords,
+  'sentinel|set', 'sentinel|config', // auth-pass towards Redis, sentinel-pass towards the other Sentinels
 ] as const;
 
 const allow = (commands: readonly string[]) => commands.map((c) => `+${c}`).join(' ');

@@ -62,6 +62,11 @@ export const FILES = {
   role: 'redis-ha-role',
   /** This pod's IP at its last start (a master whose IP changed is not followed by Sentinel). */
   ip: 'redis-ha-ip',
+  /**
+   * What a guard or janitor accepts and uses of each user's passwords during a rotation
+   * (lib/pod/scripts/auth-sync.sh; the rotation tool, lib/ops/rotation.ts, waits on it).
+   */
+  authStatus: 'redis-ha-auth-status',
   /** Created by an operator to let an empty pod start as master (see the README). */
   allowEmptyMaster: 'redis-ha-allow-empty-master',
 } as const;
@@ -76,6 +81,14 @@ export const TLS_PATHS = {
   ca: `${MOUNTS.tls}/${TLS_FILES.ca}`,
 } as const;
 export const SCRIPTS_MOUNT = MOUNTS.scripts;
+
+/** Where the guard and the janitor write their rotation status (in the tmp emptyDir). */
+export const AUTH_STATUS_FILE = `${MOUNTS.tmp}/${FILES.authStatus}`;
+/**
+ * How often the guard and the janitor bring the ACL passwords and their client
+ * credentials in step with the auth Secret (auth-sync.sh).
+ */
+export const AUTH_SYNC_SECONDS = 2;
 
 /** Seconds any one redis-cli call may take before it is abandoned. */
 export const CLI_TIMEOUT_SECONDS = 2;
@@ -266,6 +279,9 @@ export function guardContainerEnv(c: RedisPodContract): k8s.EnvVar[] {
     ...plain({
       ...redisShared(c),
       REDIS_TEMPLATE: path(MOUNTS.redisTemplate, FILES.redisConf),
+      ACL_USERS_FILE: path(MOUNTS.redisTemplate, FILES.aclUsers),
+      AUTH_STATUS_FILE,
+      AUTH_SYNC_SECONDS,
       SENTINEL_COUNT: c.sentinelCount,
       FENCE_CHECK_INTERVAL: GUARD_TIMINGS.checkIntervalSeconds,
       FENCE_PROBE_TIMEOUT: GUARD_TIMINGS.probeTimeoutSeconds,
@@ -304,16 +320,28 @@ export function sentinelContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
 
 /** Environment of the janitor container beside Sentinel: sentinel-janitor.sh. */
 export function janitorContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
-  return plain({
-    MASTER_NAME: c.masterName,
-    SENTINEL_PORT: c.sentinelPort,
-    SENTINEL_REPLICAS: c.sentinelCount,
-    JANITOR_INTERVAL_SECONDS: c.janitorIntervalSeconds,
-    JANITOR_RESET_HOLDOFF_SECONDS,
-    SENTINEL_TIMINGS,
-    SENTINEL_TIMINGS_CHECK_SECONDS,
-    AUTH_DIR: MOUNTS.auth,
-    CLI_TIMEOUT: CLI_TIMEOUT_SECONDS,
-    ...tlsEnv(c.tls),
-  });
+  return [
+    field('POD_NAMESPACE', 'metadata.namespace'),
+    ...plain({
+      CLUSTER_DOMAIN: c.clusterDomain,
+      MASTER_NAME: c.masterName,
+      REDIS_PORT: c.redisPort,
+      SENTINEL_PORT: c.sentinelPort,
+      SENTINEL_SERVICE: c.sentinelService,
+      REDIS_NODES: c.redisPods.join(' '),
+      SENTINEL_REPLICAS: c.sentinelCount,
+      JANITOR_INTERVAL_SECONDS: c.janitorIntervalSeconds,
+      JANITOR_RESET_HOLDOFF_SECONDS,
+      SENTINEL_TIMINGS,
+      SENTINEL_TIMINGS_CHECK_SECONDS,
+      AUTH_DIR: MOUNTS.auth,
+      ACL_USERS_FILE: path(MOUNTS.sentinelTemplate, FILES.aclUsers),
+      // Sentinel keeps the auth-pass it uses only in its config file (read-only here).
+      SENTINEL_CONFIG: path(MOUNTS.sentinelData, FILES.sentinelConf),
+      AUTH_STATUS_FILE,
+      AUTH_SYNC_SECONDS,
+      CLI_TIMEOUT: CLI_TIMEOUT_SECONDS,
+      ...tlsEnv(c.tls),
+    }),
+  ];
 }

@@ -113,7 +113,7 @@ describe('npm pack', () => {
 
   it('holds the compiled library, its types and the jsii assembly, and no sources', () => {
     const files = list();
-    for (const f of ['package.json', '.jsii', 'out/index.js', 'out/index.d.ts', 'out/pod/scripts.generated.js', 'out/constructs/redis-sentinel-ha.js']) {
+    for (const f of ['package.json', '.jsii', 'out/index.js', 'out/index.d.ts', 'out/pod/scripts.generated.js', 'out/constructs/redis-sentinel-ha.js', PKG.bin['redis-ha']]) {
       expect(files, f).toContain(f);
     }
     const own = files.filter((f) => !f.startsWith('node_modules/'));
@@ -173,6 +173,15 @@ describe('a fresh cdk8s app with the packed library installed', () => {
       expect(existsSync(join(lib, 'node_modules', dep)), `${PKG.name}/node_modules/${dep}`).toBe(false);
       expect(require.resolve(dep, { paths: [lib] })).toBe(require.resolve(dep, { paths: [appDir] }));
     }
+  });
+
+  it('installs the operator command `redis-ha` (package.json bin), which runs with node alone', () => {
+    const bin = join(appDir, 'node_modules', '.bin', 'redis-ha');
+    expect(existsSync(bin)).toBe(true);
+    const usage = run(bin, ['--help'], appDir);
+    expect(usage).toContain('rotate-passwords');
+    const r = spawnSync(bin, ['rotate-passwords', '--users', 'root'], { cwd: appDir, encoding: 'utf8' });
+    expect({ status: r.status, stderr: r.stderr.trim() }).toEqual({ status: 1, stderr: 'redis-ha rotate-passwords: unknown user root (the users are replication, sentinel, operations, app)' });
   });
 
   it('synthesizes, run directly with node, the objects the repository synthesizes (Duration and Size from the app\'s cdk8s)', () => {

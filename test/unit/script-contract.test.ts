@@ -61,7 +61,7 @@ describe('every container gets the environment its scripts read', () => {
     // The guard's fencing reads FENCE_AFTER_ROUNDS; the start script never calls it.
     expect(environmentRead('redis-guard.sh').required).toContain('FENCE_AFTER_ROUNDS');
     expect(start).not.toContain('FENCE_AFTER_ROUNDS');
-    expect(withSourced('sentinel-janitor.sh')).toEqual(['sentinel-janitor.sh', 'common.sh', 'sentinel-decide.sh']);
+    expect(withSourced('sentinel-janitor.sh')).toEqual(['sentinel-janitor.sh', 'common.sh', 'sentinel-decide.sh', 'auth-sync.sh']);
     // TLS_CA_FILE is read with a default (absent: plaintext), and given only with the tls prop.
     expect(environmentRead('redis-probe.sh').optional).toContain('TLS_CA_FILE');
     expect(tlsContainers.every(({ container }) => container.env?.some((e) => e.name === 'TLS_CA_FILE'))).toBe(true);

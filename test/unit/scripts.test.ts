@@ -57,8 +57,8 @@ describe('lib/pod/scripts', () => {
     });
   }
 
-  // common.sh and the decision files (*-decide.sh) are only sourced, by scripts that set -eu.
-  const sourcedOnly = (s: string) => s === 'common.sh' || s.endsWith('-decide.sh');
+  // common.sh, the decision files (*-decide.sh) and auth-sync.sh are only sourced, by scripts that set -eu.
+  const sourcedOnly = (s: string) => s === 'common.sh' || s.endsWith('-decide.sh') || s === 'auth-sync.sh';
   for (const script of scripts.filter((s) => !sourcedOnly(s))) {
     it(`${script} runs with set -eu and sources common.sh with a shellcheck source directive`, () => {
       const code = codeLines(source(script));
@@ -118,7 +118,9 @@ describe('deciding, probing and acting are apart', () => {
 
   it('only the guard, the janitor and the preStop hook send commands that change a server', () => {
     const acting = scripts.filter((s) => stripShell(source(s), false).split('\n').some((l) => CHANGES_STATE.test(l)));
-    expect(acting.sort()).toEqual(['redis-guard.sh', 'redis-prestop.sh', 'sentinel-janitor.sh']);
+    // auth-sync.sh (the password rotation) is sourced by the guard and the janitor only.
+    expect(acting.sort()).toEqual(['auth-sync.sh', 'redis-guard.sh', 'redis-prestop.sh', 'sentinel-janitor.sh']);
+    expect(scripts.filter((s) => source(s).includes('/auth-sync.sh"')).sort()).toEqual(['redis-guard.sh', 'sentinel-janitor.sh']);
     // The janitor changes Sentinel's periods through ensure_sentinel_timings (SENTINEL DEBUG with values), in common.sh.
     expect(source('common.sh')).toMatch(/sentinel_cmd "\$_host" SENTINEL DEBUG \$SENTINEL_TIMINGS/);
     expect(source('sentinel-janitor.sh')).toMatch(/ensure_sentinel_timings 127\.0\.0\.1/);

@@ -11,19 +11,23 @@
 #     the fence is up well before that, so the writes a partitioned master can still take
 #     and later lose are those of the detection window only (fence_verdict has the rule);
 #   - on a replica, puts back a replica-priority that an interrupted handover left changed;
+#   - keeps the passwords in step with the auth Secret during a rotation (auth-sync.sh);
 #   - on a master the Sentinels agree they replaced (a quorum, no failover running) while
 #     the new master answers as master: becomes its replica and drops client connections.
 # The decisions (fence_verdict, decide_demote, decide_priority_restore) are in
 # redis-decide.sh; this loop acts on them.
 #
 # Extra environment: GOVERNING_SERVICE, REDIS_TEMPLATE, FENCE_CHECK_INTERVAL,
-# PRIORITY_RESTORE_AFTER_SECONDS (and those of common.sh and redis-decide.sh).
+# PRIORITY_RESTORE_AFTER_SECONDS (and those of common.sh, redis-decide.sh and auth-sync.sh).
 set -eu
 SCRIPT_NAME=redis-guard
 # shellcheck source=lib/pod/scripts/common.sh
 . "$(dirname "$0")/common.sh"
 # shellcheck source=lib/pod/scripts/redis-decide.sh
 . "$(dirname "$0")/redis-decide.sh"
+# shellcheck source=lib/pod/scripts/auth-sync.sh
+. "$(dirname "$0")/auth-sync.sh"
+AUTH_SERVER=redis
 
 ME="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
 REPLICAS_EXPECTED=$(( $(echo "$REDIS_NODES" | wc -w) - 1 ))
@@ -94,6 +98,8 @@ log "guarding $ME: fencing after $FENCE_AFTER_ROUNDS failed checks every ${FENCE
 FENCED=0
 BAD_ROUNDS=0
 while :; do
+  # Password rotation: the ACL passwords, masterauth and the status file (auth-sync.sh).
+  auth_sync_if_due sync_masterauth replication
   INFO="$(redis_cmd 127.0.0.1 INFO || true)"
   ROLE="$(echo "$INFO" | tr -d '\r' | awk -F: '$1 == "role" { print $2 }')"
   LOADING="$(echo "$INFO" | tr -d '\r' | awk -F: '$1 == "loading" { print $2 }')"

@@ -8,6 +8,7 @@
 #   - the local Sentinel has been stable for a while (no reset in the last
 #     JANITOR_RESET_HOLDOFF_SECONDS).
 # (decide_reset in sentinel-decide.sh has the rule; this loop acts on it.)
+# It also keeps the passwords in step with the auth Secret during a rotation (auth-sync.sh).
 # After SENTINEL RESET the Sentinel rediscovers live peers from their hello messages
 # (every 2s) and the replicas from the master's INFO within a second or two.
 #
@@ -22,13 +23,17 @@
 #
 # Extra environment: SENTINEL_REPLICAS, JANITOR_INTERVAL_SECONDS, JANITOR_RESET_HOLDOFF_SECONDS,
 # SENTINEL_TIMINGS, SENTINEL_TIMINGS_CHECK_SECONDS (from lib/pod/contract.ts, which derives
-# SENTINEL_TIMINGS from the INFO period the preStop hook times its handover by).
+# SENTINEL_TIMINGS from the INFO period the preStop hook times its handover by), and those
+# of auth-sync.sh.
 set -eu
 SCRIPT_NAME=sentinel-janitor
 # shellcheck source=lib/pod/scripts/common.sh
 . "$(dirname "$0")/common.sh"
 # shellcheck source=lib/pod/scripts/sentinel-decide.sh
 . "$(dirname "$0")/sentinel-decide.sh"
+# shellcheck source=lib/pod/scripts/auth-sync.sh
+. "$(dirname "$0")/auth-sync.sh"
+AUTH_SERVER=sentinel
 
 LAST_RESET=0
 
@@ -60,6 +65,8 @@ next_phantom_check() {
 
 next_check="$(next_phantom_check)"
 while :; do
+  # Password rotation: the ACL passwords, auth-pass, sentinel-pass and the status file (auth-sync.sh).
+  auth_sync_if_due sync_sentinel_passwords sentinel
   ensure_sentinel_timings 127.0.0.1 || true
   if [ "$(date +%s)" -ge "$next_check" ]; then
     reset_if_phantoms || true

@@ -12,7 +12,7 @@
 # <command>" (user "-" when it did not log in). STANDIN_SELF is the host that 127.0.0.1
 # stands for.
 # Authentication as in Redis with the default user off: a server's <dir>/users lists
-# "<user> <password>" pairs it accepts; --user NAME with REDISCLI_AUTH logs in (or prints
+# "<user> <password>" pairs it accepts (or "<user> #<sha256>", as ACL SETUSER adds them); --user NAME with REDISCLI_AUTH logs in (or prints
 # "AUTH failed: WRONGPASS ..." on stderr, as redis-cli does, and goes on unauthenticated),
 # and every command of a client that has not logged in is answered NOAUTH.
 world="$(cd "$(dirname "$0")/.." && pwd)"
@@ -48,6 +48,18 @@ elif [ -n "$tls" ]; then
 fi
 
 logged_in=""
+sha256() {
+  printf '%s' "$1" | sha256sum | cut -d ' ' -f 1
+}
+
+# user_hashes USER: the sha256 of each password USER has (a users line holds a password or "#<sha256>").
+user_hashes() {
+  while read -r _u _p; do
+    [ "$_u" = "$1" ] || continue
+    case "$_p" in "#"*) echo "${_p#\#}" ;; *) sha256 "$_p" ;; esac
+  done < "$d/users"
+}
+
 answer() {
   echo "$host $*" >> "$world/calls"
   if [ ! -d "$d" ]; then
@@ -57,7 +69,7 @@ answer() {
   if [ -z "$logged_in" ]; then
     logged_in=-
     if [ -n "${REDISCLI_AUTH:-}" ]; then
-      if grep -q -x -F "$user $REDISCLI_AUTH" "$d/users" 2>/dev/null; then
+      if grep -q -x -F -e "$user $REDISCLI_AUTH" -e "$user #$(sha256 "$REDISCLI_AUTH")" "$d/users" 2>/dev/null; then
         logged_in="$user"
       else
         echo "AUTH failed: WRONGPASS invalid username-password pair or user is disabled." >&2
@@ -69,7 +81,38 @@ answer() {
     printf 'NOAUTH Authentication required.\n\n'
     return 0
   fi
+  case "$1 ${2:-} ${4:-}" in
+    # Passwords of a user: ACL GETUSER lists their hashes, SETUSER #<hash> adds one, !<hash> removes it.
+    "ACL SETUSER #"*) grep -q -x -F "$3 $4" "$d/users" || echo "$3 $4" >> "$d/users"; echo OK; return 0 ;;
+    "ACL SETUSER !"*)
+      _gone="${4#!}"
+      while read -r _u _p; do
+        if [ "$_u" = "$3" ] && { [ "$_p" = "#$_gone" ] || [ "$(sha256 "$_p")" = "$_gone" ]; }; then continue; fi
+        echo "$_u $_p"
+      done < "$d/users" > "$d/users.new"
+      mv "$d/users.new" "$d/users"
+      echo OK
+      return 0
+      ;;
+  esac
   case "$1 ${2:-}" in
+    "ACL GETUSER")
+      if ! grep -q "^$3 " "$d/users"; then echo; return 0; fi
+      printf 'flags\non\npasswords\n'
+      user_hashes "$3"
+      printf 'commands\n-@all\nkeys\n\nchannels\n\nselectors\n'
+      return 0
+      ;;
+    # Sentinel keeps auth-pass in its config file (SENTINEL_CONFIG of the janitor's environment).
+    "SENTINEL SET")
+      if [ "$4" = auth-pass ] && [ -n "${SENTINEL_CONFIG:-}" ]; then
+        { grep -v "^sentinel auth-pass $3 " "$SENTINEL_CONFIG" 2>/dev/null || true; echo "sentinel auth-pass $3 $5"; } > "$SENTINEL_CONFIG.new"
+        mv "$SENTINEL_CONFIG.new" "$SENTINEL_CONFIG"
+      fi
+      echo OK
+      return 0
+      ;;
+    "SENTINEL CONFIG") if [ "$3" = SET ]; then printf '%s\n%s\n' "$4" "$5" > "$d/SENTINEL_CONFIG_GET_$4"; echo OK; return 0; fi ;;
     "ACL SETUSER") echo "$3" >> "$d/acl-users"; echo OK; return 0 ;;
     "ACL DELUSER")
       { grep -v -x -F "$3" "$d/acl-users" || true; } > "$d/acl-users.new"

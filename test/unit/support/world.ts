@@ -193,6 +193,8 @@ done
       DBSIZE: `${s.keys ?? 0}\n`,
       'CONFIG_GET_replica-priority': raw(['replica-priority', s.priority ?? 100]),
       'CONFIG_GET_min-replicas-to-write': raw(['min-replicas-to-write', s.minReplicasToWrite ?? 1]),
+      // As the start script writes it (no rotation under way).
+      CONFIG_GET_masterauth: raw(['masterauth', PASSWORDS['replication-password']]),
     });
   }
 

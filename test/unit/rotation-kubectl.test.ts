@@ -1,0 +1,82 @@
+// The rotation tool's kubectl access (lib/ops/kubectl.ts) against a stand-in kubectl that
+// records its arguments and stdin: what it runs, that the Secret patch is one merge patch on
+// the version read, and that no password is ever an argument (ps shows arguments).
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { kubectlPods, kubectlSecret } from '../../lib/ops/kubectl';
+
+const dirs: string[] = [];
+afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }); });
+
+/** A kubectl that logs "<args>\t<stdin>" per call and answers from `replies` (first matching argument prefix). */
+function standIn(replies: { match: string; code?: number; stdout?: string; stderr?: string }[]): { kubectl: string; calls: () => { args: string; stdin: string }[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'kubectl-'));
+  dirs.push(dir);
+  writeFileSync(join(dir, 'replies.json'), JSON.stringify(replies));
+  const kubectl = join(dir, 'kubectl');
+  writeFileSync(kubectl, `#!/usr/bin/env node
+const fs = require('fs');
+const args = process.argv.slice(2).join(' ');
+const stdin = fs.readFileSync(0, 'utf8');
+fs.appendFileSync(${JSON.stringify(join(dir, 'calls'))}, JSON.stringify({ args, stdin }) + '\\n');
+const r = JSON.parse(fs.readFileSync(${JSON.stringify(join(dir, 'replies.json'))}, 'utf8')).find((x) => args.includes(x.match)) || { code: 1, stderr: 'no reply for ' + args };
+process.stdout.write(r.stdout || '');
+process.stderr.write(r.stderr || '');
+process.exit(r.code || 0);
+`);
+  chmodSync(kubectl, 0o755);
+  return { kubectl, calls: () => readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)) };
+}
+
+const b64 = (s: string): string => Buffer.from(s).toString('base64');
+
+describe('kubectl access of redis-ha rotate-passwords', () => {
+  it('reads the Secret decoded and patches it once, on the version read, with the values on stdin', async () => {
+    const k = standIn([
+      { match: 'get secret redis-auth', stdout: JSON.stringify({ metadata: { resourceVersion: '41' }, data: { 'app-password': b64('old-app') } }) },
+      { match: 'patch secret redis-auth', stdout: '42' },
+    ]);
+    const secret = kubectlSecret({ namespace: 'shop', context: 'prod', kubectl: k.kubectl }, 'redis-auth');
+    expect(secret.name).toBe('shop/redis-auth');
+    expect(await secret.read()).toEqual({ 'app-password': 'old-app' });
+    await secret.update({ 'app-password': 'new-app', 'app-password-previous': 'old-app', 'x-previous': null });
+    const [get, patch] = k.calls();
+    expect(get.args).toBe('--context prod --namespace shop get secret redis-auth -o json');
+    expect(patch.args).toBe('--context prod --namespace shop patch secret redis-auth --type merge --patch-file /dev/stdin -o jsonpath={.metadata.resourceVersion}');
+    expect(JSON.parse(patch.stdin)).toEqual({
+      metadata: { resourceVersion: '41' },
+      data: { 'app-password': b64('new-app'), 'app-password-previous': b64('old-app'), 'x-previous': null },
+    });
+    for (const c of k.calls()) expect(c.args).not.toMatch(/new-app|old-app/);
+  });
+
+  it('a missing Secret reads as undefined; other kubectl errors are one line', async () => {
+    const k = standIn([{ match: 'get secret', code: 1, stderr: 'Error from server (NotFound): secrets "redis-auth" not found\n' }]);
+    expect(await kubectlSecret({ kubectl: k.kubectl }, 'redis-auth').read()).toBeUndefined();
+    const denied = standIn([{ match: 'get secret', code: 1, stderr: 'Error from server (Forbidden): secrets "redis-auth" is forbidden\n' }]);
+    await expect(kubectlSecret({ kubectl: denied.kubectl }, 'redis-auth').read()).rejects.toThrow('kubectl get secret redis-auth: Error from server (Forbidden): secrets "redis-auth" is forbidden');
+  });
+
+  it('lists the running Redis and Sentinel pods of the instance and runs commands in their sidecars, stdin passed with -i', async () => {
+    const pod = (name: string, app: string, phase = 'Running', deleting = false) => ({
+      metadata: { name, labels: { 'app.kubernetes.io/name': app }, ...(deleting ? { deletionTimestamp: 'x' } : {}) }, status: { phase },
+    });
+    const k = standIn([
+      { match: 'get pods', stdout: JSON.stringify({ items: [pod('redis-slave-0', 'redis'), pod('redis-sentinel-x', 'redis-sentinel'), pod('redis-master-0', 'redis'), pod('redis-slave-1', 'redis', 'Pending'), pod('redis-sentinel-y', 'redis-sentinel', 'Running', true)] }) },
+      { match: 'exec', stdout: 'OK\n' },
+    ]);
+    const access = kubectlPods({ namespace: 'shop', kubectl: k.kubectl }, 'cache');
+    const pods = await access.pods();
+    expect(pods).toEqual([
+      { name: 'redis-master-0', kind: 'redis', container: 'guard' },
+      { name: 'redis-sentinel-x', kind: 'sentinel', container: 'janitor' },
+      { name: 'redis-slave-0', kind: 'redis', container: 'guard' },
+    ]);
+    expect(await access.exec(pods[1], ['sh', '-c', 'read -r pw', 'sh', 'app'], 'secret-pw\n')).toBe('OK\n');
+    const [list, exec] = k.calls();
+    expect(list.args).toBe('--namespace shop get pods -l app.kubernetes.io/instance=cache,app.kubernetes.io/name in (redis,redis-sentinel) -o json');
+    expect(exec).toEqual({ args: '--namespace shop exec -i redis-sentinel-x -c janitor -- sh -c read -r pw sh app', stdin: 'secret-pw\n' });
+  });
+});

@@ -1,0 +1,217 @@
+// The rotation tool's steps (lib/ops/rotation.ts) against a described cluster: a Secret and
+// pods whose sidecars behave as auth_sync does (the server accepts current and previous of
+// the Secret as that pod's kubelet last wrote it; a client credential moves to the current
+// password once every pod accepts it). Kubelets lag: each pod sees a Secret update only
+// after a few looks. No Redis runs, and time is the test's own (sleep advances a clock).
+import { describe, expect, it } from 'vitest';
+import {
+  AUTH_USERS, AuthUser, PodAccess, RotationOptions, RotationPod, SecretAccess, hashPrefix, parseDuration, parseStatus,
+  parseUsers, previousKey, rotatePasswords, secretKey, SERVER_USERS,
+} from '../../lib/ops/rotation';
+
+const OLD: Record<string, string> = Object.fromEntries(AUTH_USERS.map((u) => [secretKey(u), `old-${u}`]));
+const PODS: RotationPod[] = [
+  { name: 'redis-master-0', kind: 'redis', container: 'guard' },
+  { name: 'redis-slave-0', kind: 'redis', container: 'guard' },
+  { name: 'redis-sentinel-abc', kind: 'sentinel', container: 'janitor' },
+];
+
+interface FakePod { pod: RotationPod; seen: Record<string, string>; behind: number; stuck?: boolean; keepsOld?: boolean }
+
+class World {
+  data: Record<string, string> | undefined;
+  updates: Record<string, string | null>[] = [];
+  /** Broken promises: a -previous key removed while some pod did not yet use the new password. */
+  violations: string[] = [];
+  pods: FakePod[];
+  clock = 0;
+  log: string[] = [];
+
+  /** data: the Secret (null: none). */
+  constructor(data: Record<string, string> | null = { ...OLD }, readonly lag = 2) {
+    this.data = data ?? undefined;
+    this.pods = PODS.map((pod) => ({ pod, seen: { ...(data ?? {}) }, behind: 0 }));
+  }
+
+  accepted(p: FakePod, user: AuthUser): string[] {
+    return [p.seen[secretKey(user)], p.seen[previousKey(user)]].filter((x): x is string => x !== undefined);
+  }
+
+  /** What the pod's components use as a client for `user` (auth_sync's rule). */
+  using(p: FakePod, user: AuthUser): string[] {
+    const clientOf: Record<string, AuthUser[]> = { redis: ['replication', 'operations'], sentinel: ['sentinel', 'operations'] };
+    if (!clientOf[p.pod.kind].includes(user)) return [];
+    const cur = p.seen[secretKey(user)];
+    const peers = this.pods.filter((q) => SERVER_USERS[q.pod.kind].includes(user));
+    if (user === 'operations' || peers.every((q) => this.accepted(q, user).includes(cur))) return [cur];
+    return [p.seen[previousKey(user)] ?? cur];
+  }
+
+  status(p: FakePod): string {
+    return SERVER_USERS[p.pod.kind].map((u) => {
+      const using = this.using(p, u).map(hashPrefix);
+      const accepted = this.accepted(p, u).map(hashPrefix);
+      if (p.keepsOld) accepted.push(hashPrefix(OLD[secretKey(u)]));
+      return `${u} accepted ${accepted.join(',')} using ${using.join(',') || '-'}`;
+    }).join('\n');
+  }
+
+  secret(): SecretAccess {
+    return {
+      name: 'ns/redis-auth',
+      read: async () => (this.data ? { ...this.data } : undefined),
+      update: async (changes) => {
+        const data = this.data;
+        if (!data) throw new Error('no Secret');
+        for (const [k, v] of Object.entries(changes)) {
+          if (v !== null) continue;
+          const user = k.replace(/-password-previous$/, '') as AuthUser;
+          for (const p of this.pods) {
+            const u = this.using(p, user);
+            if (u.some((x) => x !== data[secretKey(user)])) this.violations.push(`${k} removed while ${p.pod.name} uses ${u}`);
+          }
+        }
+        this.updates.push(changes);
+        for (const [k, v] of Object.entries(changes)) {
+          if (v === null) delete data[k];
+          else data[k] = v;
+        }
+        for (const p of this.pods) p.behind = this.lag;
+      },
+    };
+  }
+
+  access(): PodAccess {
+    return {
+      pods: async () => this.pods.map((p) => p.pod),
+      exec: async (pod, argv, stdin) => {
+        const p = this.pods.find((x) => x.pod === pod)!;
+        if (argv[0] === 'cat') {
+          // The kubelet of this pod catches up after `lag` looks.
+          if (!p.stuck && p.behind > 0 && --p.behind === 0) p.seen = { ...this.data };
+          return this.status(p);
+        }
+        const user = argv[argv.length - 1] as AuthUser;
+        const pw = stdin!.trim();
+        expect(argv.join(' ')).not.toContain(pw);
+        return this.accepted(p, user).includes(pw) || (p.keepsOld && pw === OLD[secretKey(user)]) ? 'OK\n' : 'WRONGPASS invalid username-password pair or user is disabled.\n';
+      },
+    };
+  }
+
+  options(extra: Partial<RotationOptions> = {}): RotationOptions {
+    let n = 0;
+    return {
+      timeoutMs: 60_000,
+      pollMs: 1000,
+      log: (l) => this.log.push(l),
+      generate: () => `new-${++n}`,
+      sleep: async (ms) => { this.clock += ms; },
+      now: () => this.clock,
+      ...extra,
+    };
+  }
+
+  run(extra: Partial<RotationOptions> = {}) {
+    return rotatePasswords(this.secret(), this.access(), this.options(extra));
+  }
+}
+
+describe('redis-ha rotate-passwords (the steps)', () => {
+  it('rotates our own users first, then the application user, each in two Secret updates', async () => {
+    const w = new World();
+    const result = await w.run({ appGraceMs: 30_000 });
+    expect(result).toEqual({ rotated: ['replication', 'sentinel', 'operations', 'app'], pending: [] });
+    expect(w.updates.map((u) => Object.entries(u).map(([k, v]) => `${k}=${v}`).sort())).toEqual([
+      ['operations-password-previous=old-operations', 'operations-password=new-3', 'replication-password-previous=old-replication',
+        'replication-password=new-1', 'sentinel-password-previous=old-sentinel', 'sentinel-password=new-2'],
+      ['operations-password-previous=null', 'replication-password-previous=null', 'sentinel-password-previous=null'],
+      ['app-password-previous=old-app', 'app-password=new-4'],
+      ['app-password-previous=null'],
+    ]);
+    expect(w.data).toEqual({ 'replication-password': 'new-1', 'sentinel-password': 'new-2', 'operations-password': 'new-3', 'app-password': 'new-4' });
+    expect(w.violations).toEqual([]);
+    expect(w.log.filter((l) => l.includes('verified'))).toEqual([
+      'replication, sentinel, operations: verified on 3 pods: the old passwords are refused, the new ones work',
+      'app: verified on 3 pods: the old passwords are refused, the new ones work',
+    ]);
+    expect(w.log.some((l) => l.includes('applications have 30s to move'))).toBe(true);
+  });
+
+  it('removes a -previous key only once every pod accepts the new password and uses nothing else, however late its kubelet', async () => {
+    const w = new World({ ...OLD }, 7);
+    await w.run({ users: ['replication', 'sentinel'] });
+    expect(w.violations).toEqual([]);
+    expect(w.updates).toHaveLength(2);
+    expect(w.log.filter((l) => /^ {2}\S+: ok after/.test(l))).toHaveLength(6);
+  });
+
+  it('generates 32 random bytes as hex for each new password', async () => {
+    const w = new World();
+    await rotatePasswords(w.secret(), w.access(), { ...w.options(), generate: undefined, users: ['operations'] });
+    expect(w.data!['operations-password']).toMatch(/^[0-9a-f]{64}$/);
+    expect(w.log.join('\n')).not.toContain(w.data!['operations-password']);
+  });
+
+  it('without an app grace period stops with both app passwords accepted; --finish completes it', async () => {
+    const w = new World();
+    expect(await w.run({ users: ['app'] })).toEqual({ rotated: [], pending: ['app'] });
+    expect(w.data!['app-password-previous']).toBe('old-app');
+    expect(w.log.some((l) => /move the applications to the new one .* then run this command again with --finish/.test(l))).toBe(true);
+    expect(await w.run({ finish: true })).toEqual({ rotated: ['app'], pending: [] });
+    expect(w.data).not.toHaveProperty('app-password-previous');
+    expect(w.violations).toEqual([]);
+  });
+
+  it('stops with one line naming the pods that do not converge and what they report', async () => {
+    const w = new World();
+    w.pods[1].stuck = true;
+    const err = await w.run({ users: ['replication'], timeoutMs: 20_000 }).catch((e: Error) => e);
+    const [o, n] = [hashPrefix('old-replication'), hashPrefix('new-1')];
+    // The slave's kubelet never delivers the new password, so the master cannot switch its masterauth either.
+    expect(String(err)).toBe(`RotationError: timed out after 20s waiting for replication: new passwords accepted and in use; `
+      + `redis-master-0: replication accepts [${n},${o}] uses [${o}] (old ${o}, new ${n}); `
+      + `redis-slave-0: replication accepts [${o}] uses [${o}] (old ${o}, new ${n})`);
+    // The -previous key stays: nothing was dropped.
+    expect(w.data!['replication-password-previous']).toBe('old-replication');
+  });
+
+  it('fails the verification when a server still takes the old password', async () => {
+    const w = new World();
+    w.pods[2].keepsOld = true;
+    const err = await w.run({ users: ['sentinel'], timeoutMs: 10_000 }).catch((e: Error) => e);
+    expect(String(err)).toContain('redis-sentinel-abc: sentinel accepts');
+  });
+
+  it.each([
+    ['a missing Secret', null, {}, 'Secret ns/redis-auth not found (check --namespace and --secret)'],
+    ['a missing key', { ...OLD, 'sentinel-password': '' }, {}, 'Secret ns/redis-auth has no key sentinel-password'],
+    ['the pre-ACL layout', { password: 'x' }, {}, "Secret ns/redis-auth is in the pre-ACL layout (one 'password' key)"],
+    ['a rotation under way', { ...OLD, 'app-password-previous': 'x' }, {}, 'a rotation of app is already under way (Secret ns/redis-auth has app-password-previous): complete it with --finish'],
+    ['nothing to finish', { ...OLD }, { finish: true }, 'nothing to finish: Secret ns/redis-auth has no -previous key'],
+  ])('refuses %s with one line', async (_what, data, extra, message) => {
+    const w = new World(data as Record<string, string> | null);
+    const err = await w.run(extra).catch((e: Error) => e);
+    expect((err as Error).message).toContain(message);
+    expect((err as Error).message).not.toContain('\n');
+    expect(w.updates).toEqual([]);
+  });
+});
+
+describe('the status file and the command line values', () => {
+  it('reads one line per user: accepted hashes and those in use', () => {
+    expect(parseStatus('replication accepted aaaa,bbbb using bbbb\napp accepted aaaa using -\nnoise\n')).toEqual({
+      replication: { accepted: ['aaaa', 'bbbb'], using: ['bbbb'] },
+      app: { accepted: ['aaaa'], using: [] },
+    });
+  });
+
+  it('parses durations and users', () => {
+    expect(parseDuration('90')).toBe(90_000);
+    expect(parseDuration('1m30s')).toBe(90_000);
+    expect(parseDuration('250ms')).toBe(250);
+    expect(() => parseDuration('soon')).toThrow("invalid duration 'soon'");
+    expect(parseUsers('app,replication')).toEqual(['replication', 'app']);
+    expect(() => parseUsers('app,root')).toThrow('unknown user root');
+  });
+});
