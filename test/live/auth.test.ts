@@ -81,8 +81,13 @@ describe.skipIf(missing)('live authentication and ACL users (staging overlay)', 
       await expectRefused('service user reading data', /^NOPERM/, master, 6379, user, ['GET', 'precious']);
       await expectRefused('service user writing data', /^NOPERM/, master, 6379, user, ['SET', 'precious', 'gone']);
     }
+    // (operations may run SENTINEL SET and SENTINEL CONFIG: the janitor's password rotation
+    // sets auth-pass and sentinel-pass with them, lib/pod/acl.ts; it still may not drop or
+    // re-point the monitored master.)
+    await expectRefused('service user changing Sentinel', /^NOPERM/, sentinel, 26379, 'sentinel', ['SENTINEL', 'SET', MASTER_NAME, 'quorum', '1']);
     for (const user of ['sentinel', 'operations']) {
-      await expectRefused('service user changing Sentinel', /^NOPERM/, sentinel, 26379, user, ['SENTINEL', 'SET', MASTER_NAME, 'quorum', '1']);
+      await expectRefused('service user changing Sentinel', /^NOPERM/, sentinel, 26379, user, ['SENTINEL', 'REMOVE', MASTER_NAME]);
+      await expectRefused('service user changing Sentinel', /^NOPERM/, sentinel, 26379, user, ['SENTINEL', 'MONITOR', 'elsewhere', '10.0.0.1', '6379', '2']);
     }
     await expectRefused('replication user changing Redis', /^NOPERM/, master, 6379, 'replication', ['CONFIG', 'SET', 'min-replicas-to-write', '0']);
     expect(refusals).toEqual([]);

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { sleep, waitFor } from '../../harness/sim/util';
-import { confirmedWrites, LiveCluster, longestPause, makeTestCertificates, MASTER_NAME, writeOutage } from '../../harness/live-cluster';
+import { AUTH_SECRET, confirmedWrites, LiveCluster, longestPause, makeTestCertificates, MASTER_NAME, User, USERS, writeOutage } from '../../harness/live-cluster';
+import { simRotationAccess } from '../../harness/sim-rotation';
+import { rotatePasswords, SERVER_USERS } from '../../lib/ops/rotation';
 import { clusterPerTest, livePrerequisites } from './live-suite';
 
 /**
@@ -222,4 +224,48 @@ echo "tls-wrongpass $(REDISCLI_AUTH=not-the-password timeout 5 redis-cli --tls -
     expect(out).toMatch(/plaintext refused MasterNotFoundError/);
     expect(code).toBe(0);
   }, 90_000);
+
+  test('password rotation over TLS: the sidecars (auth-sync) and the rotation tool\'s checks speak TLS; no restart, no failed write, old passwords refused and new ones taken', async () => {
+    await live.waitHealthy();
+    const secretPasswords = (): Record<User, string> => {
+      const data = live.sim.secret(live.namespace, AUTH_SECRET)!;
+      return Object.fromEntries(USERS.map((u) => [u, data[`${u}-password`]])) as Record<User, string>;
+    };
+    /** AUTH USER PASSWORD on every server that has USER, from the client pod over TLS: each answer. */
+    const answers = async (user: User, password: string): Promise<string[]> => {
+      const servers = [
+        ...live.redisPods().filter(() => SERVER_USERS.redis.includes(user)).map((p) => ({ host: live.fqdn(p), port: 6379 })),
+        ...live.sentinelPods().filter(() => SERVER_USERS.sentinel.includes(user)).map((p) => ({ host: live.sim.podIp(p), port: 26379 })),
+      ];
+      const out: string[] = [];
+      for (const sv of servers) {
+        const r = await live.agent.call<{ reply?: string; error?: string }>('attempt', { ...sv, args: ['AUTH', user, password], user: null });
+        out.push(r.reply ?? (r.error ?? '').split(' ')[0]);
+      }
+      return out;
+    };
+    const old = secretPasswords();
+    const podsBefore = live.sim.pods().map((p) => `${p.name} restarts=${p.restarts}`).sort();
+    const eventsFrom = live.sim.events.length;
+    const access = simRotationAccess(live.sim, live.namespace, AUTH_SECRET, { maxSkewMs: 3000 });
+    const opts = { timeoutMs: 120_000, pollMs: 500, log: (l: string) => console.log(`[rotation over TLS] ${l}`) };
+    const log = await live.runWriter('tls-rotation', async () => {
+      expect(await rotatePasswords(access.secret, access.pods, opts)).toEqual({ rotated: ['replication', 'sentinel', 'operations'], pending: ['app'] });
+      await live.agent.call('setPassword', { user: 'operations', password: secretPasswords().operations });
+      await live.agent.call('setPassword', { user: 'app', password: secretPasswords().app });
+      expect(await rotatePasswords(access.secret, access.pods, { ...opts, finish: true })).toEqual({ rotated: ['app'], pending: [] });
+    });
+    expect(log.filter((w) => w.error !== null).map((w) => `${w.n}: ${w.error}`)).toEqual([]);
+    expect(live.sim.pods().map((p) => `${p.name} restarts=${p.restarts}`).sort()).toEqual(podsBefore);
+    expect(live.sim.events.slice(eventsFrom).filter((e) => /(liveness|readiness|startup) probe failed/.test(e))).toEqual([]);
+    const now = secretPasswords();
+    for (const user of USERS) {
+      expect(now[user], user).not.toBe(old[user]);
+      const withOld = await answers(user, old[user]);
+      expect(withOld.length, user).toBeGreaterThan(0);
+      expect(withOld.every((a) => a === 'WRONGPASS'), `${user} old: ${withOld.join(' ')}`).toBe(true);
+      expect((await answers(user, now[user])).every((a) => a === 'OK'), `${user} new`).toBe(true);
+    }
+    await live.waitHealthy(30_000);
+  }, 300_000);
 });
