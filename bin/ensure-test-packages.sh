@@ -10,7 +10,7 @@
 # kubectl (kustomize rendering) is no Debian package: the tests that run it skip the same way.
 set -eu
 
-PACKAGES="redis-server redis-sentinel redis-tools bubblewrap iproute2 python3-redis shellcheck nftables"
+PACKAGES="redis-server redis-sentinel redis-tools bubblewrap iproute2 python3-redis shellcheck nftables openssl"
 SERVICES="redis-server redis-sentinel"
 
 [ "$(id -u)" = 0 ] || exit 0
