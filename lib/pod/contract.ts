@@ -293,27 +293,34 @@ export function guardContainerEnv(c: RedisPodContract): k8s.EnvVar[] {
   ];
 }
 
+/** What both containers of a Sentinel pod need (the sentinel container and its janitor). */
+function sentinelShared(c: SentinelPodContract): Env {
+  return {
+    CLUSTER_DOMAIN: c.clusterDomain,
+    MASTER_NAME: c.masterName,
+    REDIS_PORT: c.redisPort,
+    SENTINEL_PORT: c.sentinelPort,
+    SENTINEL_SERVICE: c.sentinelService,
+    REDIS_NODES: c.redisPods.join(' '),
+    AUTH_DIR: MOUNTS.auth,
+    ACL_USERS_FILE: path(MOUNTS.sentinelTemplate, FILES.aclUsers),
+    SENTINEL_CONFIG: path(MOUNTS.sentinelData, FILES.sentinelConf),
+    CLI_TIMEOUT: CLI_TIMEOUT_SECONDS,
+    ...tlsEnv(c.tls),
+  };
+}
+
 /** Environment of the sentinel container: sentinel-start.sh, sentinel-probe.sh. */
 export function sentinelContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
   return [
     field('POD_NAMESPACE', 'metadata.namespace'),
     field('POD_IP', 'status.podIP'),
     ...plain({
-      CLUSTER_DOMAIN: c.clusterDomain,
-      MASTER_NAME: c.masterName,
-      REDIS_PORT: c.redisPort,
-      SENTINEL_PORT: c.sentinelPort,
-      SENTINEL_SERVICE: c.sentinelService,
-      REDIS_NODES: c.redisPods.join(' '),
-      AUTH_DIR: MOUNTS.auth,
+      ...sentinelShared(c),
       AUTH_SOURCE: c.authSecretName,
       AUTH_KEYS: SECRET_KEYS.join(' '),
-      ACL_USERS_FILE: path(MOUNTS.sentinelTemplate, FILES.aclUsers),
       SENTINEL_TEMPLATE: path(MOUNTS.sentinelTemplate, FILES.sentinelConf),
-      SENTINEL_CONFIG: path(MOUNTS.sentinelData, FILES.sentinelConf),
       START_RETRY_SECONDS,
-      CLI_TIMEOUT: CLI_TIMEOUT_SECONDS,
-      ...tlsEnv(c.tls),
     }),
   ];
 }
@@ -323,25 +330,16 @@ export function janitorContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
   return [
     field('POD_NAMESPACE', 'metadata.namespace'),
     ...plain({
-      CLUSTER_DOMAIN: c.clusterDomain,
-      MASTER_NAME: c.masterName,
-      REDIS_PORT: c.redisPort,
-      SENTINEL_PORT: c.sentinelPort,
-      SENTINEL_SERVICE: c.sentinelService,
-      REDIS_NODES: c.redisPods.join(' '),
+      // SENTINEL_CONFIG (shared): Sentinel keeps the auth-pass it uses only in its config
+      // file, which the janitor reads (read-only here).
+      ...sentinelShared(c),
       SENTINEL_REPLICAS: c.sentinelCount,
       JANITOR_INTERVAL_SECONDS: c.janitorIntervalSeconds,
       JANITOR_RESET_HOLDOFF_SECONDS,
       SENTINEL_TIMINGS,
       SENTINEL_TIMINGS_CHECK_SECONDS,
-      AUTH_DIR: MOUNTS.auth,
-      ACL_USERS_FILE: path(MOUNTS.sentinelTemplate, FILES.aclUsers),
-      // Sentinel keeps the auth-pass it uses only in its config file (read-only here).
-      SENTINEL_CONFIG: path(MOUNTS.sentinelData, FILES.sentinelConf),
       AUTH_STATUS_FILE,
       AUTH_SYNC_SECONDS,
-      CLI_TIMEOUT: CLI_TIMEOUT_SECONDS,
-      ...tlsEnv(c.tls),
     }),
   ];
 }
