@@ -269,14 +269,14 @@ describe('the guard puts back a replica-priority an interrupted handover left (d
 
 describe('redis-guard.sh acts on the decisions', () => {
   /** Runs the guard of redis-master-0 until `done` holds for the calls it made (or 20 s pass); returns its log. */
-  async function guard(world: World, done: (calls: string[]) => boolean): Promise<string> {
+  async function guard(world: World, done: (calls: string[], log: string) => boolean): Promise<string> {
     const env = world.redisEnv('redis-master-0', { container: 'guard' });
     writeFileSync(env.REDIS_TEMPLATE, 'port 6379\nmin-replicas-to-write 1\nmin-replicas-max-lag 10\n');
     const child = spawn('sh', [join(SCRIPTS_DIR, 'redis-guard.sh')], { env });
     let log = '';
     child.stderr.on('data', (d) => { log += d; });
     const deadline = Date.now() + 20_000;
-    while (!done(world.calls(MASTER0)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while (!done(world.calls(MASTER0), log) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     child.kill('SIGTERM');
     await new Promise((r) => child.on('close', r));
     return log;
@@ -299,7 +299,8 @@ describe('redis-guard.sh acts on the decisions', () => {
 
   it('fences a master that no Sentinel backs and whose replicas do not answer, and records its role', async () => {
     const world = newWorld().redis(MASTER0, { role: 'master', keys: 3, replicas: [SLAVE0, SLAVE1] });
-    const log = await guard(world, (calls) => calls.some((c) => c.startsWith('CONFIG SET min-replicas-to-write')));
+    // The guard acts, then logs: wait for both, or the kill can come between them.
+    const log = await guard(world, (calls, out) => calls.some((c) => c.startsWith('CONFIG SET min-replicas-to-write')) && /fencing: /.test(out));
     expect(world.calls(MASTER0)).toContain('CONFIG SET min-replicas-to-write 3');
     expect(log).toMatch(/fencing: 0 of 3 Sentinels back this master \(need 2\), 0 of 2 replicas healthy, for 2 checks in a row; refusing writes \(min-replicas-to-write 3\)/);
     const env = world.redisEnv('redis-master-0', { container: 'guard' });
