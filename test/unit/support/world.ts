@@ -37,6 +37,7 @@ export const PASSWORDS: Record<string, string> = {
   'replication-password': 'replication-secret',
   'sentinel-password': 'sentinel-secret',
   'operations-password': 'operations-secret',
+  'metrics-password': 'metrics-secret',
 };
 
 /** A Redis server as INFO, ROLE, PING and CONFIG GET show it. */
