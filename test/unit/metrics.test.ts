@@ -2,6 +2,12 @@
 // the read-only ACL user `metrics`, off by default and on in production; how it is
 // validated, and what it adds (and does not) to the output.
 import { describe, expect, it } from 'vitest';
+import { ChildProcess, execFileSync, spawn } from 'child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { REDIS_ACL } from '../../lib/pod/acl';
+import { itWith } from '../prerequisites';
 import { RedisHaSettings, RedisSentinelHAProps } from '../../lib';
 import { synthEnvironment } from '../../lib/internal';
 import { findEnvironments } from '../../main';
@@ -56,4 +62,37 @@ describe('the redis_exporter sidecar (metrics)', () => {
     expect(RedisHaSettings.resolve({}).monitoringNamespaceLabels).toEqual({ 'kubernetes.io/metadata.name': 'monitoring' });
     expect(() => RedisHaSettings.resolve({ metricz: true } as any)).toThrow(/metricz/);
   });
+});
+
+const itWithExporter = itWith('prometheus-redis-exporter', 'apt-get install prometheus-redis-exporter');
+
+describe('the sidecar\'s own command line, run with Debian\'s exporter against a TLS Redis with the metrics user', () => {
+  itWithExporter('scrapes over TLS (rediss:// to localhost, certificate not checked) as metrics', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'metrics-tls-'));
+    const procs: ChildProcess[] = [];
+    try {
+      // A certificate for a pod name, not for localhost, as the TLS Secret holds.
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt'),
+        '-days', '1', '-subj', '/CN=redis-master-0.redis-master'], { stdio: 'ignore' });
+      const port = 21000 + Math.floor(Math.random() * 10000);
+      writeFileSync(join(dir, 'redis.conf'), [`port 0`, `tls-port ${port}`, 'bind 127.0.0.1', `tls-cert-file ${dir}/tls.crt`, `tls-key-file ${dir}/tls.key`,
+        `tls-ca-cert-file ${dir}/tls.crt`, 'tls-auth-clients optional', 'save ""', `dir ${dir}`, 'user default off',
+        `user metrics on >the-metrics-password ${REDIS_ACL.metrics}`, ''].join('\n'));
+      procs.push(spawn('redis-server', [join(dir, 'redis.conf')], { stdio: 'ignore' }));
+      const [w] = workloads(stagingWith({ metrics: true, tls: { secretName: 'redis-tls' } }));
+      const listen = port + 1;
+      const args = (exporterOf(w).args as string[]).map((a) => a.replace(':6379', `:${port}`).replace(/^--web\.listen-address=.*/, `--web.listen-address=127.0.0.1:${listen}`));
+      procs.push(spawn('prometheus-redis-exporter', args, { stdio: 'ignore', env: { ...process.env, REDIS_PASSWORD: 'the-metrics-password' } }));
+      let text = '';
+      for (let i = 0; i < 100 && !/^redis_up 1$/m.test(text); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        text = await fetch(`http://127.0.0.1:${listen}/metrics`).then((r) => r.text()).catch(() => '');
+      }
+      expect(text).toMatch(/^redis_up 1$/m);
+      expect(text).toMatch(/^redis_instance_info\{[^}]*role="master"/m);
+    } finally {
+      for (const p of procs) p.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
