@@ -80,6 +80,7 @@ export abstract class RedisNode extends Construct {
       shutdownGateTimeoutSeconds: s.shutdownGateSeconds,
       tls: s.tls !== undefined,
       authSecretName: s.authSecretName,
+      metrics: s.metrics,
     };
     const probeTiming = { periodSeconds: 5, timeoutSeconds: 4, failureThreshold: 3 };
     this.statefulSet = new StatefulSetWithTypedClaims(this, 'StatefulSet', {

@@ -68,6 +68,7 @@ export class SentinelQuorum extends Construct {
       janitorIntervalSeconds: s.janitorSeconds,
       tls: s.tls !== undefined,
       authSecretName: s.authSecretName,
+      metrics: s.metrics,
     };
     const scriptsMount = { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true };
     const tmpMount = { name: 'tmp', mountPath: MOUNTS.tmp };

@@ -33,6 +33,19 @@ export const PREVIOUS_SUFFIX = '-previous';
 /** Every key the Secret must hold. */
 export const SECRET_KEYS: readonly string[] = ACL_USERS.map(secretKey);
 
+/**
+ * The users a system has: every user but `metrics` unless the exporter sidecar is on (so
+ * an install without metrics needs no `metrics-password` key in its Secret).
+ */
+export function aclUsers(metrics: boolean): readonly AclUser[] {
+  return ACL_USERS.filter((user) => metrics || user !== 'metrics');
+}
+
+/** The Secret keys a system needs (see aclUsers). */
+export function secretKeys(metrics: boolean): readonly string[] {
+  return aclUsers(metrics).map(secretKey);
+}
+
 /** What each user is for (used in the docs of `authSecretName`). */
 export const USER_PURPOSE: Record<AclUser, string> = {
   app: 'applications, on Redis and on the Sentinels',
@@ -148,9 +161,11 @@ export const SENTINEL_ACL: Partial<Record<AclUser, string>> = {
  * The `acl-users` file for a server kind: `<user> <rules>` per line. The start script of
  * that server requires the Secret key of every user listed.
  */
-export function renderAclUsers(rules: Partial<Record<AclUser, string>>): string {
-  return ACL_USERS.filter((user) => rules[user] !== undefined).map((user) => `${user} ${rules[user]}\n`).join('');
+export function renderAclUsers(rules: Partial<Record<AclUser, string>>, metrics: boolean): string {
+  return aclUsers(metrics).filter((user) => rules[user] !== undefined).map((user) => `${user} ${rules[user]}\n`).join('');
 }
 
-export const REDIS_ACL_USERS_FILE = renderAclUsers(REDIS_ACL);
-export const SENTINEL_ACL_USERS_FILE = renderAclUsers(SENTINEL_ACL);
+/** The Redis servers' `acl-users` file, with or without the `metrics` user. */
+export const redisAclUsersFile = (metrics: boolean) => renderAclUsers(REDIS_ACL, metrics);
+/** The Sentinels' `acl-users` file, with or without the `metrics` user. */
+export const sentinelAclUsersFile = (metrics: boolean) => renderAclUsers(SENTINEL_ACL, metrics);

@@ -8,11 +8,12 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import {
-  ACL_USERS, METRICS_EXPORTER_FLAGS, METRICS_REDIS_COMMANDS, METRICS_SENTINEL_COMMANDS, OPERATIONS_REDIS_COMMANDS, OPERATIONS_SENTINEL_COMMANDS, REDIS_ACL, REDIS_ACL_USERS_FILE, SENTINEL_ACL, SENTINEL_ACL_USERS_FILE,
+  ACL_USERS, METRICS_EXPORTER_FLAGS, METRICS_REDIS_COMMANDS, METRICS_SENTINEL_COMMANDS, OPERATIONS_REDIS_COMMANDS, OPERATIONS_SENTINEL_COMMANDS, REDIS_ACL, SENTINEL_ACL, redisAclUsersFile, sentinelAclUsersFile,
 } from '../../lib/pod/acl';
-import { synthBase } from '../../lib/internal';
+import { synthBase, synthEnvironment } from '../../lib/internal';
 import { itWith } from '../prerequisites';
 import { find } from './helpers';
+import { ENVIRONMENTS } from '../../main';
 import { SCRIPTS_DIR, scriptSource, stripShell } from './support/shell-source';
 
 /** Commands with subcommands, whose ACL name is `command|subcommand`. */
@@ -72,12 +73,30 @@ describe('the operations user may run exactly what the scripts send', () => {
 });
 
 describe('the rules reach the pods', () => {
-  it('the ConfigMaps carry acl-users beside redis.conf and sentinel.conf, one line per user', () => {
+  const users = (file: string) => file.trim().split('\n').map((l) => l.split(' ')[0]);
+  const keys = (objects: ReturnType<typeof synthBase>, kind: string, name: string, container: string) =>
+    find(objects, kind, name).spec.template.spec.containers.find((c: { name: string }) => c.name === container)
+      .env.find((e: { name: string }) => e.name === 'AUTH_KEYS').value;
+
+  it('the ConfigMaps carry acl-users beside redis.conf and sentinel.conf, one line per user; no metrics user without the exporter', () => {
     const objects = synthBase();
-    expect(find(objects, 'ConfigMap', 'redis-config').data['acl-users']).toBe(REDIS_ACL_USERS_FILE);
-    expect(find(objects, 'ConfigMap', 'redis-sentinel-config').data['acl-users']).toBe(SENTINEL_ACL_USERS_FILE);
-    expect(REDIS_ACL_USERS_FILE.trim().split('\n').map((l) => l.split(' ')[0])).toEqual([...ACL_USERS]);
-    expect(SENTINEL_ACL_USERS_FILE.trim().split('\n').map((l) => l.split(' ')[0])).toEqual(['app', 'sentinel', 'operations', 'metrics']);
+    expect(find(objects, 'ConfigMap', 'redis-config').data['acl-users']).toBe(redisAclUsersFile(false));
+    expect(find(objects, 'ConfigMap', 'redis-sentinel-config').data['acl-users']).toBe(sentinelAclUsersFile(false));
+    expect(users(redisAclUsersFile(false))).toEqual(ACL_USERS.filter((u) => u !== 'metrics'));
+    expect(users(sentinelAclUsersFile(false))).toEqual(['app', 'sentinel', 'operations']);
+    // So a Secret without metrics-password is complete: the start scripts ask only for these.
+    expect(keys(objects, 'StatefulSet', 'redis-master', 'redis')).toBe('app-password replication-password sentinel-password operations-password');
+    expect(keys(objects, 'Deployment', 'redis-sentinel', 'sentinel')).toBe('app-password replication-password sentinel-password operations-password');
+  });
+
+  it('with metrics on (production) the metrics user and its Secret key are added', () => {
+    const objects = synthEnvironment(ENVIRONMENTS.find((e) => e.name === 'production')!);
+    expect(find(objects, 'ConfigMap', 'redis-config').data['acl-users']).toBe(redisAclUsersFile(true));
+    expect(find(objects, 'ConfigMap', 'redis-sentinel-config').data['acl-users']).toBe(sentinelAclUsersFile(true));
+    expect(users(redisAclUsersFile(true))).toEqual([...ACL_USERS]);
+    expect(users(sentinelAclUsersFile(true))).toEqual(['app', 'sentinel', 'operations', 'metrics']);
+    expect(keys(objects, 'StatefulSet', 'redis-slave', 'redis')).toContain('metrics-password');
+    expect(keys(objects, 'Deployment', 'redis-sentinel', 'sentinel')).toContain('metrics-password');
   });
 });
 

@@ -78,6 +78,17 @@ describe('redis-start.sh: ACL users and replication credentials', () => {
     expect(s.log).toMatch(/refusing to start: Secret redis-auth is in the pre-ACL layout \(one key, password\); each user now has its own key \(app-password, replication-password, sentinel-password, operations-password, metrics-password\): add them, or recreate the Secret: kubectl -n ns create secret generic redis-auth --from-literal=app-password=/);
   });
 
+  it('without the exporter (metrics off) needs no metrics-password and makes no metrics user', () => {
+    const world = newWorld().secret('metrics-password', undefined);
+    world.sentinel('10.0.0.5', { master: { host: SLAVE1, epoch: 3 } }).redis(SLAVE1, { role: 'master' }).redis(MASTER0, { role: 'slave', masterHost: SLAVE1 });
+    const env = world.redisEnv('redis-slave-0', { contract: { metrics: false } });
+    writeFileSync(env.REDIS_TEMPLATE, 'port 6379\n');
+    const r = world.script('redis-start.sh', env, [], 20_000);
+    expect(r.status, r.stderr).toBe(0);
+    const users = r.stdout.split('\n').filter((l) => l.startsWith('user ')).map((l) => l.split(' ')[1]);
+    expect(users).toEqual(['default', 'app', 'replication', 'sentinel', 'operations']);
+  });
+
   it('refuses a password that is not a plain token (current or previous)', () => {
     for (const [key, value] of [['app-password', 'a"b'], ['operations-password-previous', 'x\\y']]) {
       const s = startRedis(newWorld().secret(key, value));
