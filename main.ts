@@ -48,6 +48,8 @@ export const ENVIRONMENTS: readonly EnvironmentProfile[] = defineEnvironments(()
       storageSize: Size.gibibytes(50),
       downAfter: Duration.seconds(5),
       failoverTimeout: Duration.seconds(10),
+      // A redis_exporter sidecar on every Redis and Sentinel pod (Prometheus in the namespace `monitoring`).
+      metrics: true,
     },
     argocd: GITOPS,
   },

@@ -2,7 +2,8 @@
 # Runs before `npm test` (npm's pretest). As root on a Debian (apt) system, installs the
 # Debian packages the tests need that are missing: Redis and Sentinel for the live suite,
 # bubblewrap, iproute2 and nftables for the pod simulator, python3-redis for its Python
-# client pods, shellcheck for the script tests. Then it stops the Redis services those
+# client pods, shellcheck for the script tests, prometheus-redis-exporter for the metrics
+# sidecars the simulator runs (and the metrics ACL test). Then it stops the services those
 # packages start (the tests run their own in network namespaces). Anywhere else, and when
 # nothing is missing, it does nothing and says nothing: the tests that need a missing
 # package (the live suite, the shellcheck tests) then skip with one line each, or fail under
@@ -10,8 +11,8 @@
 # kubectl (kustomize rendering) is no Debian package: the tests that run it skip the same way.
 set -eu
 
-PACKAGES="redis-server redis-sentinel redis-tools bubblewrap iproute2 python3-redis shellcheck nftables openssl"
-SERVICES="redis-server redis-sentinel"
+PACKAGES="redis-server redis-sentinel redis-tools bubblewrap iproute2 python3-redis shellcheck nftables openssl prometheus-redis-exporter"
+SERVICES="redis-server redis-sentinel prometheus-redis-exporter"
 
 [ "$(id -u)" = 0 ] || exit 0
 command -v apt-get >/dev/null 2>&1 || exit 0

@@ -26,7 +26,7 @@ export const MASTER_NAME = 'mymaster';
 /** The auth Secret the overlays name (authSecretName's default). */
 export const AUTH_SECRET = 'redis-auth';
 /** The ACL users, each with its key `<user>-password` in the auth Secret (lib/pod/acl.ts). */
-export const USERS = ['app', 'replication', 'sentinel', 'operations'] as const;
+export const USERS = ['app', 'replication', 'sentinel', 'operations', 'metrics'] as const;
 export type User = typeof USERS[number];
 
 /**
@@ -177,15 +177,25 @@ export interface LiveClusterOptions {
    * @default false
    */
   readonly tls?: boolean;
+  /**
+   * Start the environment with the metrics prop on: a redis_exporter sidecar (run from
+   * Debian's prometheus-redis-exporter) on every Redis and Sentinel pod. Rendered in memory too.
+   * @default false
+   */
+  readonly metrics?: boolean;
 }
 
-/** The overlay of `env` with TLS on, rendered like `npm run synth` into a temporary directory, as `kubectl kustomize` prints it. */
-async function tlsManifests(env: string): Promise<{ manifests: string; dnsNames: string[] }> {
-  // main.ts holds the profiles. Imported at run time, and only with tls, so that the failover
+/** The overlay of `env` with TLS and/or metrics on, rendered like `npm run synth` into a temporary directory, as `kubectl kustomize` prints it. */
+async function renderedManifests(env: string, opts: LiveClusterOptions): Promise<{ manifests: string; dnsNames: string[] }> {
+  // main.ts holds the profiles. Imported at run time, and only with tls or metrics, so that the failover
   // benchmark's bundle of this file does not carry the synth command (which runs when main).
   const { findEnvironments, renderDist }: typeof import('../main') = await import(/* @vite-ignore */ join(ROOT, 'main.ts'));
   const [profile] = findEnvironments([env]);
-  const redis = { ...profile.redis, tls: { secretName: TLS_SECRET } };
+  const redis = {
+    ...profile.redis,
+    ...(opts.tls ? { tls: { secretName: TLS_SECRET } } : {}),
+    ...(opts.metrics ? { metrics: true } : {}),
+  };
   const dir = mkdtempSync(join(tmpdir(), 'redis-ha-tls-dist-'));
   try {
     writeTree(dir, renderDist([{ ...profile, redis }]), ['']);
@@ -217,10 +227,10 @@ export class LiveCluster {
   static async start(env = 'staging', opts: LiveClusterOptions = {}): Promise<LiveCluster> {
     let manifests: string;
     let tls: TlsFiles | undefined;
-    if (opts.tls) {
-      const rendered = await tlsManifests(env);
+    if (opts.tls || opts.metrics) {
+      const rendered = await renderedManifests(env, opts);
       manifests = rendered.manifests;
-      tls = makeTestCertificates(rendered.dnsNames);
+      if (opts.tls) tls = makeTestCertificates(rendered.dnsNames);
     } else {
       manifests = execFileSync('kubectl', ['kustomize', join(ROOT, 'dist', 'overlays', env)], { encoding: 'utf8' });
     }

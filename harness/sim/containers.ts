@@ -7,7 +7,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rm
 import { join } from 'node:path';
 import { publish } from './dns';
 import { containerEnv, expand } from './env';
-import { isRedisImage } from './manifests';
+import { EXPORTER_BINARY, EXPORTER_ENTRYPOINT, isExporterImage, isRedisImage } from './manifests';
 import { appendToLog, startProbes } from './probes';
 import { Mount, runSandboxed, sandboxArgv } from './sandbox';
 import { SimState } from './state';
@@ -32,6 +32,7 @@ export function prepareContainer(s: SimState, c: Container): void {
   const env = containerEnv(s, c);
   let argv: string[];
   if (spec.command?.length) argv = [...spec.command, ...(spec.args ?? [])];
+  else if (isExporterImage(spec.image)) argv = [EXPORTER_ENTRYPOINT, ...(spec.args ?? [])];
   else if (isRedisImage(spec.image)) {
     // The official image's entrypoint: "-flag ..." or "x.conf" means redis-server.
     argv = spec.args?.length ? [...spec.args] : ['redis-server'];
@@ -63,6 +64,7 @@ export function prepareContainer(s: SimState, c: Container): void {
     cwd: spec.workingDir ?? (isRedisImage(spec.image) ? '/data' : '/'),
     readOnlyRoot: csc.readOnlyRootFilesystem === true,
     redisBinaries: isRedisImage(spec.image),
+    exporterBinary: isExporterImage(spec.image) ? EXPORTER_BINARY : undefined,
   };
 }
 

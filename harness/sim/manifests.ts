@@ -2,6 +2,7 @@
 // runs: workloads (StatefulSet/Deployment) with their pod template, Services,
 // ConfigMaps and Secrets. Only the fields a kubelet-like runner needs are typed.
 import { parseAllDocuments } from 'yaml';
+import { existsSync } from 'node:fs';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 export type Obj = Record<string, any>;
@@ -209,14 +210,31 @@ export function parseQuantity(q: string | number): number {
 }
 
 // Which images the host can stand in for. Redis/Valkey images use the host's Redis
-// binaries; plain OS images only need the host's sh/coreutils. Everything else
-// (metrics exporters, ...) cannot run here and is skipped with a notice.
+// binaries; redis_exporter images the host's prometheus-redis-exporter (EXPORTER_BINARY);
+// plain OS images only need the host's sh/coreutils. Everything else (other exporters,
+// ...) cannot run here and is skipped with a notice.
 export function imageRunnable(image: string): boolean {
-  const repo = image.split('@')[0].replace(/:[^/]*$/, '').split('/').pop() ?? '';
+  const repo = imageRepo(image);
+  if (isExporterImage(image)) return existsSync(EXPORTER_BINARY);
   if (/exporter|metrics/i.test(repo)) return false;
   return /redis|valkey/i.test(repo) || /^(busybox|alpine|debian|ubuntu)$/.test(repo);
 }
 
-export function isRedisImage(image: string): boolean {
-  return /redis|valkey/i.test(image.split('@')[0].replace(/:[^/]*$/, '').split('/').pop() ?? '');
+function imageRepo(image: string): string {
+  return image.split('@')[0].replace(/:[^/]*$/, '').split('/').pop() ?? '';
 }
+
+export function isRedisImage(image: string): boolean {
+  return !isExporterImage(image) && /redis|valkey/i.test(imageRepo(image));
+}
+
+/**
+ * oliver006/redis_exporter (a scratch image: the binary /redis_exporter, its entrypoint).
+ * The simulator runs Debian's build of the same program in its place, bound at
+ * EXPORTER_ENTRYPOINT; the flags are the same (Go's flag package, one or two dashes).
+ */
+export function isExporterImage(image: string): boolean {
+  return /^redis_exporter$/i.test(imageRepo(image));
+}
+export const EXPORTER_BINARY = '/usr/bin/prometheus-redis-exporter';
+export const EXPORTER_ENTRYPOINT = '/redis_exporter';

@@ -1,5 +1,5 @@
 // The kubelet's probes: startup, then readiness and liveness, each on its period with
-// its thresholds; exec and tcpSocket probes (others are treated as passing, with a
+// its thresholds; exec, tcpSocket and httpGet probes (others are treated as passing, with a
 // notice). A failed liveness or startup probe restarts the container.
 import { writeFileSync } from 'node:fs';
 import { Probe } from './manifests';
@@ -77,7 +77,23 @@ async function runProbe(s: SimState, c: Container, p: Probe): Promise<{ ok: bool
       return { ok: false, out: String(e) };
     }
   }
-  s.notice(`probe type of ${c.pod.wl.name}/${c.spec.name} is not simulated (only exec and tcpSocket): treated as passing`);
+  if (p.httpGet) {
+    // As the kubelet: GET from outside the pod (here: its network namespace, like the
+    // node's), success on a status from 200 to 399.
+    let port = p.httpGet.port;
+    if (typeof port === 'string' && !/^\d+$/.test(port)) port = c.spec.ports?.find((x) => x.name === port)?.containerPort ?? 0;
+    const host = p.httpGet.host ?? c.pod.ip;
+    const path = p.httpGet.path ?? '/';
+    const script = `exec 3<>/dev/tcp/${host}/${port} && printf 'GET %s HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n' "$1" "$2" >&3 && head -n1 <&3`;
+    try {
+      const out = await run('nsenter', [`--net=/run/netns/${c.pod.net!.netns}`, '--', 'timeout', String(Math.max(1, timeoutMs / 1000)), 'bash', '-c', script, 'probe', path, `${host}:${port}`], timeoutMs + 2000);
+      const status = Number(/^HTTP\/\d\.\d (\d{3})/.exec(String(out).trim())?.[1] ?? 0);
+      return { ok: status >= 200 && status < 400, out: String(out) };
+    } catch (e) {
+      return { ok: false, out: String(e) };
+    }
+  }
+  s.notice(`probe type of ${c.pod.wl.name}/${c.spec.name} is not simulated (only exec, tcpSocket and httpGet): treated as passing`);
   return { ok: true, out: '' };
 }
 

@@ -29,6 +29,7 @@ export interface SandboxSpec {
   cwd: string;
   readOnlyRoot: boolean;
   redisBinaries: boolean; // bind host redis-* into /usr/local/bin
+  exporterBinary?: string; // bind this host binary at /redis_exporter (redis_exporter's entrypoint)
 }
 
 const HOST_TOP = ['/usr', '/bin', '/lib', '/lib64', '/sbin'];
@@ -71,6 +72,7 @@ export function sandboxArgv(s: SandboxSpec, argv: string[]): string[] {
       if (existsSync(`/usr/bin/${b}`)) mounts.push({ target: `/usr/local/bin/${b}`, source: realpathSync(`/usr/bin/${b}`), readOnly: true });
     }
   }
+  if (s.exporterBinary) mounts.push({ target: '/redis_exporter', source: realpathSync(s.exporterBinary), readOnly: true });
   mounts.sort((a, b) => a.target.split('/').length - b.target.split('/').length);
   const targets = mounts.map((m) => m.target);
   const made = new Set<string>(['/etc', '/proc', '/dev', '/tmp']);

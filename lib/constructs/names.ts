@@ -14,6 +14,16 @@ export const MAX_INSTANCE_NAME_LENGTH = 63 - '-sentinel-headless'.length;
 
 export const REDIS_PORT = 6379;
 export const SENTINEL_PORT = 26379;
+/** The redis_exporter sidecar's port, named `metrics` (metrics prop). */
+export const METRICS_PORT = 9121;
+
+/**
+ * redis_exporter, pinned: the version of Debian's prometheus-redis-exporter (1.45.0) that
+ * the simulator runs in its place and against which the `metrics` ACL user was derived
+ * (lib/pod/acl.ts, METRICS_*_COMMANDS). The image is `scratch` plus the binary, entrypoint
+ * `/redis_exporter`.
+ */
+export const DEFAULT_EXPORTER_IMAGE = 'oliver006/redis_exporter:v1.45.0';
 
 export const DEFAULT_REDIS_IMAGE = 'redis:7.2.7-bookworm';
 export const DEFAULT_MASTER_NAME = 'mymaster';

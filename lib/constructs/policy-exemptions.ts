@@ -43,6 +43,21 @@ const NO_DIGEST: PolicyExemption = {
   checkov: ['CKV_K8S_43'],
 };
 
+const METRICS_SECRET_ENV: PolicyExemption = {
+  reason: 'redis_exporter takes its password only from the environment or a JSON map file read once at start, not from a plain Secret file; the value stays in the Secret (secretKeyRef), is the read-only metrics user\'s, and never appears in the manifests',
+  checkov: ['CKV_K8S_35'],
+};
+
+/**
+ * What the pod's images and sidecars change about the exemptions: whether every image
+ * carries a digest (the Redis image, and the exporter's when `metrics` is on), and whether
+ * the exporter sidecar is there.
+ */
+export interface WorkloadImages {
+  readonly allDigests: boolean;
+  readonly metrics: boolean;
+}
+
 function sidecarProbes(container: string, main: string): PolicyExemption {
   return {
     reason: `The ${container} container serves no traffic and has no port: a loop whose every redis-cli call has a timeout, it exits on error and the kubelet restarts it; the pod's readiness is the ${main} container's`,
@@ -52,16 +67,16 @@ function sidecarProbes(container: string, main: string): PolicyExemption {
   };
 }
 
-/** The exemptions of a Redis StatefulSet (containers redis and guard). */
-export function redisExemptions(imageHasDigest: boolean): PolicyExemption[] {
-  return [CPU_LIMIT, UID, PULL_POLICY, ...(imageHasDigest ? [] : [NO_DIGEST]),
-    sidecarProbes('guard', 'redis')];
+/** The exemptions of a Redis StatefulSet (containers redis and guard, and metrics when on). */
+export function redisExemptions(w: WorkloadImages): PolicyExemption[] {
+  return [CPU_LIMIT, UID, PULL_POLICY, ...(w.allDigests ? [] : [NO_DIGEST]),
+    sidecarProbes('guard', 'redis'), ...(w.metrics ? [METRICS_SECRET_ENV] : [])];
 }
 
-/** The exemptions of the Sentinel Deployment (containers sentinel and janitor). */
-export function sentinelExemptions(imageHasDigest: boolean): PolicyExemption[] {
-  return [CPU_LIMIT, UID, PULL_POLICY, ...(imageHasDigest ? [] : [NO_DIGEST]),
-    sidecarProbes('janitor', 'sentinel')];
+/** The exemptions of the Sentinel Deployment (containers sentinel and janitor, and metrics when on). */
+export function sentinelExemptions(w: WorkloadImages): PolicyExemption[] {
+  return [CPU_LIMIT, UID, PULL_POLICY, ...(w.allDigests ? [] : [NO_DIGEST]),
+    sidecarProbes('janitor', 'sentinel'), ...(w.metrics ? [METRICS_SECRET_ENV] : [])];
 }
 
 /** The annotations that write these exemptions, in each tool's own form, with their reasons. */

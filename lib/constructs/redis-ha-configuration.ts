@@ -7,7 +7,7 @@ import { commonLabels } from './names';
 import { REDIS_HA_PROP_KEYS, RedisHaProps, RedisHaSettings } from './redis-ha-settings';
 import { requireKnownKeys, ValidationError } from './validation';
 import { FILES } from '../pod/contract';
-import { REDIS_ACL_USERS_FILE, SENTINEL_ACL_USERS_FILE } from '../pod/acl';
+import { redisAclUsersFile, sentinelAclUsersFile } from '../pod/acl';
 
 export interface RedisHaConfigurationProps extends RedisHaProps {
   /**
@@ -44,14 +44,16 @@ export class RedisHaConfiguration extends Construct {
     claimPart(this, 'RedisHaConfiguration', s.name);
     const scripts = loadScripts();
     const metadata = (name: string) => ({ name, labels: commonLabels(s.name, s.labels) });
+    const redisAclUsers = redisAclUsersFile(s.metrics);
+    const sentinelAclUsers = sentinelAclUsersFile(s.metrics);
 
     this.redisConfigMap = new k8s.KubeConfigMap(this, 'RedisConfig', {
       metadata: metadata(s.names.redisConfig),
-      data: { [FILES.redisConf]: s.redisConf, [FILES.aclUsers]: REDIS_ACL_USERS_FILE },
+      data: { [FILES.redisConf]: s.redisConf, [FILES.aclUsers]: redisAclUsers },
     });
     this.sentinelConfigMap = new k8s.KubeConfigMap(this, 'SentinelConfig', {
       metadata: metadata(s.names.sentinelConfig),
-      data: { [FILES.sentinelConf]: s.sentinelConf, [FILES.aclUsers]: SENTINEL_ACL_USERS_FILE },
+      data: { [FILES.sentinelConf]: s.sentinelConf, [FILES.aclUsers]: sentinelAclUsers },
     });
     this.scriptsConfigMap = new k8s.KubeConfigMap(this, 'Scripts', {
       metadata: metadata(s.names.scripts),
@@ -89,8 +91,8 @@ export class RedisHaConfiguration extends Construct {
     }
     // Each tier's pods carry the hash of what they use, so a change to one tier's
     // configuration or scripts rolls only that tier.
-    this.redisConfigHash = configHash('redis', s.redisConf + REDIS_ACL_USERS_FILE, scripts);
-    this.sentinelConfigHash = configHash('sentinel', s.sentinelConf + SENTINEL_ACL_USERS_FILE, scripts);
+    this.redisConfigHash = configHash('redis', s.redisConf + redisAclUsers, scripts);
+    this.sentinelConfigHash = configHash('sentinel', s.sentinelConf + sentinelAclUsers, scripts);
   }
 }
 

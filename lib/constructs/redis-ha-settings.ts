@@ -2,7 +2,7 @@ import { Duration, Size } from 'cdk8s';
 import { ContainerResources, Cpu, k8s } from 'cdk8s-plus-28';
 import { MemoryFloor, ResolvedResources, resolveResources } from './container-resources';
 import {
-  DEFAULT_AUTH_SECRET, DEFAULT_CLUSTER_DOMAIN, DEFAULT_INSTANCE_NAME, DEFAULT_MASTER_NAME, DEFAULT_REDIS_IMAGE,
+  DEFAULT_AUTH_SECRET, DEFAULT_CLUSTER_DOMAIN, DEFAULT_EXPORTER_IMAGE, DEFAULT_INSTANCE_NAME, DEFAULT_MASTER_NAME, DEFAULT_REDIS_IMAGE,
   MAX_INSTANCE_NAME_LENGTH, objectNames, RedisHaObjectNames, REDIS_PORT, RESERVED_LABEL_KEYS, SENTINEL_PORT,
 } from './names';
 import {
@@ -316,6 +316,25 @@ export interface RedisHaProps {
    * @default - no TLS
    */
   readonly tls?: RedisTlsProps;
+  /**
+   * A redis_exporter sidecar (container `metrics`, port 9121 named `metrics`, path
+   * /metrics) on every Redis and Sentinel pod, logged in as the read-only ACL user
+   * `metrics` (Secret key `metrics-password`). With networkPolicies on, the port accepts
+   * connections only from namespaces carrying `monitoringNamespaceLabels`.
+   * @default false (the production profile of main.ts turns it on)
+   */
+  readonly metrics?: boolean;
+  /**
+   * The exporter's image, pinned to a version tag or digest.
+   * @default 'oliver006/redis_exporter:v1.45.0' (the version the tests run)
+   */
+  readonly metricsImage?: string;
+  /**
+   * Labels of the namespaces whose pods may scrape the metrics port (Prometheus' namespace),
+   * when metrics and networkPolicies are on. Not empty (that would admit every namespace).
+   * @default { 'kubernetes.io/metadata.name': 'monitoring' }
+   */
+  readonly monitoringNamespaceLabels?: { [key: string]: string };
 }
 
 /** Every key of RedisHaProps, for refusing unknown (misspelled) keys at run time. */
@@ -327,7 +346,7 @@ const PROP_KEYS: { [K in keyof Required<RedisHaProps>]: true } = {
   authSecretName: true, clusterDomain: true, labels: true, nodeSelector: true, tolerations: true, zoneSpread: true,
   redisAntiAffinity: true, sentinelAntiAffinity: true, priorityClassName: true, serviceAccountName: true,
   imagePullSecrets: true, podAnnotations: true, serviceAnnotations: true, networkPolicies: true, clientLabels: true,
-  clientNamespaceLabels: true, tls: true,
+  clientNamespaceLabels: true, tls: true, metrics: true, metricsImage: true, monitoringNamespaceLabels: true,
 };
 export const REDIS_HA_PROP_KEYS: readonly string[] = Object.keys(PROP_KEYS);
 
@@ -454,6 +473,16 @@ export class RedisHaSettings {
   public readonly clientNamespaceLabels?: { [key: string]: string };
   /** TLS (the Secret, and the Certificate's issuer if one is emitted); undefined: no TLS. */
   public readonly tls?: ResolvedTls;
+  /** Whether every Redis and Sentinel pod has the redis_exporter sidecar. */
+  public readonly metrics: boolean;
+  /** The exporter's image. */
+  public readonly metricsImage: string;
+  /** The exemptions' view of the images: all pinned by digest (the exporter's too when on), sidecar present. */
+  public get workloadImages(): { allDigests: boolean; metrics: boolean } {
+    return { allDigests: this.imageHasDigest && (!this.metrics || imageHasDigest(this.metricsImage)), metrics: this.metrics };
+  }
+  /** Labels of the namespaces admitted to the metrics port. */
+  public readonly monitoringNamespaceLabels: { [key: string]: string };
   /** DNS names (`pod.service`, relative to the namespace) of every Redis pod, master first. */
   public readonly redisPodDnsNames: string[];
   /** Host in sentinel.conf's monitor line and the first master: `<name>-master-0.<name>-master`. */
@@ -578,6 +607,14 @@ export class RedisHaSettings {
       ...Array.from({ length: this.replicas }, (_, i) => `${this.names.replica}-${i}.${this.names.replica}`),
     ];
     this.tls = requireTls(props.tls, this.names.tlsSecret);
+    this.metrics = requireBoolean('metrics', props.metrics ?? false);
+    this.metricsImage = requirePinnedImage('metricsImage', props.metricsImage ?? DEFAULT_EXPORTER_IMAGE, DEFAULT_EXPORTER_IMAGE, false);
+    const monitoring = props.monitoringNamespaceLabels ?? { 'kubernetes.io/metadata.name': 'monitoring' };
+    if (typeof monitoring === 'object' && monitoring !== null && Object.keys(monitoring).length === 0) {
+      throw new ValidationError('monitoringNamespaceLabels', monitoring,
+        'must name at least one label (an empty selector admits every namespace); give e.g. { "kubernetes.io/metadata.name": "monitoring" }');
+    }
+    this.monitoringNamespaceLabels = { ...requireLabels('monitoringNamespaceLabels', monitoring) };
     this.redisConf = renderRedisConf({
       port: REDIS_PORT,
       tls: this.tls !== undefined,

@@ -1,6 +1,6 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { commonLabels, redisTierSelector, REDIS_PORT, SENTINEL_PORT, selectorLabels } from './names';
+import { commonLabels, METRICS_PORT, redisTierSelector, REDIS_PORT, SENTINEL_PORT, selectorLabels } from './names';
 import { RedisHaPartProps, claimPart, settingsOf } from './redis-ha-configuration';
 import { RedisHaSettings } from './redis-ha-settings';
 import { ValidationError } from './validation';
@@ -16,7 +16,9 @@ export const DNS_POD_LABELS: { readonly [key: string]: string } = { 'k8s-app': '
  * and Sentinel pods and from pods carrying `clientLabels` (in the instance's namespace,
  * and in namespaces matching `clientNamespaceLabels` when given). Egress: only to those
  * peers (Redis 6379, Sentinel 26379) and to the cluster DNS (UDP and TCP 53 to pods
- * labelled `k8s-app: kube-dns` in any namespace). Made by `RedisSentinelHA` unless
+ * labelled `k8s-app: kube-dns` in any namespace). With `metrics` on, the exporter's port
+ * 9121 (`metrics`) of both accepts any pod of the namespaces matching
+ * `monitoringNamespaceLabels` (Prometheus), and nothing else. Made by `RedisSentinelHA` unless
  * `networkPolicies` is false.
  */
 export class RedisNetworkPolicies extends Construct {
@@ -61,7 +63,11 @@ export function networkPolicySpecs(s: RedisHaSettings): { redis: k8s.NetworkPoli
   const spec = (selector: { [key: string]: string }, port: number): k8s.NetworkPolicySpec => ({
     podSelector: { matchLabels: selector },
     policyTypes: ['Ingress', 'Egress'],
-    ingress: [{ from: [...members, ...clientPeers], ports: [tcp(port)] }],
+    ingress: [
+      { from: [...members, ...clientPeers], ports: [tcp(port)] },
+      // The exporter sidecar: scraped from the monitoring namespaces only (every pod there).
+      ...(s.metrics ? [{ from: [{ namespaceSelector: { matchLabels: { ...s.monitoringNamespaceLabels } } }], ports: [tcp(METRICS_PORT)] }] : []),
+    ],
     egress,
   });
   const specs = { redis: spec(redisTier, REDIS_PORT), sentinel: spec(sentinels, SENTINEL_PORT) };

@@ -8,6 +8,7 @@ import {
 import { exemptionAnnotations, redisExemptions } from './policy-exemptions';
 import { RedisHaConfiguration, RedisHaPartProps, claimPart, settingsOf } from './redis-ha-configuration';
 import { CONFIG_HASH_ANNOTATION, RedisHaSettings } from './redis-ha-settings';
+import { exporterContainer } from './metrics-exporter';
 import { guardContainerEnv, MOUNTS, RedisPodContract, redisContainerEnv } from '../pod/contract';
 
 const GUARD_RESOURCES = { cpuRequest: '20m', memoryRequest: '16Mi', memoryLimit: '64Mi' };
@@ -79,10 +80,11 @@ export abstract class RedisNode extends Construct {
       shutdownGateTimeoutSeconds: s.shutdownGateSeconds,
       tls: s.tls !== undefined,
       authSecretName: s.authSecretName,
+      metrics: s.metrics,
     };
     const probeTiming = { periodSeconds: 5, timeoutSeconds: 4, failureThreshold: 3 };
     this.statefulSet = new StatefulSetWithTypedClaims(this, 'StatefulSet', {
-      metadata: { name, labels, annotations: exemptionAnnotations(redisExemptions(s.imageHasDigest)) },
+      metadata: { name, labels, annotations: exemptionAnnotations(redisExemptions(s.workloadImages)) },
       spec: {
         serviceName: name,
         replicas: this.replicas,
@@ -144,7 +146,7 @@ export abstract class RedisNode extends Construct {
                 { name: 'tmp', mountPath: MOUNTS.tmp },
                 ...tlsMounts(s),
               ],
-            }],
+            }, ...(s.metrics ? [exporterContainer(s, REDIS_PORT)] : [])],
             volumes: [
               { name: 'config', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('1Mi') } },
               { name: 'tmp', emptyDir: { sizeLimit: k8s.Quantity.fromString('16Mi') } },

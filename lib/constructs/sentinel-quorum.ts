@@ -8,6 +8,7 @@ import {
 import { exemptionAnnotations, sentinelExemptions } from './policy-exemptions';
 import { RedisHaConfiguration, RedisHaPartProps, claimPart, settingsOf } from './redis-ha-configuration';
 import { CONFIG_HASH_ANNOTATION, RedisHaSettings } from './redis-ha-settings';
+import { exporterContainer } from './metrics-exporter';
 import { janitorContainerEnv, MOUNTS, SentinelPodContract, sentinelContainerEnv } from '../pod/contract';
 
 export interface SentinelQuorumProps extends RedisHaPartProps {}
@@ -67,12 +68,13 @@ export class SentinelQuorum extends Construct {
       janitorIntervalSeconds: s.janitorSeconds,
       tls: s.tls !== undefined,
       authSecretName: s.authSecretName,
+      metrics: s.metrics,
     };
     const scriptsMount = { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true };
     const tmpMount = { name: 'tmp', mountPath: MOUNTS.tmp };
 
     this.deployment = new k8s.KubeDeployment(this, 'Deployment', {
-      metadata: { name: s.names.sentinel, labels, annotations: exemptionAnnotations(sentinelExemptions(s.imageHasDigest)) },
+      metadata: { name: s.names.sentinel, labels, annotations: exemptionAnnotations(sentinelExemptions(s.workloadImages)) },
       spec: {
         replicas: s.sentinels,
         selector: { matchLabels: selector },
@@ -127,6 +129,7 @@ export class SentinelQuorum extends Construct {
                   ...tlsMounts(s),
                 ],
               },
+              ...(s.metrics ? [exporterContainer(s, SENTINEL_PORT)] : []),
             ],
             volumes: [
               { name: 'data', emptyDir: { sizeLimit: k8s.Quantity.fromString('16Mi') } },

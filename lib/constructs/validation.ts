@@ -98,7 +98,7 @@ export function imageHasDigest(image: string): boolean {
   return IMAGE_DIGEST.test(image);
 }
 
-export function requirePinnedImage(field: string, value: string): string {
+export function requirePinnedImage(field: string, value: string, example = 'redis:7.2.7-bookworm', isRedis = true): string {
   const text = typeof value === 'string' ? value : '';
   const digest = IMAGE_DIGEST.exec(text)?.[0] ?? '';
   const name = text.slice(0, text.length - digest.length);
@@ -107,19 +107,19 @@ export function requirePinnedImage(field: string, value: string): string {
   const repository = colon < 0 ? name : name.slice(0, colon);
   const tag = colon < 0 ? undefined : name.slice(colon + 1);
   if (!IMAGE_NAME.test(repository) || (tag !== undefined && !IMAGE_TAG.test(tag))) {
-    throw new ValidationError(field, value, 'must be an image reference like "redis:7.2.7-bookworm"');
+    throw new ValidationError(field, value, `must be an image reference like "${example}"`);
   }
   const version = tag === undefined ? null : VERSION_TAG.exec(tag);
-  if (version && Number(version[1]) < MIN_REDIS_MAJOR_VERSION) {
+  if (isRedis && version && Number(version[1]) < MIN_REDIS_MAJOR_VERSION) {
     throw new ValidationError(field, value,
       `must be Redis ${MIN_REDIS_MAJOR_VERSION}.0 or newer (the pod scripts and the rendered configuration use Redis 7 features); use for example "redis:7.2.7-bookworm"`);
   }
   if (digest) return value;
   if (tag === undefined) {
-    throw new ValidationError(field, value, 'must carry a pinned tag (for example "redis:7.2.7-bookworm"); an untagged image means :latest');
+    throw new ValidationError(field, value, `must carry a pinned tag (for example "${example}"); an untagged image means :latest`);
   }
   if (tag === '' || tag === 'latest') {
-    throw new ValidationError(field, value, 'must be pinned to a version tag, not "latest" (for example "redis:7.2.7-bookworm")');
+    throw new ValidationError(field, value, `must be pinned to a version tag, not "latest" (for example "${example}")`);
   }
   return value;
 }

@@ -25,8 +25,15 @@ import { AUTH_STATUS_FILE } from '../pod/contract';
 
 export { AUTH_STATUS_FILE };
 export type AuthUser = AclUser;
-/** The users of the Secret, in the order they are rotated: our own components' first, the applications' last. */
-export const AUTH_USERS: readonly AuthUser[] = [...ACL_USERS.filter((u) => u !== 'app'), 'app'];
+/**
+ * The users this tool rotates, in order: our own components' first, the applications' last.
+ * Not `metrics`: redis_exporter reads its password once, when its container starts (from
+ * the environment; its --redis.password-file is a JSON map, also read only at start), so
+ * no rotation can move it to a new password without a restart. The servers' side of a
+ * metrics rotation still works like every user's (auth_sync keeps current and -previous
+ * accepted); the README's "Rotating the metrics password" has the steps, with the restart.
+ */
+export const AUTH_USERS: readonly AuthUser[] = [...ACL_USERS.filter((u) => u !== 'app' && u !== 'metrics'), 'app'];
 
 /** The users each kind of server has (Redis has all; Sentinel has no replication user). */
 export const SERVER_USERS: Record<PodKind, readonly AuthUser[]> = {

@@ -16,7 +16,7 @@
  */
 
 /** The users, in the order their lines are written. */
-export const ACL_USERS = ['app', 'replication', 'sentinel', 'operations'] as const;
+export const ACL_USERS = ['app', 'replication', 'sentinel', 'operations', 'metrics'] as const;
 export type AclUser = typeof ACL_USERS[number];
 
 /** The Secret key holding a user's password: `<user>-password`. */
@@ -33,12 +33,26 @@ export const PREVIOUS_SUFFIX = '-previous';
 /** Every key the Secret must hold. */
 export const SECRET_KEYS: readonly string[] = ACL_USERS.map(secretKey);
 
+/**
+ * The users a system has: every user but `metrics` unless the exporter sidecar is on (so
+ * an install without metrics needs no `metrics-password` key in its Secret).
+ */
+export function aclUsers(metrics: boolean): readonly AclUser[] {
+  return ACL_USERS.filter((user) => metrics || user !== 'metrics');
+}
+
+/** The Secret keys a system needs (see aclUsers). */
+export function secretKeys(metrics: boolean): readonly string[] {
+  return aclUsers(metrics).map(secretKey);
+}
+
 /** What each user is for (used in the docs of `authSecretName`). */
 export const USER_PURPOSE: Record<AclUser, string> = {
   app: 'applications, on Redis and on the Sentinels',
   replication: 'replicas connecting to the master (masteruser/masterauth)',
   sentinel: 'Sentinels connecting to Redis and to each other',
   operations: 'the pod scripts: start scripts, probes, guard, preStop hook and janitor',
+  metrics: 'the redis_exporter sidecars (read-only: INFO and Sentinel\'s views)',
 };
 
 /**
@@ -71,6 +85,33 @@ export const OPERATIONS_SENTINEL_COMMANDS = [
 
 const allow = (commands: readonly string[]) => commands.map((c) => `+${c}`).join(' ');
 
+/**
+ * What redis_exporter (1.45, the version of the `metrics` sidecar; found with ACL LOG
+ * against Debian's prometheus-redis-exporter 1.45 started with the sidecar's flags) sends
+ * to a Redis server: CLIENT SETNAME on connect, INFO ALL (every redis_* metric of the
+ * server), SLOWLOG LEN and LATENCY LATEST. Deliberately not: CONFIG GET (the sidecar runs
+ * with `--config-command=-`: `CONFIG GET *` would hand the exporter masterauth, the
+ * replication password, in plaintext; maxmemory comes from INFO as redis_memory_max_bytes),
+ * SLOWLOG GET (its entries carry command arguments, i.e. keys and values; only
+ * redis_slowlog_last_id and redis_last_slow_execution_duration_seconds are lost) and CLIENT
+ * LIST (only with --export-client-list, which the sidecar does not set). Read-only: no key,
+ * no channel, nothing that changes state. METRICS_EXPORTER_FLAGS are the flags the sidecar
+ * passes besides address, user and password; test/unit/acl.test.ts runs the real exporter
+ * with them against servers holding these rules and checks ACL LOG stays empty.
+ */
+export const METRICS_EXPORTER_FLAGS = ['--config-command=-'] as const;
+
+/** The commands of METRICS_EXPORTER_FLAGS' exporter on a Redis server (see above). */
+export const METRICS_REDIS_COMMANDS = ['client|setname', 'info', 'slowlog|len', 'latency|latest'] as const;
+
+/**
+ * What redis_exporter sends to a Sentinel: CLIENT SETNAME, INFO, and the read-only views
+ * SENTINEL MASTERS, SENTINELS, SLAVES and CKQUORUM (redis_sentinel_* metrics).
+ */
+export const METRICS_SENTINEL_COMMANDS = [
+  'client|setname', 'info', 'sentinel|masters', 'sentinel|sentinels', 'sentinel|slaves', 'sentinel|ckquorum',
+] as const;
+
 /** Rules on the Redis servers. */
 export const REDIS_ACL: Record<AclUser, string> = {
   // Every key, every data command; not @admin (CONFIG, REPLICAOF, SHUTDOWN, DEBUG,
@@ -92,6 +133,8 @@ export const REDIS_ACL: Record<AclUser, string> = {
   sentinel: 'allchannels -@all +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill',
   // The scripts: see OPERATIONS_REDIS_COMMANDS. No keys, no channels.
   operations: `-@all ${allow(OPERATIONS_REDIS_COMMANDS)}`,
+  // The exporter: see METRICS_REDIS_COMMANDS. No keys, no channels.
+  metrics: `-@all ${allow(METRICS_REDIS_COMMANDS)}`,
 };
 
 /** Rules on the Sentinels (no `replication` user: replicas never connect to a Sentinel). */
@@ -110,15 +153,19 @@ export const SENTINEL_ACL: Partial<Record<AclUser, string>> = {
   sentinel: '-@all +client|setname +ping +publish +sentinel|is-master-down-by-addr &__sentinel__:hello',
   // The scripts: see OPERATIONS_SENTINEL_COMMANDS.
   operations: `-@all ${allow(OPERATIONS_SENTINEL_COMMANDS)}`,
+  // The exporter: see METRICS_SENTINEL_COMMANDS.
+  metrics: `-@all ${allow(METRICS_SENTINEL_COMMANDS)}`,
 };
 
 /**
  * The `acl-users` file for a server kind: `<user> <rules>` per line. The start script of
  * that server requires the Secret key of every user listed.
  */
-export function renderAclUsers(rules: Partial<Record<AclUser, string>>): string {
-  return ACL_USERS.filter((user) => rules[user] !== undefined).map((user) => `${user} ${rules[user]}\n`).join('');
+export function renderAclUsers(rules: Partial<Record<AclUser, string>>, metrics: boolean): string {
+  return aclUsers(metrics).filter((user) => rules[user] !== undefined).map((user) => `${user} ${rules[user]}\n`).join('');
 }
 
-export const REDIS_ACL_USERS_FILE = renderAclUsers(REDIS_ACL);
-export const SENTINEL_ACL_USERS_FILE = renderAclUsers(SENTINEL_ACL);
+/** The Redis servers' `acl-users` file, with or without the `metrics` user. */
+export const redisAclUsersFile = (metrics: boolean) => renderAclUsers(REDIS_ACL, metrics);
+/** The Sentinels' `acl-users` file, with or without the `metrics` user. */
+export const sentinelAclUsersFile = (metrics: boolean) => renderAclUsers(SENTINEL_ACL, metrics);

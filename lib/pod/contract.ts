@@ -11,7 +11,7 @@
  * checks that each container gets every variable its scripts read, and nothing else.
  */
 import type { k8s } from 'cdk8s-plus-28';
-import { SECRET_KEYS } from './acl';
+import { secretKeys } from './acl';
 
 /** Where volumes are mounted. */
 export const MOUNTS = {
@@ -182,6 +182,8 @@ export interface RedisPodContract {
   readonly tls?: boolean;
   /** Name of the auth Secret (named in the start script's refusal when a key is missing). */
   readonly authSecretName: string;
+  /** Whether the exporter sidecar is on: the Secret then also holds `metrics-password`. */
+  readonly metrics?: boolean;
 }
 
 /** What the Sentinel pods' containers need to know. */
@@ -197,6 +199,8 @@ export interface SentinelPodContract {
   /** Whether Redis and Sentinel speak TLS only (the tls prop). */
   readonly tls?: boolean;
   readonly authSecretName: string;
+  /** Whether the exporter sidecar is on (see RedisPodContract.metrics). */
+  readonly metrics?: boolean;
 }
 
 type Env = Record<string, string | number>;
@@ -254,7 +258,7 @@ export function redisContainerEnv(c: RedisPodContract): k8s.EnvVar[] {
       REDIS_CONFIG: path(MOUNTS.redisConfig, FILES.redisConf),
       ACL_USERS_FILE: path(MOUNTS.redisTemplate, FILES.aclUsers),
       AUTH_SOURCE: c.authSecretName,
-      AUTH_KEYS: SECRET_KEYS.join(' '),
+      AUTH_KEYS: secretKeys(c.metrics ?? false).join(' '),
       START_RETRY_SECONDS,
       HANDOVER_TIMEOUT_SECONDS: c.handoverTimeoutSeconds,
       // Writes pause for the handover and a little longer, so that the pause outlasts
@@ -318,7 +322,7 @@ export function sentinelContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
     ...plain({
       ...sentinelShared(c),
       AUTH_SOURCE: c.authSecretName,
-      AUTH_KEYS: SECRET_KEYS.join(' '),
+      AUTH_KEYS: secretKeys(c.metrics ?? false).join(' '),
       SENTINEL_TEMPLATE: path(MOUNTS.sentinelTemplate, FILES.sentinelConf),
       START_RETRY_SECONDS,
     }),

@@ -51,11 +51,11 @@ describe.skipIf(missing)('live authentication and ACL users (staging overlay)', 
       await expectRefused('no credentials', /^NOAUTH/, host, 26379, null, ['SENTINEL', 'FAILOVER', MASTER_NAME]);
     }
     // A wrong password, for each user; the default user (the pre-ACL single password) is off.
-    for (const user of ['app', 'replication', 'sentinel', 'operations', 'default']) {
+    for (const user of ['app', 'replication', 'sentinel', 'operations', 'metrics', 'default']) {
       await expectRefused('wrong password', /^WRONGPASS/, master, 6379, null, ['AUTH', user, 'not-the-password']);
     }
     await expectRefused('default user off', /^WRONGPASS/, master, 6379, null, ['AUTH', 'default', live.appPassword]);
-    for (const user of ['app', 'sentinel', 'operations']) {
+    for (const user of ['app', 'sentinel', 'operations', 'metrics']) {
       await expectRefused('wrong password', /^WRONGPASS/, sentinel, 26379, null, ['AUTH', user, 'not-the-password']);
     }
     // Another user's password is a wrong password too; the replication user does not exist on a Sentinel.
@@ -90,7 +90,19 @@ describe.skipIf(missing)('live authentication and ACL users (staging overlay)', 
       await expectRefused('service user changing Sentinel', /^NOPERM/, sentinel, 26379, user, ['SENTINEL', 'MONITOR', 'elsewhere', '10.0.0.1', '6379', '2']);
     }
     await expectRefused('replication user changing Redis', /^NOPERM/, master, 6379, 'replication', ['CONFIG', 'SET', 'min-replicas-to-write', '0']);
+    // The exporter's user reads INFO and Sentinel's views, nothing else: no data, no
+    // configuration (CONFIG GET would show masterauth), no SLOWLOG GET (arguments are data).
+    for (const args of [['GET', 'precious'], ['SET', 'precious', 'gone'], ['CONFIG', 'GET', 'masterauth'], ['SLOWLOG', 'GET', '1'],
+      ['CLIENT', 'LIST'], ['REPLICAOF', 'NO', 'ONE'], ['KEYS', '*'], ['SUBSCRIBE', 'x']]) {
+      await expectRefused('metrics user beyond reading', /^NOPERM/, master, 6379, 'metrics', args);
+    }
+    for (const args of [['SENTINEL', 'SET', MASTER_NAME, 'quorum', '1'], ['SENTINEL', 'FAILOVER', MASTER_NAME], ['SENTINEL', 'RESET', '*'],
+      ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME], ['ACL', 'LIST'], ['SUBSCRIBE', '+switch-master']]) {
+      await expectRefused('metrics user beyond reading', /^NOPERM/, sentinel, 26379, 'metrics', args);
+    }
     expect(refusals).toEqual([]);
+    expect(String((await attempt(master, 6379, 'metrics', ['INFO', 'replication'])).reply)).toMatch(/role:master/);
+    expect((await attempt(sentinel, 26379, 'metrics', ['SENTINEL', 'CKQUORUM', MASTER_NAME])).reply).toMatch(/^OK /);
 
     // What the application may do, it can: write and read data, publish on its own channels.
     expect((await attempt(master, 6379, 'app', ['SET', 'mine', 'yes'])).reply).toBe('OK');

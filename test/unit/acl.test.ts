@@ -8,11 +8,12 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import {
-  ACL_USERS, OPERATIONS_REDIS_COMMANDS, OPERATIONS_SENTINEL_COMMANDS, REDIS_ACL, REDIS_ACL_USERS_FILE, SENTINEL_ACL, SENTINEL_ACL_USERS_FILE,
+  ACL_USERS, METRICS_EXPORTER_FLAGS, METRICS_REDIS_COMMANDS, METRICS_SENTINEL_COMMANDS, OPERATIONS_REDIS_COMMANDS, OPERATIONS_SENTINEL_COMMANDS, REDIS_ACL, SENTINEL_ACL, redisAclUsersFile, sentinelAclUsersFile,
 } from '../../lib/pod/acl';
-import { synthBase } from '../../lib/internal';
+import { synthBase, synthEnvironment } from '../../lib/internal';
 import { itWith } from '../prerequisites';
 import { find } from './helpers';
+import { ENVIRONMENTS } from '../../main';
 import { SCRIPTS_DIR, scriptSource, stripShell } from './support/shell-source';
 
 /** Commands with subcommands, whose ACL name is `command|subcommand`. */
@@ -72,12 +73,30 @@ describe('the operations user may run exactly what the scripts send', () => {
 });
 
 describe('the rules reach the pods', () => {
-  it('the ConfigMaps carry acl-users beside redis.conf and sentinel.conf, one line per user', () => {
+  const users = (file: string) => file.trim().split('\n').map((l) => l.split(' ')[0]);
+  const keys = (objects: ReturnType<typeof synthBase>, kind: string, name: string, container: string) =>
+    find(objects, kind, name).spec.template.spec.containers.find((c: { name: string }) => c.name === container)
+      .env.find((e: { name: string }) => e.name === 'AUTH_KEYS').value;
+
+  it('the ConfigMaps carry acl-users beside redis.conf and sentinel.conf, one line per user; no metrics user without the exporter', () => {
     const objects = synthBase();
-    expect(find(objects, 'ConfigMap', 'redis-config').data['acl-users']).toBe(REDIS_ACL_USERS_FILE);
-    expect(find(objects, 'ConfigMap', 'redis-sentinel-config').data['acl-users']).toBe(SENTINEL_ACL_USERS_FILE);
-    expect(REDIS_ACL_USERS_FILE.trim().split('\n').map((l) => l.split(' ')[0])).toEqual([...ACL_USERS]);
-    expect(SENTINEL_ACL_USERS_FILE.trim().split('\n').map((l) => l.split(' ')[0])).toEqual(['app', 'sentinel', 'operations']);
+    expect(find(objects, 'ConfigMap', 'redis-config').data['acl-users']).toBe(redisAclUsersFile(false));
+    expect(find(objects, 'ConfigMap', 'redis-sentinel-config').data['acl-users']).toBe(sentinelAclUsersFile(false));
+    expect(users(redisAclUsersFile(false))).toEqual(ACL_USERS.filter((u) => u !== 'metrics'));
+    expect(users(sentinelAclUsersFile(false))).toEqual(['app', 'sentinel', 'operations']);
+    // So a Secret without metrics-password is complete: the start scripts ask only for these.
+    expect(keys(objects, 'StatefulSet', 'redis-master', 'redis')).toBe('app-password replication-password sentinel-password operations-password');
+    expect(keys(objects, 'Deployment', 'redis-sentinel', 'sentinel')).toBe('app-password replication-password sentinel-password operations-password');
+  });
+
+  it('with metrics on (production) the metrics user and its Secret key are added', () => {
+    const objects = synthEnvironment(ENVIRONMENTS.find((e) => e.name === 'production')!);
+    expect(find(objects, 'ConfigMap', 'redis-config').data['acl-users']).toBe(redisAclUsersFile(true));
+    expect(find(objects, 'ConfigMap', 'redis-sentinel-config').data['acl-users']).toBe(sentinelAclUsersFile(true));
+    expect(users(redisAclUsersFile(true))).toEqual([...ACL_USERS]);
+    expect(users(sentinelAclUsersFile(true))).toEqual(['app', 'sentinel', 'operations', 'metrics']);
+    expect(keys(objects, 'StatefulSet', 'redis-slave', 'redis')).toContain('metrics-password');
+    expect(keys(objects, 'Deployment', 'redis-sentinel', 'sentinel')).toContain('metrics-password');
   });
 });
 
@@ -165,6 +184,7 @@ class Server {
 }
 
 const itWithRedis = itWith('redis-server', 'apt-get install redis-server');
+const itWithExporter = itWith('prometheus-redis-exporter', 'apt-get install prometheus-redis-exporter');
 /** Allowed to every user whatever the rules (flagged no-auth: how a client logs in, or out). */
 const LOGIN = ['auth', 'hello', 'quit', 'reset'];
 /** The same on a Sentinel, which has no QUIT or RESET command. */
@@ -199,6 +219,41 @@ describe('what each user may do, asked of real servers (ACL DRYRUN over every co
     // PUBLISH only on the hello channel (the dummy channel of allowedCommands is refused).
     expect(await sentinel.allowedCommands('sentinel')).toEqual([...SENTINEL_LOGIN, 'client|setname', 'ping', 'sentinel|is-master-down-by-addr'].sort());
     expect(await sentinel.allowed('sentinel', ['PUBLISH', '__sentinel__:hello', 'x'])).toBe(true);
+  }, 60_000);
+
+  itWithRedis('metrics: INFO and read-only views, on Redis and on the Sentinels; no key, no CONFIG, no SLOWLOG GET', async () => {
+    expect(await redis.allowedCommands('metrics')).toEqual([...LOGIN, ...METRICS_REDIS_COMMANDS].sort());
+    expect(await sentinel.allowedCommands('metrics')).toEqual([...SENTINEL_LOGIN, ...METRICS_SENTINEL_COMMANDS].sort());
+    for (const words of [['GET', 'k'], ['CONFIG', 'GET', '*'], ['SLOWLOG', 'GET', '1'], ['CLIENT', 'LIST'], ['SUBSCRIBE', 'x']]) {
+      expect(await redis.allowed('metrics', words), words.join(' ')).toBe(false);
+    }
+    for (const words of [['SENTINEL', 'SET', 'mymaster', 'quorum', '1'], ['SENTINEL', 'RESET', '*'], ['SENTINEL', 'FAILOVER', 'mymaster']]) {
+      expect(await sentinel.allowed('metrics', words), words.join(' ')).toBe(false);
+    }
+  }, 60_000);
+
+  itWithExporter('metrics: the real redis_exporter (Debian 1.45, the sidecar\'s flags) scrapes Redis and a Sentinel as metrics with nothing refused', async () => {
+    for (const [server, serverPort, probe] of [[redis, port, 'redis_connected_clients'], [sentinel, port + 1, 'redis_sentinel_masters']] as const) {
+      server.cli('ACL', 'LOG', 'RESET');
+      const listen = serverPort + 2;
+      const exporter = spawn('prometheus-redis-exporter', [...METRICS_EXPORTER_FLAGS, `--redis.addr=redis://127.0.0.1:${serverPort}`,
+        '--redis.user=metrics', '--redis.password=any', `--web.listen-address=127.0.0.1:${listen}`], { stdio: 'ignore' });
+      try {
+        let text = '';
+        for (let i = 0; i < 100 && !text.includes('redis_up'); i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          text = await fetch(`http://127.0.0.1:${listen}/metrics`).then((r) => r.text()).catch(() => '');
+        }
+        expect(text).toMatch(/^redis_up 1$/m);
+        expect(text).toContain(probe);
+        // Everything it sent was granted but SLOWLOG GET, refused on purpose (its entries
+        // carry keys and values): ACL LOG records every refusal (identical ones once).
+        const refused = server.cli('ACL', 'LOG').split('\n').filter((_, i, a) => a[i - 1] === 'object');
+        expect(refused).toEqual(server === redis ? ['slowlog|get'] : []);
+      } finally {
+        exporter.kill('SIGKILL');
+      }
+    }
   }, 60_000);
 
   itWithRedis('app on a Sentinel: discovery and events only, nothing that changes it', async () => {

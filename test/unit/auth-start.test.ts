@@ -41,13 +41,14 @@ describe('redis-start.sh: ACL users and replication credentials', () => {
       userLine('replication', REDIS_ACL.replication, PASSWORDS['replication-password']),
       userLine('sentinel', REDIS_ACL.sentinel, PASSWORDS['sentinel-password']),
       userLine('operations', REDIS_ACL.operations, PASSWORDS['operations-password']),
+      userLine('metrics', REDIS_ACL.metrics, PASSWORDS['metrics-password']),
     ]);
     expect(s.lines).toContain('masteruser replication');
     expect(s.lines).toContain(`masterauth "${PASSWORDS['replication-password']}"`);
     expect(s.lines).toContain(`replicaof ${SLAVE1} 6379`);
     expect(s.lines.some((l) => /^requirepass\b/.test(l))).toBe(false);
     // Only the replication password, which it must send, is there in plain text.
-    for (const key of ['app-password', 'sentinel-password', 'operations-password']) expect(s.lines.join('\n')).not.toContain(PASSWORDS[key]);
+    for (const key of ['app-password', 'sentinel-password', 'operations-password', 'metrics-password']) expect(s.lines.join('\n')).not.toContain(PASSWORDS[key]);
   });
 
   it('during a rotation accepts the current and the previous password, and logs in to its master with the previous one', () => {
@@ -64,17 +65,28 @@ describe('redis-start.sh: ACL users and replication credentials', () => {
     const s = startRedis(newWorld().secret('sentinel-password', undefined));
     expect(s.status).toBe(1);
     expect(s.log.trim().split('\n')).toHaveLength(1);
-    expect(s.log).toMatch(/redis-start: refusing to start: Secret redis-auth has no key sentinel-password; add it, or create the Secret with every key: kubectl -n ns create secret generic redis-auth --from-literal=app-password=\$\(openssl rand -hex 32\) --from-literal=replication-password=\$\(openssl rand -hex 32\) --from-literal=sentinel-password=\$\(openssl rand -hex 32\) --from-literal=operations-password=\$\(openssl rand -hex 32\)\n$/);
+    expect(s.log).toMatch(/redis-start: refusing to start: Secret redis-auth has no key sentinel-password; add it, or create the Secret with every key: kubectl -n ns create secret generic redis-auth --from-literal=app-password=\$\(openssl rand -hex 32\) --from-literal=replication-password=\$\(openssl rand -hex 32\) --from-literal=sentinel-password=\$\(openssl rand -hex 32\) --from-literal=operations-password=\$\(openssl rand -hex 32\) --from-literal=metrics-password=\$\(openssl rand -hex 32\)\n$/);
     expect(s.lines).toEqual(['']);
   });
 
-  it('refuses a Secret in the pre-ACL layout (only the key password), saying how to add the four keys', () => {
+  it('refuses a Secret in the pre-ACL layout (only the key password), saying how to add the five keys', () => {
     const world = newWorld().secret('password', 'one-for-all');
     for (const key of Object.keys(PASSWORDS)) world.secret(key, undefined);
     const s = startRedis(world);
     expect(s.status).toBe(1);
     expect(s.log.trim().split('\n')).toHaveLength(1);
-    expect(s.log).toMatch(/refusing to start: Secret redis-auth is in the pre-ACL layout \(one key, password\); each user now has its own key \(app-password, replication-password, sentinel-password, operations-password\): add them, or recreate the Secret: kubectl -n ns create secret generic redis-auth --from-literal=app-password=/);
+    expect(s.log).toMatch(/refusing to start: Secret redis-auth is in the pre-ACL layout \(one key, password\); each user now has its own key \(app-password, replication-password, sentinel-password, operations-password, metrics-password\): add them, or recreate the Secret: kubectl -n ns create secret generic redis-auth --from-literal=app-password=/);
+  });
+
+  it('without the exporter (metrics off) needs no metrics-password and makes no metrics user', () => {
+    const world = newWorld().secret('metrics-password', undefined);
+    world.sentinel('10.0.0.5', { master: { host: SLAVE1, epoch: 3 } }).redis(SLAVE1, { role: 'master' }).redis(MASTER0, { role: 'slave', masterHost: SLAVE1 });
+    const env = world.redisEnv('redis-slave-0', { contract: { metrics: false } });
+    writeFileSync(env.REDIS_TEMPLATE, 'port 6379\n');
+    const r = world.script('redis-start.sh', env, [], 20_000);
+    expect(r.status, r.stderr).toBe(0);
+    const users = r.stdout.split('\n').filter((l) => l.startsWith('user ')).map((l) => l.split(' ')[1]);
+    expect(users).toEqual(['default', 'app', 'replication', 'sentinel', 'operations']);
   });
 
   it('refuses a password that is not a plain token (current or previous)', () => {
@@ -93,7 +105,7 @@ describe('sentinel-start.sh: ACL users and credentials, once each after any numb
     'sentinel auth-user mymaster sentinel', 'sentinel auth-pass mymaster "stale-pass"',
     'sentinel sentinel-user sentinel', 'sentinel sentinel-pass "stale-pass"',
     'sentinel myid 6e828d14bda6fe5402f445e1ecf699520d9449b4', 'sentinel current-epoch 3',
-    'user default off', `user app on #${sha('stale-app')} -@all`, `user sentinel on #${sha('stale')} -@all`, `user operations on #${sha('stale')} -@all`,
+    'user default off', `user app on #${sha('stale-app')} -@all`, `user sentinel on #${sha('stale')} -@all`, `user operations on #${sha('stale')} -@all`, `user metrics on #${sha('stale')} -@all`,
   ].join('\n') + '\n';
 
   const expectedAuthLines = (sentinelPassword: string) => [
@@ -101,6 +113,7 @@ describe('sentinel-start.sh: ACL users and credentials, once each after any numb
     userLine('app', SENTINEL_ACL.app!, PASSWORDS['app-password']),
     userLine('sentinel', SENTINEL_ACL.sentinel!, PASSWORDS['sentinel-password']),
     userLine('operations', SENTINEL_ACL.operations!, PASSWORDS['operations-password']),
+    userLine('metrics', SENTINEL_ACL.metrics!, PASSWORDS['metrics-password']),
     'sentinel auth-user mymaster sentinel', `sentinel auth-pass mymaster "${sentinelPassword}"`,
     'sentinel sentinel-user sentinel', `sentinel sentinel-pass "${sentinelPassword}"`,
   ];

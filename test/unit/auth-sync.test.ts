@@ -87,7 +87,7 @@ describe('auth_sync beside Redis (the guard)', () => {
   it('reports every user of the server, with the operations password in use, and never a password', () => {
     const w = world([OLD]);
     const { status } = sync(w);
-    expect(status.split('\n').map((l) => l.split(' ')[0]).filter(Boolean)).toEqual(['app', 'replication', 'sentinel', 'operations']);
+    expect(status.split('\n').map((l) => l.split(' ')[0]).filter(Boolean)).toEqual(['app', 'replication', 'sentinel', 'operations', 'metrics']);
     expect(status).toContain(`operations accepted ${short(OPS)} using ${short(OPS)}\n`);
     expect(status).toContain(`app accepted ${short(PASSWORDS['app-password'])} using -\n`);
     // The stand-in server has no sentinel user: not known.
@@ -149,7 +149,7 @@ describe('auth_sync beside Sentinel (the janitor)', () => {
     expect(s.log).not.toContain('sentinel-pass');
     expect(w.file('10.0.0.5', 'SENTINEL_CONFIG_GET_sentinel-pass')).toBe(`sentinel-pass\n${S_OLD}\n`);
     expect(s.status).toContain(`sentinel accepted ${[short(S_OLD), short(S_NEW)].sort().join(',')} using ${[short(S_OLD), short(S_NEW)].sort().join(',')}\n`);
-    expect(s.status.split('\n').map((l) => l.split(' ')[0]).filter(Boolean)).toEqual(['app', 'sentinel', 'operations']);
+    expect(s.status.split('\n').map((l) => l.split(' ')[0]).filter(Boolean)).toEqual(['app', 'sentinel', 'operations', 'metrics']);
     w.accepts('10.0.0.6', 26379, [['operations', OPS], ['sentinel', S_OLD], ['sentinel', S_NEW]]);
     s = sync();
     expect(s.log).toContain('sentinel-pass: now the current sentinel password because every peer accepts it');

@@ -170,3 +170,42 @@ describe('refused', () => {
     expect(() => requireInstanceConnectivity(s, [redis, sentinel])).not.toThrow();
   });
 });
+
+describe('the metrics port (metrics prop)', () => {
+  const policiesOf = (props = {}) => {
+    const c = chart();
+    new RedisSentinelHA(c, 'redis', props);
+    const objects = Testing.synth(c) as any[];
+    return (name: string) => objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === name);
+  };
+
+  it('without metrics: no rule for 9121, so nothing reaches it', () => {
+    const policy = policiesOf();
+    for (const name of ['redis', 'redis-sentinel']) {
+      expect(policy(name).spec.ingress).toHaveLength(1);
+      expect(JSON.stringify(policy(name).spec.ingress)).not.toContain('9121');
+    }
+  });
+
+  it('with metrics: 9121 only from every pod of the namespaces labelled kubernetes.io/metadata.name=monitoring, on Redis and Sentinel pods', () => {
+    const policy = policiesOf({ metrics: true });
+    for (const name of ['redis', 'redis-sentinel']) {
+      const [main, metrics, ...rest] = policy(name).spec.ingress;
+      expect(rest).toEqual([]);
+      expect(main.ports).toEqual([{ protocol: 'TCP', port: name === 'redis' ? 6379 : 26379 }]);
+      expect(metrics).toEqual({
+        from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
+        ports: [{ protocol: 'TCP', port: 9121 }],
+      });
+      // Egress is unchanged: the exporter only talks to the server beside it (loopback).
+      expect(JSON.stringify(policy(name).spec.egress)).not.toContain('9121');
+    }
+  });
+
+  it('monitoringNamespaceLabels chooses the namespaces; an empty selector (every namespace) is refused', () => {
+    const policy = policiesOf({ metrics: true, monitoringNamespaceLabels: { 'team': 'observability', 'prometheus': 'scrape' } });
+    expect(policy('redis').spec.ingress[1].from).toEqual([{ namespaceSelector: { matchLabels: { team: 'observability', prometheus: 'scrape' } } }]);
+    expect(() => RedisHaSettings.resolve({ metrics: true, monitoringNamespaceLabels: {} })).toThrow(/monitoringNamespaceLabels.*must name at least one label/);
+    expect(() => RedisHaSettings.resolve({ monitoringNamespaceLabels: { 'bad key!': 'x' } })).toThrow(/monitoringNamespaceLabels/);
+  });
+});

@@ -10,7 +10,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from 'os';
 import { join } from 'path';
 import type { k8s } from 'cdk8s-plus-28';
-import { REDIS_ACL_USERS_FILE, SENTINEL_ACL_USERS_FILE } from '../../../lib/pod/acl';
+import { redisAclUsersFile, sentinelAclUsersFile } from '../../../lib/pod/acl';
 import {
   guardContainerEnv, janitorContainerEnv, MOUNTS, RedisPodContract, redisContainerEnv, SentinelPodContract, sentinelContainerEnv,
 } from '../../../lib/pod/contract';
@@ -37,6 +37,7 @@ export const PASSWORDS: Record<string, string> = {
   'replication-password': 'replication-secret',
   'sentinel-password': 'sentinel-secret',
   'operations-password': 'operations-secret',
+  'metrics-password': 'metrics-secret',
 };
 
 /** A Redis server as INFO, ROLE, PING and CONFIG GET show it. */
@@ -282,14 +283,14 @@ done
       governingService: pod.replace(/-\d+$/, ''), bootstrapMaster: REDIS_PODS[0], redisPods: REDIS_PODS,
       sentinelService: 'redis-sentinel-headless', masterName: MASTER_NAME, clusterDomain: 'cluster.local',
       redisPort: REDIS_PORT, sentinelPort: SENTINEL_PORT, sentinelCount: 3, sentinelQuorum: 2, failoverWaitSeconds: 20,
-      handoverTimeoutSeconds: 3, shutdownGateTimeoutSeconds: 5, authSecretName: 'redis-auth', ...extra,
+      handoverTimeoutSeconds: 3, shutdownGateTimeoutSeconds: 5, authSecretName: 'redis-auth', metrics: true, ...extra,
     };
   }
 
   private sentinelContract(extra: Partial<SentinelPodContract>): SentinelPodContract {
     return {
       sentinelService: 'redis-sentinel-headless', redisPods: REDIS_PODS, masterName: MASTER_NAME, clusterDomain: 'cluster.local',
-      redisPort: REDIS_PORT, sentinelPort: SENTINEL_PORT, sentinelCount: 3, janitorIntervalSeconds: 5, authSecretName: 'redis-auth', ...extra,
+      redisPort: REDIS_PORT, sentinelPort: SENTINEL_PORT, sentinelCount: 3, janitorIntervalSeconds: 5, authSecretName: 'redis-auth', metrics: true, ...extra,
     };
   }
 
@@ -302,7 +303,7 @@ done
     const c = this.redisContract(pod, opts.contract ?? {});
     const vars = opts.container === 'guard' ? guardContainerEnv(c) : redisContainerEnv(c);
     const fields = { 'metadata.name': pod, 'metadata.namespace': NAMESPACE, 'status.podIP': '10.1.0.9' };
-    return this.withAclUsers(this.environment(vars, pod, fields, { STANDIN_SELF: fqdn(pod), ...opts.extra }), REDIS_ACL_USERS_FILE);
+    return this.withAclUsers(this.environment(vars, pod, fields, { STANDIN_SELF: fqdn(pod), ...opts.extra }), redisAclUsersFile(c.metrics ?? false));
   }
 
   /** The environment of a Sentinel pod's container (`sentinel` or `janitor`) whose IP is ADDR. */
@@ -310,7 +311,7 @@ done
     const c = this.sentinelContract(opts.contract ?? {});
     const vars = opts.container === 'janitor' ? janitorContainerEnv(c) : sentinelContainerEnv(c);
     const fields = { 'metadata.namespace': NAMESPACE, 'status.podIP': addr };
-    return this.withAclUsers(this.environment(vars, `sentinel-${addr}`, fields, { STANDIN_SELF: addr, ...opts.extra }), SENTINEL_ACL_USERS_FILE);
+    return this.withAclUsers(this.environment(vars, `sentinel-${addr}`, fields, { STANDIN_SELF: addr, ...opts.extra }), sentinelAclUsersFile(c.metrics ?? false));
   }
 
   /** Runs shell code after sourcing these script files (common.sh first); throws unless it exits 0. */
