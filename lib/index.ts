@@ -2,6 +2,7 @@
 // resolved settings. Helpers (validation, rendering, the kustomize output) are internal:
 // import them from their modules.
 export { RedisHaObjectNames } from './constructs/names';
+export { WorkloadImages } from './constructs/policy-exemptions';
 export { ValidationError } from './constructs/validation';
 export { ResolvedResources } from './constructs/container-resources';
 export { MaxmemoryPolicy } from './pod/config-files';

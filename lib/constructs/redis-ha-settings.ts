@@ -1,6 +1,7 @@
 import { Duration, Size } from 'cdk8s';
 import { ContainerResources, Cpu, k8s } from 'cdk8s-plus-28';
 import { MemoryFloor, ResolvedResources, resolveResources } from './container-resources';
+import { WorkloadImages } from './policy-exemptions';
 import {
   DEFAULT_AUTH_SECRET, DEFAULT_CLUSTER_DOMAIN, DEFAULT_EXPORTER_IMAGE, DEFAULT_INSTANCE_NAME, DEFAULT_MASTER_NAME, DEFAULT_REDIS_IMAGE,
   MAX_INSTANCE_NAME_LENGTH, objectNames, RedisHaObjectNames, REDIS_PORT, RESERVED_LABEL_KEYS, SENTINEL_PORT,
@@ -478,7 +479,7 @@ export class RedisHaSettings {
   /** The exporter's image. */
   public readonly metricsImage: string;
   /** The exemptions' view of the images: all pinned by digest (the exporter's too when on), sidecar present. */
-  public get workloadImages(): { allDigests: boolean; metrics: boolean } {
+  public get workloadImages(): WorkloadImages {
     return { allDigests: this.imageHasDigest && (!this.metrics || imageHasDigest(this.metricsImage)), metrics: this.metrics };
   }
   /** Labels of the namespaces admitted to the metrics port. */
