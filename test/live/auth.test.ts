@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { sleep } from '../../harness/sim/util';
 import { confirmedWrites, LiveCluster, MASTER_NAME } from '../../harness/live-cluster';
-import { freshClusterPerTest, livePrerequisites } from './live-suite';
+import { clusterPerTest, livePrerequisites } from './live-suite';
 
 /**
  * Authentication and authorisation of the staging overlay, on real servers: nobody gets in
@@ -17,7 +17,8 @@ interface Attempt { reply?: unknown; error?: string }
 
 describe.skipIf(missing)('live authentication and ACL users (staging overlay)', () => {
   let live: LiveCluster;
-  freshClusterPerTest((started) => { live = started; });
+  // With the exporter sidecars on, so the `metrics` user (made only then) is checked too.
+  clusterPerTest(() => LiveCluster.start('staging', { metrics: true }), (started) => { live = started; });
 
   /** One command on a fresh connection as USER (null: without logging in), its reply or error. */
   const attempt = (host: string, port: number, user: string | null, args: string[], password?: string) =>
