@@ -104,7 +104,7 @@ export function alertRuleGroups(s: RedisHaSettings, namespace?: string): RuleGro
       rule('RedisHAReplicationLag', 'warning',
         `max by (${BY}, pod, slave_ip, slave_port) (redis_connected_slave_lag_seconds${q.redis}) > ${s.minReplicasMaxLagSeconds}\n`
         + `or\nmax by (${BY}, pod, slave_ip, slave_port) (redis_master_repl_offset${q.redis} - ignoring (slave_ip, slave_port, slave_state) group_right redis_connected_slave_offset_bytes${q.redis}) > ${lagBytes}`,
-        '2m', `${where}: replica {{ $labels.slave_ip }} of {{ $labels.pod }} lags ({{ $value }})`,
+        '2m', `${where}: replica {{ $labels.slave_ip }} of {{ $labels.pod }} lags ({{ $value | humanize }})`,
         `A replica has not acknowledged for more than ${s.minReplicasMaxLagSeconds}s (min-replicas-max-lag: the master no longer counts it for min-replicas-to-write), or is more than ${lagBytes} bytes behind (half the replication backlog: a reconnect may need a full resync).`),
       rule('RedisHAMemoryNearMaxmemory', 'warning',
         `max by (${BY}, pod) (redis_memory_used_bytes${q.redis} / (redis_memory_max_bytes${q.redis} > 0)) > ${MEMORY_ALERT_RATIO}`,
