@@ -14,13 +14,21 @@ import { requireDnsLabel, ValidationError } from './validation';
 export interface RedisMonitoringProps extends RedisHaPartProps {
   /**
    * Namespace the instance runs in. The alert expressions select its series by it, so
-   * that an instance of the same name in another namespace is not evaluated by these
-   * rules too.
-   * @default - the chart's namespace; without one, the rules select the instance by name
-   * in every namespace (each alert still names its namespace)
+   * that an instance of the same name in another namespace (with other counts and
+   * thresholds) is not evaluated by these rules too.
+   * @default - the chart's namespace, else the construct context RedisMonitoring.NAMESPACE_CONTEXT (set by
+   * RedisHaChart, whose objects get their namespace from kustomize); without any, the rules
+   * select the instance by name in every namespace (each alert still names its namespace)
    */
   readonly namespace?: string;
 }
+
+/**
+ * Construct context key naming the namespace an instance runs in, for charts whose objects
+ * get it later (kustomize): `chart.node.setContext(NAMESPACE_CONTEXT, 'redis-production')`
+ * before adding children. RedisMonitoring reads it when neither its prop nor the chart names one.
+ */
+export const NAMESPACE_CONTEXT = 'redis-sentinel-ha:namespace';
 
 /** Scrape interval of the PodMonitor. */
 export const SCRAPE_INTERVAL = '15s';
@@ -35,6 +43,9 @@ export const SCRAPE_INTERVAL = '15s';
  * library's API). Made by `RedisSentinelHA` when metrics is on.
  */
 export class RedisMonitoring extends Construct {
+  /** The construct context key naming the instance's namespace (see NAMESPACE_CONTEXT). */
+  public static readonly NAMESPACE_CONTEXT: string = NAMESPACE_CONTEXT;
+
   public readonly settings: RedisHaSettings;
   /** The namespace the rules select, if known. */
   public readonly namespace?: string;
@@ -59,7 +70,8 @@ export class RedisMonitoring extends Construct {
         'and grafanaDashboard are both false in the settings this RedisMonitoring was given: it would make nothing; leave the part out');
     }
     claimPart(this, 'RedisMonitoring', s.name);
-    const ns = namespace ?? Chart.of(this).namespace;
+    const fromContext = this.node.tryGetContext(NAMESPACE_CONTEXT) as string | undefined;
+    const ns = namespace ?? Chart.of(this).namespace ?? fromContext;
     this.namespace = ns === undefined ? undefined : requireDnsLabel('namespace', ns);
     const labels = (extra: { [key: string]: string }) => ({ ...extra, ...commonLabels(s.name, s.labels) });
 

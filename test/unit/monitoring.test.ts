@@ -119,8 +119,12 @@ describe('what monitoring emits, and when', () => {
     for (const e of exprs) expect(e).toContain('namespace="shop"');
     const given = new RedisMonitoring(new Chart(new App(), 'z'), 'm', { ...props, namespace: 'orders' });
     expect(given.namespace).toBe('orders');
-    // Without a namespace (the repository's kustomize base): by instance name, in every namespace.
-    for (const g of productionGroups()) for (const r of g.rules) expect(r.expr).not.toContain('namespace="');
+    // The repository's environments get their namespace from kustomize: RedisHaChart names it in the context.
+    for (const g of productionGroups()) for (const r of g.rules) expect(r.expr).toContain('namespace="redis-production"');
+    // Without any namespace: by instance name, in every namespace.
+    for (const r of new RedisSentinelHA(new Chart(new App(), 'w'), 'redis', props).monitoring!.prometheusRule!.toJson().spec.groups[0].rules) {
+      expect(r.expr).not.toContain('namespace="');
+    }
   });
 
   it('every expression selects the instance by ha_instance and aggregates by namespace and ha_instance at most', () => {
@@ -144,7 +148,7 @@ function promtool(args: string[], cwd: string): { ok: boolean; output: string } 
 }
 
 /** Labels of a pod's series as the PodMonitor makes them. */
-const pod = (name: string, component: string, extra: Record<string, string> = {}, namespace = 'shop', instance = 'redis') =>
+const pod = (name: string, component: string, extra: Record<string, string> = {}, namespace = 'redis-production', instance = 'redis') =>
   ({ namespace, ha_instance: instance, ha_component: component, pod: name, container: 'metrics', endpoint: 'metrics',
     instance: `${name}:9121`, job: `${namespace}/${instance}`, ...extra });
 const series = (metric: string, labels: Record<string, string>, values: string) =>
@@ -153,8 +157,8 @@ const series = (metric: string, labels: Record<string, string>, values: string) 
 const MASTER = pod('redis-master-0', 'master');
 const REPLICAS = [pod('redis-slave-0', 'replica'), pod('redis-slave-1', 'replica')];
 const SENTINELS = ['a', 'b', 'c'].map((x) => pod(`redis-sentinel-${x}`, 'sentinel'));
-const ADDRESS_A = 'redis-master-0.redis-master.shop.svc.cluster.local:6379';
-const ADDRESS_B = 'redis-slave-0.redis-slave.shop.svc.cluster.local:6379';
+const ADDRESS_A = 'redis-master-0.redis-master.redis-production.svc.cluster.local:6379';
+const ADDRESS_B = 'redis-slave-0.redis-slave.redis-production.svc.cluster.local:6379';
 const sentinelStatus = (p: Record<string, string>, address: string, values: string) =>
   series('redis_sentinel_master_status', { ...p, master_address: address, master_name: 'mymaster', master_status: 'ok' }, values);
 /** A healthy instance: one master, two replicas, everything up, Sentinels agreeing. */
@@ -177,12 +181,12 @@ interface AlertCase {
   fires: Array<{ labels: Record<string, string>; value: number }>;
 }
 
-const key = { namespace: 'shop', ha_instance: 'redis' };
+const key = { namespace: 'redis-production', ha_instance: 'redis' };
 const ALERT_CASES: AlertCase[] = [
   { alert: 'RedisHANotExactlyOneMaster', name: 'one master, and another instance and namespace with their own masters', at: '10m', fires: [],
     series: [...healthy(),
-      series('redis_instance_info', { ...pod('cache-master-0', 'master', {}, 'shop', 'cache'), role: 'master' }, '1x120'),
-      series('redis_up', pod('cache-master-0', 'master', {}, 'shop', 'cache'), '1x120'),
+      series('redis_instance_info', { ...pod('cache-master-0', 'master', {}, 'redis-production', 'cache'), role: 'master' }, '1x120'),
+      series('redis_up', pod('cache-master-0', 'master', {}, 'redis-production', 'cache'), '1x120'),
       series('redis_instance_info', { ...pod('redis-master-0', 'master', {}, 'other'), role: 'master' }, '1x120'),
       series('redis_up', pod('redis-master-0', 'master', {}, 'other'), '1x120')] },
   { alert: 'RedisHANotExactlyOneMaster', name: 'no master for 20 s (a failover) is not an alert', at: '10m', fires: [],
@@ -265,8 +269,11 @@ const ALERT_CASES: AlertCase[] = [
   { alert: 'RedisHATargetsMissing', name: 'all six targets', at: '20m', fires: [], series: healthy() },
   { alert: 'RedisHATargetsMissing', name: 'a Sentinel pod without a target', at: '20m', fires: [{ labels: key, value: 5 }],
     series: healthy().filter((x) => !x.series.startsWith('up{') || !x.series.includes('redis-sentinel-c')) },
-  { alert: 'RedisHATargetsMissing', name: 'no target at all (the PodMonitor not picked up)', at: '20m', fires: [{ labels: { ha_instance: 'redis' }, value: 1 }],
-    series: [series('up', pod('cache-master-0', 'master', {}, 'shop', 'cache'), '1x120')] },
+  { alert: 'RedisHATargetsMissing', name: 'no target at all (the PodMonitor not picked up), while another namespace has its own', at: '20m', fires: [{ labels: key, value: 1 }],
+    series: [series('up', pod('cache-master-0', 'master', {}, 'redis-production', 'cache'), '1x120'),
+      ...[MASTER, ...REPLICAS, ...SENTINELS].map((p) => series('up', { ...p, namespace: 'redis-staging' }, '1x120'))] },
+  { alert: 'RedisHATargetsMissing', name: 'all six targets here, and an instance of the same name elsewhere with two', at: '20m', fires: [],
+    series: [...healthy(), ...[MASTER, SENTINELS[0]].map((p) => series('up', { ...p, namespace: 'redis-staging' }, '1x120'))] },
 
   { alert: 'RedisHASentinelTilt', name: 'no TILT', at: '10m', fires: [], series: SENTINELS.map((s) => series('redis_sentinel_tilt', s, '0x120')) },
   { alert: 'RedisHASentinelTilt', name: 'a Sentinel in TILT', at: '10m', fires: [{ labels: { ...key, pod: 'redis-sentinel-a' }, value: 1 }],
@@ -458,6 +465,11 @@ describe('the real exporter (Debian\'s 1.45, the sidecar\'s flags and ACL user) 
 });
 
 describe('the generated bindings', () => {
+  it('npm run import:crds writes each import where its code needs it (the Prometheus Operator\'s inside lib/, the library\'s jsii root)', () => {
+    const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8'));
+    expect(pkg.scripts['import:crds']).toBe('cdk8s import crds/argoproj.io_applications.yaml -o imports && cdk8s import crds/monitoring.coreos.com.yaml -o lib/imports');
+  });
+
   it('lib/imports/monitoring.coreos.com.ts is what cdk8s import makes of crds/monitoring.coreos.com.yaml', () => {
     const dir = tempDir('import');
     try {
