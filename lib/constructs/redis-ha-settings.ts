@@ -336,6 +336,36 @@ export interface RedisHaProps {
    * @default { 'kubernetes.io/metadata.name': 'monitoring' }
    */
   readonly monitoringNamespaceLabels?: { [key: string]: string };
+  /**
+   * With metrics on: a Prometheus Operator PodMonitor `<name>` (every exporter, port
+   * `metrics`, every 15s) and PrometheusRule `<name>` (the alerts of the README's
+   * "Monitoring"). Needs the monitoring.coreos.com CRDs in the cluster: turn it off where
+   * they are not installed (the sidecars still serve /metrics for any other scraper).
+   * @default - the value of metrics
+   */
+  readonly prometheusOperator?: boolean;
+  /**
+   * Labels on the PodMonitor, for the Prometheus resource's `podMonitorSelector`.
+   * @default { release: 'prometheus' } (kube-prometheus-stack installed as release `prometheus`)
+   */
+  readonly monitorLabels?: { [key: string]: string };
+  /**
+   * Labels on the PrometheusRule, for the Prometheus resource's `ruleSelector`.
+   * @default { release: 'prometheus' } (kube-prometheus-stack installed as release `prometheus`)
+   */
+  readonly ruleLabels?: { [key: string]: string };
+  /**
+   * With metrics on: a ConfigMap `<name>-grafana-dashboard` holding a Grafana dashboard
+   * (master over time, failovers, replication lag, memory, commands and rejected writes,
+   * Sentinel agreement), labelled for Grafana's dashboard sidecar.
+   * @default - the value of metrics
+   */
+  readonly grafanaDashboard?: boolean;
+  /**
+   * Labels on the dashboard ConfigMap, what Grafana's dashboard sidecar looks for.
+   * @default { grafana_dashboard: '1' } (the sidecar's default label, kube-prometheus-stack and the Grafana chart)
+   */
+  readonly dashboardLabels?: { [key: string]: string };
 }
 
 /** Every key of RedisHaProps, for refusing unknown (misspelled) keys at run time. */
@@ -348,6 +378,7 @@ const PROP_KEYS: { [K in keyof Required<RedisHaProps>]: true } = {
   redisAntiAffinity: true, sentinelAntiAffinity: true, priorityClassName: true, serviceAccountName: true,
   imagePullSecrets: true, podAnnotations: true, serviceAnnotations: true, networkPolicies: true, clientLabels: true,
   clientNamespaceLabels: true, tls: true, metrics: true, metricsImage: true, monitoringNamespaceLabels: true,
+  prometheusOperator: true, monitorLabels: true, ruleLabels: true, grafanaDashboard: true, dashboardLabels: true,
 };
 export const REDIS_HA_PROP_KEYS: readonly string[] = Object.keys(PROP_KEYS);
 
@@ -484,6 +515,16 @@ export class RedisHaSettings {
   }
   /** Labels of the namespaces admitted to the metrics port. */
   public readonly monitoringNamespaceLabels: { [key: string]: string };
+  /** Whether the PodMonitor and PrometheusRule are emitted (metrics on, prometheusOperator not false). */
+  public readonly prometheusOperator: boolean;
+  /** Labels of the PodMonitor (the Prometheus resource's podMonitorSelector). */
+  public readonly monitorLabels: { [key: string]: string };
+  /** Labels of the PrometheusRule (the Prometheus resource's ruleSelector). */
+  public readonly ruleLabels: { [key: string]: string };
+  /** Whether the Grafana dashboard ConfigMap is emitted (metrics on, grafanaDashboard not false). */
+  public readonly grafanaDashboard: boolean;
+  /** Labels of the dashboard ConfigMap (Grafana's dashboard sidecar). */
+  public readonly dashboardLabels: { [key: string]: string };
   /** DNS names (`pod.service`, relative to the namespace) of every Redis pod, master first. */
   public readonly redisPodDnsNames: string[];
   /** Host in sentinel.conf's monitor line and the first master: `<name>-master-0.<name>-master`. */
@@ -616,6 +657,11 @@ export class RedisHaSettings {
         'must name at least one label (an empty selector admits every namespace); give e.g. { "kubernetes.io/metadata.name": "monitoring" }');
     }
     this.monitoringNamespaceLabels = { ...requireLabels('monitoringNamespaceLabels', monitoring) };
+    this.prometheusOperator = requireMetricsPart('prometheusOperator', props.prometheusOperator, this.metrics);
+    this.grafanaDashboard = requireMetricsPart('grafanaDashboard', props.grafanaDashboard, this.metrics);
+    this.monitorLabels = { ...requireLabels('monitorLabels', props.monitorLabels ?? { release: 'prometheus' }, RESERVED_LABEL_KEYS) };
+    this.ruleLabels = { ...requireLabels('ruleLabels', props.ruleLabels ?? { release: 'prometheus' }, RESERVED_LABEL_KEYS) };
+    this.dashboardLabels = { ...requireLabels('dashboardLabels', props.dashboardLabels ?? { grafana_dashboard: '1' }, RESERVED_LABEL_KEYS) };
     this.redisConf = renderRedisConf({
       port: REDIS_PORT,
       tls: this.tls !== undefined,
@@ -655,6 +701,16 @@ export class RedisHaSettings {
     ];
     return relative.flatMap((n) => [n, `${n}.${namespace}`, `${n}.${namespace}.svc`, `${n}.${namespace}.svc.${this.clusterDomain}`]);
   }
+}
+
+/** A part that reads the exporters (prometheusOperator, grafanaDashboard): on with metrics unless turned off, refused without it. */
+function requireMetricsPart(field: string, value: boolean | undefined, metrics: boolean): boolean {
+  if (value === undefined) return metrics;
+  requireBoolean(field, value);
+  if (value && !metrics) {
+    throw new ValidationError(field, value, 'needs metrics: true (it reads the redis_exporter sidecars); turn metrics on, or leave it out');
+  }
+  return value;
 }
 
 const TLS_KEYS = ['secretName', 'issuer', 'namespace'];

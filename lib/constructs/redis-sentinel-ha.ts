@@ -3,6 +3,7 @@ import { RedisDisruptionBudget } from './redis-disruption-budget';
 import { RedisHaConfiguration } from './redis-ha-configuration';
 import { RedisHaProps, RedisHaSettings } from './redis-ha-settings';
 import { RedisMaster } from './redis-master';
+import { RedisMonitoring } from './redis-monitoring';
 import { RedisNetworkPolicies } from './redis-network-policies';
 import { RedisReplicaSet } from './redis-replica-set';
 import { SentinelQuorum } from './sentinel-quorum';
@@ -21,6 +22,7 @@ export interface RedisSentinelHAProps extends RedisHaProps {}
  *   new SentinelQuorum(scope, 'Sentinels', { configuration });
  *   new RedisDisruptionBudget(scope, 'RedisBudget', { configuration });
  *   new RedisNetworkPolicies(scope, 'NetworkPolicies', { configuration }); // unless networkPolicies: false
+ *   new RedisMonitoring(scope, 'Monitoring', { configuration }); // with metrics, unless prometheusOperator and grafanaDashboard are false
  */
 export class RedisSentinelHA extends Construct {
   /** The props, validated and resolved; every part reads them from here. */
@@ -32,6 +34,8 @@ export class RedisSentinelHA extends Construct {
   public readonly redisBudget: RedisDisruptionBudget;
   /** The NetworkPolicies, unless networkPolicies is false. */
   public readonly networkPolicies?: RedisNetworkPolicies;
+  /** The PodMonitor, PrometheusRule and Grafana dashboard, with metrics (unless prometheusOperator and grafanaDashboard are false). */
+  public readonly monitoring?: RedisMonitoring;
 
   constructor(scope: Construct, id: string, props: RedisSentinelHAProps = {}) {
     super(scope, id);
@@ -43,6 +47,7 @@ export class RedisSentinelHA extends Construct {
     this.sentinels = new SentinelQuorum(this, 'Sentinels', { configuration });
     this.redisBudget = new RedisDisruptionBudget(this, 'RedisBudget', { configuration });
     if (this.settings.networkPolicies) this.networkPolicies = new RedisNetworkPolicies(this, 'NetworkPolicies', { configuration });
+    if (this.settings.prometheusOperator || this.settings.grafanaDashboard) this.monitoring = new RedisMonitoring(this, 'Monitoring', { configuration });
   }
 
   /** The rendered redis.conf. */

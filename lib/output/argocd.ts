@@ -61,6 +61,9 @@ export const SYNC_WAVES: Readonly<Record<string, number>> = {
   PodDisruptionBudget: -1,
   StatefulSet: 0,
   Deployment: 0,
+  // Monitoring last: the workloads never wait on the Prometheus Operator's CRDs.
+  PodMonitor: 1,
+  PrometheusRule: 1,
 };
 
 const SYNC_WAVE = 'argocd.argoproj.io/sync-wave';

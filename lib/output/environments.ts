@@ -1,6 +1,7 @@
 import { App, Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { NAMESPACE_CONTEXT } from '../constructs/redis-monitoring';
 import { RedisSentinelHA, RedisSentinelHAProps } from '../constructs/redis-sentinel-ha';
 import { addArgoCdAnnotations, ArgoCdSettings } from './argocd';
 import { requireDnsLabel, requireKnownKeys, ValidationError } from '../constructs/validation';
@@ -55,6 +56,9 @@ export class RedisHaChart extends Chart {
   constructor(scope: Construct, id: string, props: RedisHaChartProps = {}) {
     super(scope, id);
     if (props.namespace !== undefined) {
+      // The objects get their namespace from the overlay, but the alert rules must name it
+      // in their expressions (RedisMonitoring reads this context).
+      this.node.setContext(NAMESPACE_CONTEXT, props.namespace);
       new k8s.KubeNamespace(this, 'Namespace', {
         metadata: {
           name: requireNamespace(props.namespace),

@@ -1,6 +1,12 @@
 import { describe, expect, test } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { stringify } from 'yaml';
 import { waitFor } from '../../harness/sim/util';
 import { LiveCluster } from '../../harness/live-cluster';
+import { synthEnvironment } from '../../lib/internal';
+import { findEnvironments } from '../../main';
 import { clusterPerTest, livePrerequisites } from './live-suite';
 
 /**
@@ -78,6 +84,75 @@ function metric(body: string, name: string, labels?: RegExp): number | undefined
   return undefined;
 }
 
+/**
+ * A real Prometheus (Debian's) in a pod of the namespace `monitoring`, scraping every
+ * exporter every second with the labels the PodMonitor gives (namespace, pod, ha_instance,
+ * ha_component) and evaluating the PrometheusRule's groups as synthesized; a loop beside it
+ * appends the alerts API's answer to a file once a second, one JSON document a line.
+ */
+class PrometheusPod {
+  private constructor(readonly dir: string, private readonly live: LiveCluster) {}
+
+  static async start(live: LiveCluster, targets: Array<{ pod: string; address: string; component: string }>): Promise<PrometheusPod> {
+    const dir = mkdtempSync(join(tmpdir(), 'redis-ha-prometheus-'));
+    const [staging] = findEnvironments(['staging']);
+    const rule = synthEnvironment({ ...staging, redis: { ...staging.redis, metrics: true } })
+      .find((o) => o.kind === 'PrometheusRule') as unknown as { spec: { groups: unknown[] } };
+    writeFileSync(join(dir, 'rules.yaml'), stringify({ groups: rule.spec.groups }));
+    writeFileSync(join(dir, 'prometheus.yml'), stringify({
+      global: { scrape_interval: '1s', evaluation_interval: '1s', scrape_timeout: '1s' },
+      rule_files: [join(dir, 'rules.yaml')],
+      scrape_configs: [{
+        job_name: `${live.namespace}/redis`,
+        static_configs: targets.map((t) => ({
+          targets: [t.address], labels: { namespace: live.namespace, pod: t.pod, ha_instance: 'redis', ha_component: t.component },
+        })),
+      }],
+    }));
+    // Prometheus replaces the shell (so it dies with the pod); the loop ends with it.
+    const script = `main=$$
+while kill -0 "$main" 2>/dev/null; do
+  timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/9090 && printf "GET /api/v1/alerts HTTP/1.0\\r\\n\\r\\n" >&3 && cat <&3' 2>/dev/null \\
+    | sed '1,/^\\r$/d' | tr -d '\\n' >>"$1/alerts.jsonl"; echo >>"$1/alerts.jsonl"
+  sleep 1
+done &
+exec prometheus --config.file="$1/prometheus.yml" --storage.tsdb.path="$1/data" --web.listen-address=127.0.0.1:9090 --log.level=warn >"$1/prometheus.log" 2>&1`;
+    await live.sim.startClientPod('prometheus-server', ['bash', '-c', script, 'prometheus', dir], { namespace: 'monitoring', labels: {} });
+    return new PrometheusPod(dir, live);
+  }
+
+  /** Every alert state seen so far: `<alertname> <state>` once each, in order of first sight. */
+  seen(): string[] {
+    const file = join(this.dir, 'alerts.jsonl');
+    if (!existsSync(file)) return [];
+    const out = new Set<string>();
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      try {
+        for (const a of JSON.parse(line).data.alerts) out.add(`${a.labels.alertname} ${a.state}`);
+      } catch { /* an empty or partly written line */ }
+    }
+    return [...out];
+  }
+
+  /** The alerts of the last complete answer. */
+  current(): Array<{ labels: Record<string, string>; state: string }> {
+    const lines = existsSync(join(this.dir, 'alerts.jsonl')) ? readFileSync(join(this.dir, 'alerts.jsonl'), 'utf8').split('\n') : [];
+    for (let i = lines.length - 1; i >= 0; i--) {
+      try { return JSON.parse(lines[i]).data.alerts; } catch { /* incomplete */ }
+    }
+    return [];
+  }
+
+  log(): string {
+    return existsSync(join(this.dir, 'prometheus.log')) ? readFileSync(join(this.dir, 'prometheus.log'), 'utf8') : '';
+  }
+
+  async stop(): Promise<void> {
+    await this.live.sim.stopClientPod('prometheus-server');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
 /** `role` label of redis_instance_info. */
 function role(body: string): string | undefined {
   return /^redis_instance_info\{[^}]*role="(\w+)"/m.exec(body)?.[1];
@@ -104,6 +179,8 @@ describe.skipIf(missing)('live metrics: redis_exporter sidecars (staging overlay
     }
 
     const prom = await Scraper.start(live, 'prometheus', 'monitoring', {}, targets);
+    const component = (pod: string) => (sentinelPods.includes(pod) ? 'sentinel' : pod.includes('-master-') ? 'master' : 'replica');
+    const server = await PrometheusPod.start(live, [...redisPods, ...sentinelPods].map((pod) => ({ pod, address: target(pod), component: component(pod) })));
     const master = await live.onlyMaster();
     const before = (await waitFor(async () => {
       const r = await prom.round();
@@ -113,6 +190,28 @@ describe.skipIf(missing)('live metrics: redis_exporter sidecars (staging overlay
       return ok ? r : undefined;
     }, 60_000, 'every exporter up, the master with 2 replicas, every Sentinel seeing 3'))!;
 
+    // What the alerts read, before: one master; replicas linked and acknowledging; memory
+    // against a maxmemory; the Sentinels agreeing, CKQUORUM OK, no phantom, no TILT.
+    const sentinelMasterOf = /master_name="mymaster"/;
+    for (const pod of redisPods) {
+      const body = before[target(pod)].body;
+      expect(metric(body, 'redis_memory_used_bytes'), pod).toBeGreaterThan(0);
+      expect(metric(body, 'redis_memory_max_bytes'), pod).toBeGreaterThan(0);
+      expect(metric(body, 'redis_commands_processed_total'), pod).toBeGreaterThan(0);
+      if (pod === master) {
+        expect(metric(body, 'redis_master_repl_offset'), pod).toBeGreaterThan(0);
+        for (const r of redisPods.filter((p) => p !== master)) {
+          const replicaLabel = new RegExp(`slave_ip="${r}\\.`);
+          expect(metric(body, 'redis_connected_slave_offset_bytes', replicaLabel), `${pod} sees ${r}`).toBeGreaterThan(0);
+          expect(metric(body, 'redis_connected_slave_lag_seconds', replicaLabel), `${pod} sees ${r} acknowledging`).toBeLessThanOrEqual(1);
+        }
+      }
+    }
+    for (const pod of sentinelPods) {
+      const body = before[target(pod)].body;
+      expect(metric(body, 'redis_sentinel_master_sentinels', sentinelMasterOf), pod).toBe(3);
+      expect(metric(body, 'redis_sentinel_tilt'), pod).toBe(0);
+    }
     for (const pod of redisPods) {
       const body = before[target(pod)].body;
       expect(body, pod).toMatch(/^HTTP\/1\.[01] 200 OK/);
@@ -160,7 +259,36 @@ describe.skipIf(missing)('live metrics: redis_exporter sidecars (staging overlay
       const body = after[target(pod)].body;
       expect(metric(body, 'redis_sentinel_master_status', /master_status="ok"/), pod).toBe(1);
       expect(masterAddress(body), pod).not.toBe(addressBefore);
+      expect(masterAddress(body), pod).toBe(masterAddress(after[target(sentinelPods[0])].body));
+      expect(metric(body, 'redis_sentinel_master_ckquorum_status', sentinelMasterOf), pod).toBe(1);
+      expect(metric(body, 'redis_sentinel_master_sentinels', sentinelMasterOf), pod).toBe(3);
+    }
+    // The other replica follows the new master: link up, named by the new master's host.
+    for (const p of others) {
+      expect(metric(after[target(p)].body, 'redis_master_link_up', new RegExp(`master_host="${promoted}\\.`)), p).toBe(1);
     }
     await live.sim.stopClientPod('prometheus');
-  }, 300_000);
+
+    // The real Prometheus, evaluating the synthesized rules on these exporters: "a failover
+    // happened" fires; "not exactly one master" (at most pending for the few seconds without
+    // one) never fires, also once its for-duration (60s) has passed since the failover.
+    try {
+      await waitFor(() => server.seen().includes('RedisHAFailover firing') || undefined, 60_000,
+        'Prometheus to fire RedisHAFailover').catch((err) => { throw new Error(`${err.message}; seen ${JSON.stringify(server.seen())}; log ${server.log()}`); });
+      const failover = server.current().find((a) => a.labels.alertname === 'RedisHAFailover');
+      expect(failover?.labels).toMatchObject({ namespace: live.namespace, ha_instance: 'redis', severity: 'info' });
+      await new Promise((r) => setTimeout(r, 70_000));
+      const seen = server.seen();
+      console.log(`alerts seen by Prometheus across the failover: ${seen.join(', ')}`);
+      expect(seen).not.toContain('RedisHANotExactlyOneMaster firing');
+      expect(seen).not.toContain('RedisHASentinelsDisagree firing');
+      expect(seen).not.toContain('RedisHASentinelQuorumUnreachable firing');
+      expect(seen).not.toContain('RedisHAPhantomSentinels firing');
+      // The dead master's server stays down (restart: false): that one is meant to fire.
+      expect(server.current().filter((a) => a.state === 'firing').map((a) => `${a.labels.alertname} ${a.labels.pod ?? ''}`.trim()).sort())
+        .toEqual(['RedisHAFailover', `RedisHAServerDown ${master}`]);
+    } finally {
+      await server.stop();
+    }
+  }, 420_000);
 });

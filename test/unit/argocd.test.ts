@@ -48,13 +48,17 @@ describe('Argo CD Applications (dist/argocd/<env>/application.yaml)', () => {
     }
   });
 
-  it('sync waves: the Namespace first, then every ConfigMap, ServiceAccount, NetworkPolicy, Service and PDB, the workloads last', () => {
+  it('sync waves: the Namespace first, then every ConfigMap, ServiceAccount, NetworkPolicy, Service and PDB, the workloads, the Prometheus Operator\'s objects last', () => {
     for (const profile of ENVIRONMENTS) {
       const objects = synthEnvironment(profile);
       for (const o of objects) expect(Number.isInteger(wave(o)), `${o.kind}/${o.metadata.name} has a sync wave`).toBe(true);
       const ns = objects.filter((o) => o.kind === 'Namespace');
       const workloads = objects.filter((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment');
-      const rest = objects.filter((o) => !ns.includes(o) && !workloads.includes(o));
+      // PodMonitor and PrometheusRule (metrics on): after the workloads, which never wait on the CRDs.
+      const monitoring = objects.filter((o) => o.apiVersion.startsWith('monitoring.coreos.com/'));
+      expect(monitoring.length).toBe(profile.redis.metrics ? 2 : 0);
+      for (const o of monitoring) for (const w of workloads) expect(wave(o)).toBeGreaterThan(wave(w));
+      const rest = objects.filter((o) => !ns.includes(o) && !workloads.includes(o) && !monitoring.includes(o));
       expect(workloads.length).toBe(3);
       for (const o of rest) {
         expect(wave(o)).toBeGreaterThan(wave(ns[0]));

@@ -227,6 +227,10 @@ describe('names and selectors are stable', () => {
           expect(extra, key).toHaveLength(1);
           rest[key] = rest[key].filter((sel) => JSON.stringify(sel) !== monitoring);
         }
+        // The PodMonitor (metrics on, environment only): selects the instance's Redis and Sentinel pods.
+        expect(rest['PodMonitor/redis']).toHaveLength(1);
+        expect([rest['PrometheusRule/redis'], rest['ConfigMap/redis-grafana-dashboard']]).toEqual([[], []]);
+        for (const key of ['PodMonitor/redis', 'PrometheusRule/redis', 'ConfigMap/redis-grafana-dashboard']) delete rest[key];
       }
       expect(rest).toEqual(base);
     }

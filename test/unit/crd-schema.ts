@@ -34,7 +34,17 @@ function toJsonSchema(s: Schema): Schema {
   return out;
 }
 
-const ajv = new Ajv({ strict: false, allErrors: true });
+/**
+ * Go's inline case-insensitive flag `(?i)` (the Prometheus Operator's CRDs use it) is not
+ * JavaScript: it becomes the `i` flag.
+ */
+function goRegExp(pattern: string, flags: string): RegExp {
+  const insensitive = pattern.startsWith('^(?i)') || pattern.startsWith('(?i)');
+  return new RegExp(pattern.replace(/^\^\(\?i\)/, '^').replace(/^\(\?i\)/, ''), insensitive ? `${flags}i` : flags);
+}
+goRegExp.code = 'new RegExp';
+
+const ajv = new Ajv({ strict: false, allErrors: true, code: { regExp: goRegExp } });
 
 function unknownFields(value: unknown, s: Schema | undefined, path: string, out: string[]): void {
   if (!s || value === null || typeof value !== 'object' || s['x-kubernetes-preserve-unknown-fields']) return;

@@ -15,6 +15,7 @@ import * as modelsRbacV1 from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import * as modelsBatchV1 from 'kubernetes-models/batch/v1';
 import type { ManifestObject } from '../../lib/internal';
 import { objectKey } from '../../lib/internal';
+import { crdSchemaErrors } from './crd-schema';
 
 export const ROOT = resolve(__dirname, '../..');
 
@@ -232,5 +233,7 @@ export function fieldsUnknownToKubernetes128(o: ManifestObject): string[] {
 
 /** Both schema checks; [] when the object is valid Kubernetes 1.28. */
 export function kubernetes128Errors(o: ManifestObject): string[] {
+  // The Prometheus Operator's resources (metrics on): by their CRDs in crds/.
+  if (o.apiVersion.startsWith('monitoring.coreos.com/')) return crdSchemaErrors(o);
   return [...openApiSchemaErrors(o), ...fieldsUnknownToKubernetes128(o)];
 }
