@@ -331,13 +331,13 @@ printf 'name\\n%s\\nrunid\\naaa\\nflags\\nslave\\ninfo-refresh\\n300\\nmaster-li
   it('two replicas deleted at the same moment: exactly one passes the gate, the other waits (here until its limit)', async () => {
     for (let round = 0; round < 3; round++) {
       handoverWorld('OK', SLAVE1);
-      const run = (pod: string) => world.scriptAsync('redis-prestop.sh', hookEnv(pod, { shutdownGateTimeoutSeconds: 2 }));
+      const run = (pod: string) => world.scriptAsync('redis-prestop.sh', hookEnv(pod, { shutdownGateTimeoutSeconds: 4 }));
       const logs = await Promise.all([run('redis-slave-0'), run('redis-slave-1')]);
       if (process.env.SHOW_GATE_LOGS) console.log(logs.join('\n----\n'));
       const passed = logs.filter((l) => /gate: going down after \d+s: every other/.test(l));
       expect(passed, logs.join('\n----\n')).toHaveLength(1);
       const other = logs.find((l) => !/gate: going down after \d+s: every other/.test(l))!;
-      expect(other).toMatch(/gate: going down after waiting the limit of 2s, although redis-slave-\d is going down/);
+      expect(other).toMatch(/gate: going down after waiting the limit of 4s, although redis-slave-\d is going down/);
     }
   });
 
