@@ -264,6 +264,10 @@ function commandName(args: readonly (string | number)[]): string {
   return ['sentinel', 'client', 'config', 'acl'].includes(name) && sub ? `${name}|${sub}` : name;
 }
 
+/** Commands that only read: asked again once when the connection closed under them. */
+const READS = new Set(['ping', 'info', 'role', 'config|get', 'sentinel|get-master-addr-by-name', 'sentinel|master', 'sentinel|masters',
+  'sentinel|replicas', 'sentinel|sentinels', 'sentinel|ckquorum']);
+
 /** Why a connection failed, in a few words. */
 function reason(err: unknown, timeoutMs: number): string {
   const e = err as NodeJS.ErrnoException & { message?: string };
@@ -323,12 +327,18 @@ export class HaConnection {
     return this.run<T>('redis', addr, args);
   }
 
-  private async run<T>(kind: Kind, addr: Address, args: (string | number)[]): Promise<T> {
+  private async run<T>(kind: Kind, addr: Address, args: (string | number)[], retried = false): Promise<T> {
     const client = await this.client(kind, addr);
     try {
       return (await client.call(String(args[0]), ...args.slice(1).map(String))) as T;
     } catch (err) {
       const text = (err as Error).message ?? String(err);
+      // A connection closed under us (a promoted or reconfigured server drops its clients:
+      // Sentinel sends CLIENT KILL): a read is asked again once, on a new connection.
+      if (!retried && READS.has(commandName(args)) && /Connection is closed|ECONNRESET|Stream isn't writeable|enableOfflineQueue/i.test(text)) {
+        this.forget(kind, addr);
+        return this.run<T>(kind, addr, args, true);
+      }
       const user = kind === 'sentinel' ? this.opts.sentinelUser : this.opts.user;
       const what = `${args.slice(0, commandName(args).includes('|') ? 2 : 1).join(' ').toUpperCase()}`;
       if (/^NOPERM/.test(text)) {
@@ -494,6 +504,9 @@ export class HaConnection {
     const failed = [...answers.filter((a) => a.error !== undefined).map((a) => a.error!), ...errors.values()];
     const failedText = [...new Set(failed)].join('; ');
     if (!answered.length) {
+      // Every Sentinel refused the credentials: that is the one thing to say.
+      const refused = credentialError(failed);
+      if (refused) throw new CliError(refused);
       const tried = [...new Set([...this.opts.sentinels, ...sentinels].map((s) => this.describe(s)))].join(', ');
       throw new CliError(`no Sentinel answered (tried ${tried}): ${failedText}; give reachable Sentinels with --sentinel HOST:PORT, or --map FROM=TO for addresses only reachable through a port-forward`);
     }
@@ -518,6 +531,11 @@ export class HaConnection {
     this.clients.clear();
     await Promise.all(all.map((c) => c.then((r) => { r.disconnect(); }, () => undefined)));
   }
+}
+
+/** When every failure is a refused login or command (WRONGPASS, NOPERM), the first of them: the one thing to fix. */
+export function credentialError(failures: readonly string[]): string | undefined {
+  return failures.length && failures.every((f) => /\(WRONGPASS|\(NOPERM\)/.test(f)) ? failures[0] : undefined;
 }
 
 /** A Sentinel reply of alternating field names and values -> an object. */

@@ -20,8 +20,10 @@
  *      normal (clients reconnect through Sentinel to the new master), CLIENT UNPAUSE;
  *   5. wait until a majority of the Sentinels name the new master, and return it.
  *
- * On any failure before the failover request it unpauses and restores the priority, and
- * the old master stays master. After the request, if no new master appears in time: when
+ * It refuses to start while a Sentinel reports a failover in progress. On any failure
+ * before the failover request it unpauses and restores the priority, and the old master
+ * stays master; when the request meets a failover already in progress (INPROG), it keeps
+ * writes paused and follows that failover instead (unpausing then could lose writes). After the request, if no new master appears in time: when
  * a replica already reports role master, the old master still follows it (unpausing it as
  * master could take writes the new master never sees); otherwise it unpauses.
  *
@@ -105,10 +107,14 @@ export async function safeFailover(conn: HaConnection, opts: FailoverOptions): P
   }
   const targetName = formatAddress(target.address);
   const namingMaster: Address[] = [];
+  const underWay: string[] = [];
   await Promise.all(sentinels.map(async (s) => {
     const named = await conn.sentinelCommand<[string, string] | null>(s, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name).catch(() => null);
     if (named && key({ host: named[0], port: Number(named[1]) }) === key(master)) namingMaster.push(s);
+    const view = flat(await conn.sentinelCommand(s, 'SENTINEL', 'MASTER', name).catch(() => []));
+    if (/failover_in_progress|promoted/.test(view.flags ?? '')) underWay.push(formatAddress(s));
   }));
+  if (underWay.length) throw new CliError(`a failover is already under way (Sentinel ${underWay.join(', ')}): wait for it to end, then run redis-ha status`);
 
   let priorityToRestore: number | undefined;
   const restorePriority = async (): Promise<void> => {
@@ -118,11 +124,106 @@ export async function safeFailover(conn: HaConnection, opts: FailoverOptions): P
     await conn.redisCommand(target!.address, 'CONFIG', 'SET', 'replica-priority', p).catch(() => undefined);
   };
   let paused = false;
-  let requested = false;
-  const giveUp = async (why: string): Promise<never> => {
+  let pausedAt = 0;
+  let deadline = Date.now() + opts.timeoutMs;
+  let sentinelName = '-';
+  let following = false;
+  /** Errors giveUp throws: final, not to be handled again. */
+  const abandoned = new WeakSet<Error>();
+  /**
+   * Something failed. Paused, with another failover under way (a replica may be master
+   * already), unpausing could take writes the new master never sees: follow it instead.
+   * After this failover's request, a replica that reports master is followed too.
+   * Otherwise: unpause, restore the priority, and say what happened.
+   */
+  const giveUp = async (why: string): Promise<FailoverResult> => {
+    if (paused && !following && await otherFailover()) {
+      log(`${why}; but a failover is under way: following it (writes stay paused until the new master is named)`);
+      return follow();
+    }
+    if (paused && following) {
+      const promoted = await replicaReportingMaster();
+      if (promoted) {
+        log(`${why}; but ${formatAddress(promoted)} reports role master: the old master follows it`);
+        return finish(promoted);
+      }
+    }
     await restorePriority();
     if (paused) await conn.redisCommand(master, 'CLIENT', 'UNPAUSE').catch(() => undefined);
-    throw new CliError(`failover abandoned: ${why}; ${paused ? 'writes resumed on' : 'nothing changed:'} ${oldName}${requested ? '' : ' is still master'}`);
+    paused = false;
+    const e = new CliError(`failover abandoned: ${why}; ${pausedAt ? `writes on ${oldName} resumed` : 'nothing was changed'}`);
+    abandoned.add(e);
+    throw e;
+  };
+  const replicaReportingMaster = async (): Promise<Address | undefined> => {
+    for (const r of replicas) if ((await conn.redisCommand<unknown[]>(r.address, 'ROLE').catch(() => []))[0] === 'master') return r.address;
+    return undefined;
+  };
+
+  /** A master other than the old one: named by a Sentinel and reporting role master, or a replica that reports master. */
+  const newMaster = async (): Promise<Address | undefined> => {
+    const named = await Promise.all(sentinels.map((s) => conn.sentinelCommand<[string, string] | null>(s, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name).catch(() => null)));
+    const candidates = new Map<string, Address>();
+    for (const n of named) if (n && key({ host: n[0], port: Number(n[1]) }) !== key(master)) candidates.set(key({ host: n[0], port: Number(n[1]) }), { host: n[0], port: Number(n[1]) });
+    for (const c of candidates.values()) {
+      if ((await conn.redisCommand<unknown[]>(c, 'ROLE').catch(() => []))[0] === 'master') return c;
+    }
+    return undefined;
+  };
+  /** Whether a failover other than this one's is under way or done: a Sentinel names another master or flags one in progress, or a replica reports master. */
+  const otherFailover = async (): Promise<boolean> => {
+    for (const s of sentinels) {
+      const n = await conn.sentinelCommand<[string, string] | null>(s, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name).catch(() => null);
+      if (n && key({ host: n[0], port: Number(n[1]) }) !== key(master)) return true;
+      const view = flat(await conn.sentinelCommand(s, 'SENTINEL', 'MASTER', name).catch(() => []));
+      if (/failover_in_progress|promoted/.test(view.flags ?? '')) return true;
+    }
+    for (const r of replicas) if ((await conn.redisCommand<unknown[]>(r.address, 'ROLE').catch(() => []))[0] === 'master') return true;
+    return false;
+  };
+
+  /**
+   * 3b-5: with writes paused and every replica holding every write, waits for the new master
+   * (of this failover or of one already under way), makes the old master follow it, unpauses,
+   * and waits for a majority of the Sentinels to name it.
+   */
+  const follow = async (): Promise<FailoverResult> => {
+    following = true;
+    let promoted: Address | undefined;
+    while (!(promoted = await newMaster())) {
+      if (Date.now() >= deadline) {
+        return giveUp(`the Sentinels named no new master within ${opts.timeoutMs} ms (Sentinel may still try until its failover-timeout; run redis-ha status)`);
+      }
+      await sleep(20);
+    }
+    return finish(promoted);
+  };
+  const finish = async (promoted: Address): Promise<FailoverResult> => {
+    const newName = formatAddress(promoted);
+    // 4. The old master follows the new one; its clients reconnect through Sentinel.
+    await conn.redisCommand(master, 'REPLICAOF', promoted.host, promoted.port).catch((e: Error) => log(`REPLICAOF on ${oldName} failed (${e.message}); Sentinel will reconfigure it`));
+    await conn.redisCommand(master, 'CLIENT', 'KILL', 'TYPE', 'normal').catch(() => undefined);
+    await conn.redisCommand(master, 'CLIENT', 'UNPAUSE').catch(() => undefined);
+    paused = false;
+    const pausedMs = Date.now() - pausedAt;
+    await restorePriority();
+    log(`${newName} is master; ${oldName} follows it; writes were paused for ${pausedMs} ms`);
+
+    // 5. A majority of the Sentinels name it.
+    const majority = Math.floor(sentinels.length / 2) + 1;
+    const confirmMs = opts.confirmTimeoutMs ?? opts.timeoutMs;
+    const confirmBy = Date.now() + confirmMs;
+    let confirmed = 0;
+    for (;;) {
+      const names = await Promise.all(sentinels.map((s) => conn.sentinelCommand<[string, string] | null>(s, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name).catch(() => null)));
+      confirmed = names.filter((n) => n && key({ host: n[0], port: Number(n[1]) }) === key(promoted!)).length;
+      if (confirmed >= majority) break;
+      if (Date.now() >= confirmBy) {
+        throw new CliError(`${newName} is master and ${oldName} follows it, but only ${confirmed} of the ${sentinels.length} Sentinels name it after ${confirmMs} ms; run redis-ha status`);
+      }
+      await sleep(100);
+    }
+    return { oldMaster: oldName, newMaster: newName, pausedMs, sentinel: sentinelName, confirmedBy: confirmed, sentinels: sentinels.length };
   };
 
   try {
@@ -144,22 +245,27 @@ export async function safeFailover(conn: HaConnection, opts: FailoverOptions): P
     }
     if (!sentinel) {
       sentinel = namingMaster[0];
-      if (!sentinel) return await giveUp('no Sentinel that names it master answers');
+      if (!sentinel) return giveUp('no Sentinel that names it master answers');
       log(`no Sentinel showed the new replica-priority of ${targetName} yet; every replica will have every write, so any choice loses nothing`);
     }
-    const sentinelName = formatAddress(sentinel);
+    sentinelName = formatAddress(sentinel);
 
     // 2. Pause writes, wait for every online replica to have the whole stream.
-    const deadline = Date.now() + opts.timeoutMs;
+    deadline = Date.now() + opts.timeoutMs;
     await conn.redisCommand(master, 'CLIENT', 'PAUSE', Math.max(1000, Math.round(opts.timeoutMs)), 'WRITE');
     paused = true;
-    const pausedAt = Date.now();
+    pausedAt = Date.now();
+    // Still the master, and still the one the Sentinel names (another failover may have ended meanwhile)?
+    const stillNamed = await conn.sentinelCommand<[string, string] | null>(sentinel, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name).catch(() => null);
+    if (field(await info(master), 'role') !== 'master' || !stillNamed || key({ host: stillNamed[0], port: Number(stillNamed[1]) }) !== key(master)) {
+      return giveUp(`${oldName} is no longer the master Sentinel ${sentinelName} names (another failover?); run redis-ha status`);
+    }
     for (;;) {
       const offset = Number(field(await info(master), 'master_repl_offset'));
       const offsets = await Promise.all(replicas.map(async (r) => Number(field(await info(r.address), 'slave_repl_offset'))));
       if (offsets.every((o) => o === offset)) break;
       if (Date.now() >= deadline) {
-        return await giveUp(`the replicas did not catch up with the master's offset ${offset} within ${opts.timeoutMs} ms (${replicas.map((r, i) => `${formatAddress(r.address)} at ${offsets[i]}`).join(', ')})`);
+        return giveUp(`the replicas did not catch up with the master's offset ${offset} within ${opts.timeoutMs} ms (${replicas.map((r, i) => `${formatAddress(r.address)} at ${offsets[i]}`).join(', ')})`);
       }
       await sleep(10);
     }
@@ -167,63 +273,20 @@ export async function safeFailover(conn: HaConnection, opts: FailoverOptions): P
 
     // 3. The failover.
     const reply = await conn.sentinelCommand(sentinel, 'SENTINEL', 'FAILOVER', name).catch((e: Error) => e.message);
-    if (reply !== 'OK') return await giveUp(`Sentinel ${sentinelName} refused the failover: ${String(reply)}`);
-    requested = true;
-    let promoted: Address | undefined;
-    while (!promoted) {
-      const named = await conn.sentinelCommand<[string, string] | null>(sentinel, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name).catch(() => null);
-      if (named && key({ host: named[0], port: Number(named[1]) }) !== key(master)) {
-        const candidate = { host: named[0], port: Number(named[1]) };
-        const role = await conn.redisCommand<unknown[]>(candidate, 'ROLE').catch(() => []);
-        if (role[0] === 'master') promoted = candidate;
-      }
-      if (promoted) break;
-      if (Date.now() >= deadline) {
-        // A replica that reports master already: the old master must follow it, not take writes.
-        const now = await Promise.all(replicas.map(async (r) => ((await conn.redisCommand<unknown[]>(r.address, 'ROLE').catch(() => []))[0] === 'master' ? r.address : undefined)));
-        promoted = now.find((a) => a !== undefined);
-        if (!promoted) {
-          requested = false;
-          return await giveUp(`Sentinel ${sentinelName} accepted the failover but named no new master within ${opts.timeoutMs} ms (Sentinel may still try until its failover-timeout; run redis-ha status)`);
-        }
-        log(`Sentinel ${sentinelName} named no new master in time, but ${formatAddress(promoted)} reports role master: the old master follows it`);
-        break;
-      }
-      await sleep(20);
+    if (reply !== 'OK' && /INPROG/.test(String(reply))) {
+      // Another failover started meanwhile (another operator, or Sentinel itself): a replica
+      // may be master already, so unpausing could take writes the new master never sees.
+      // Every replica has every write: follow that failover as if it were this one.
+      log(`Sentinel ${sentinelName}: a failover is already in progress; following it (writes stay paused until the new master is named)`);
+    } else if (reply !== 'OK') {
+      return giveUp(`Sentinel ${sentinelName} refused the failover: ${String(reply)}`);
     }
-    const newName = formatAddress(promoted);
-
-    // 4. The old master follows the new one; its clients reconnect through Sentinel.
-    await conn.redisCommand(master, 'REPLICAOF', promoted.host, promoted.port).catch((e: Error) => log(`REPLICAOF on ${oldName} failed (${e.message}); Sentinel will reconfigure it`));
-    await conn.redisCommand(master, 'CLIENT', 'KILL', 'TYPE', 'normal').catch(() => undefined);
-    await conn.redisCommand(master, 'CLIENT', 'UNPAUSE').catch(() => undefined);
-    paused = false;
-    const pausedMs = Date.now() - pausedAt;
-    await restorePriority();
-    log(`${newName} is master; ${oldName} follows it; writes were paused for ${pausedMs} ms`);
-
-    // 5. A majority of the Sentinels name it.
-    const majority = Math.floor(sentinels.length / 2) + 1;
-    const confirmBy = Date.now() + (opts.confirmTimeoutMs ?? opts.timeoutMs);
-    let confirmed = 0;
-    for (;;) {
-      const names = await Promise.all(sentinels.map((s) => conn.sentinelCommand<[string, string] | null>(s, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name).catch(() => null)));
-      confirmed = names.filter((n) => n && key({ host: n[0], port: Number(n[1]) }) === key(promoted!)).length;
-      if (confirmed >= majority) break;
-      if (Date.now() >= confirmBy) {
-        throw new CliError(`${newName} is master and ${oldName} follows it, but only ${confirmed} of the ${sentinels.length} Sentinels name it after ${opts.confirmTimeoutMs ?? opts.timeoutMs} ms; run redis-ha status`);
-      }
-      await sleep(100);
-    }
-    return { oldMaster: oldName, newMaster: newName, pausedMs, sentinel: sentinelName, confirmedBy: confirmed, sentinels: sentinels.length };
+    return await follow();
   } catch (err) {
-    if (paused && !requested) {
+    if (abandoned.has(err as Error) || !paused) {
       await restorePriority();
-      await conn.redisCommand(master, 'CLIENT', 'UNPAUSE').catch(() => undefined);
-      if (err instanceof CliError && !/^failover abandoned/.test(err.message)) throw new CliError(`failover abandoned: ${err.message}; writes resumed on ${oldName}, still master`);
-    } else {
-      await restorePriority();
+      throw err;
     }
-    throw err;
+    return giveUp((err as Error).message);
   }
 }

@@ -17,7 +17,7 @@
  * found, so a phantom then shows as a listed Sentinel that does not answer (down or
  * phantom: with --sentinels N the tool can tell).
  */
-import { Address, CliError, HaConnection, flat, formatAddress } from './connect';
+import { Address, CliError, HaConnection, credentialError, flat, formatAddress } from './connect';
 
 export interface StatusOptions {
   /** How many Sentinels the instance has (`--sentinels`); default: as many as are found. */
@@ -144,7 +144,10 @@ export async function gatherStatus(conn: HaConnection, opts: StatusOptions = {})
   }));
   const answering = sentinels.filter((s) => s.reachable);
   if (!answering.length) {
-    const why = [...new Set([...sentinels.map((s) => s.error!), ...seedErrors.values()])].join('; ');
+    const failures = [...new Set([...sentinels.map((s) => s.error!), ...seedErrors.values()])];
+    const refused = credentialError(failures);
+    if (refused) throw new CliError(refused);
+    const why = failures.join('; ');
     throw new CliError(`no Sentinel answered (tried ${[...new Set([...conn.opts.sentinels, ...found].map((a) => conn.describe(a)))].join(', ')}): ${why}; `
       + 'give reachable Sentinels with --sentinel HOST:PORT, or --map FROM=TO for addresses only reachable through a port-forward');
   }

@@ -157,7 +157,7 @@ describe('connections to a real system on loopback (the project\'s ACL rules)', 
   itWithRedis('wrong credentials: names the user and the password file', async () => {
     const file = ha.passwordFile('operations', 'not-the-password\n');
     const msg = await failure(conn(['--password-file', file]).masterAddress());
-    expect(msg).toContain(`Sentinel ${HOST}:${ha.sentinelPorts[0]} refused user 'operations' with the password from --password-file ${file} (WRONGPASS: wrong password, or no such user)`);
+    expect(msg).toBe(`Sentinel ${HOST}:${ha.sentinelPorts[0]} refused user 'operations' with the password from --password-file ${file} (WRONGPASS: wrong password, or no such user)`);
     const redisOnly = conn(['--sentinel-password-file', ha.passwordFile('operations'), '--password-file', file]);
     expect(await failure(redisOnly.redisCommand(await redisOnly.masterAddress(), 'PING')))
       .toBe(`Redis ${HOST}:${ha.redisPorts[0]} refused user 'operations' with the password from --password-file ${file} (WRONGPASS: wrong password, or no such user)`);

@@ -6,6 +6,8 @@
 import Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, vi } from 'vitest';
 import { main } from '../../lib/ops/cli';
+import { CliError, HaConnection, connectionOptions } from '../../lib/ops/connect';
+import { FailoverResult, safeFailover } from '../../lib/ops/failover';
 import { ClusterStatus } from '../../lib/ops/status';
 import { itWith, onPath } from '../prerequisites';
 import { HOST, LoopbackHa, PASSWORDS } from './support/loopback-ha';
@@ -131,6 +133,52 @@ describe('redis-ha status and failover on loopback', () => {
     const after = await status();
     expect(after.status.master).toBe(`${HOST}:${newPort}`);
     expect(after.code, JSON.stringify(after.status.problems)).toBe(0);
+  }, 60_000);
+
+  itWithRedis('two failovers at once (two operators): no confirmed write lost, both end on the same master or the second refuses', async () => {
+    await ha.waitHealthy();
+    const oldPort = ha.masterPort();
+    const writer = new Redis({ host: HOST, port: oldPort, username: 'app', password: PASSWORDS.app, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
+    writer.on('error', () => undefined);
+    await writer.connect();
+    const confirmed: number[] = [];
+    let stop = false;
+    const writing = (async () => {
+      for (let i = 0; !stop; i++) {
+        try {
+          await writer.set(`c:${i}`, String(i));
+          if (Number(await writer.call('WAIT', '1', '1000')) >= 1) confirmed.push(i);
+        } catch {
+          return;
+        }
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    const conns = [0, 1].map(() => new HaConnection(connectionOptions(
+      { sentinel: [`${HOST}:${ha.sentinelPorts[0]}`], 'password-file': ha.passwordFile('operations') }, { user: 'operations', env: {} })));
+    const results = await Promise.allSettled(conns.map((c) => safeFailover(c, { timeoutMs: 15_000 })));
+    for (const c of conns) await c.close();
+    stop = true;
+    await writing;
+    writer.disconnect();
+    const done = results.filter((r): r is PromiseFulfilledResult<FailoverResult> => r.status === 'fulfilled').map((r) => r.value.newMaster);
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason);
+    console.log(`two failovers at once: ${done.length} done (${done.join(', ')}), refused: ${refused.map((e) => e.message).join('; ') || 'none'}`);
+    expect(done.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(done).size).toBe(1);
+    for (const e of refused) {
+      expect(e).toBeInstanceOf(CliError);
+      expect(e.message).toMatch(/already under way|no longer the master/);
+    }
+    const newPort = Number(done[0].split(':')[1]);
+    expect(newPort).not.toBe(oldPort);
+    expect(confirmed.length).toBeGreaterThan(10);
+    const reader = new Redis({ host: HOST, port: newPort, username: 'app', password: PASSWORDS.app, enableReadyCheck: false, lazyConnect: true });
+    await reader.connect();
+    const values = await reader.mget(...confirmed.map((i) => `c:${i}`));
+    reader.disconnect();
+    expect(confirmed.filter((i, k) => values[k] !== String(i))).toEqual([]);
+    await ha.waitHealthy();
   }, 60_000);
 
   itWithRedis('status after a replica and a Sentinel stop: non-zero, says what', async () => {
