@@ -193,3 +193,46 @@ for (const [listen, host, port] of routes) {
     expect(s.master).toBe(`${live.fqdn(master)}:6379`);
   }, 60_000);
 });
+
+describe.skipIf(missing)('live redis-ha status with TLS (staging overlay, tls prop on)', () => {
+  let live: LiveCluster;
+  const temp = mkdtempSync(join(tmpdir(), 'redis-ha-cli-tls-'));
+  const cli = join(temp, 'redis-ha.js');
+  beforeAll(async () => {
+    buildSync({ entryPoints: [join(ROOT, 'lib/ops/cli.ts')], bundle: true, platform: 'node', target: 'node20', outfile: cli, logLevel: 'error' });
+    live = await LiveCluster.start('staging', { tls: true });
+  });
+  afterAll(async () => {
+    await live?.stop();
+    rmSync(temp, { recursive: true, force: true });
+  });
+
+  async function run(args: string[]): Promise<Run> {
+    const pod = await live.sim.startClientPod(`redis-ha-tls-${Math.random().toString(36).slice(2, 8)}`, [process.execPath, cli, ...args], { cwd: temp });
+    let out = '';
+    let err = '';
+    pod.proc.stdout?.on('data', (d) => { out += d; });
+    pod.proc.stderr?.on('data', (d) => { err += d; });
+    const code = await new Promise<number | null>((resolve) => pod.proc.on('exit', resolve));
+    await live.sim.stopClientPod(pod.name);
+    return { code, out, err };
+  }
+
+  test('--tls --cacert: healthy, every Sentinel and Redis server checked against the CA; without --tls, one line', async () => {
+    await live.waitHealthy();
+    const pw = join(temp, 'operations-password');
+    writeFileSync(pw, live.passwords.operations);
+    const ca = join(temp, 'ca.crt');
+    writeFileSync(ca, live.tls!['ca.crt']);
+    const r = await run(['status', '--json', '--cacert', ca, '--password-file', pw]);
+    expect(r.code, r.err + r.out).toBe(0);
+    const s = JSON.parse(r.out) as ClusterStatus;
+    expect(s).toMatchObject({ healthy: true, sentinelCount: 3, masterVotes: 3 });
+    expect(s.nodes).toHaveLength(3);
+    const plain = await run(['status', '--password-file', pw, '--connect-timeout', '1s']);
+    console.log(`status without --tls against TLS servers: ${plain.err.trim()}`);
+    expect(plain.code).toBe(1);
+    expect(plain.err.trimEnd().split('\n')).toHaveLength(1);
+    expect(plain.err).toMatch(/^redis-ha: /);
+  }, 120_000);
+});
