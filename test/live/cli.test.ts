@@ -99,7 +99,7 @@ for (const [listen, host, port] of routes) {
     expect(s.sentinels.map((x) => x.address.split(':')[0]).sort()).toEqual(live.sentinelPods().map((p) => live.sim.podIp(p)).sort());
     for (const x of s.sentinels) expect(x).toMatchObject({ reachable: true, master, flags: 'master', knownSentinels: 3, knownReplicas: 2, ckquorumOk: true });
     console.log(`status (table):\n${(await run(['status', ...creds()])).out}`);
-  }, 60_000);
+  }, 90_000);
 
   test('through port-forwards: an unlabelled pod (the NetworkPolicies refuse it) reaches everything through a forwarder with --map', async () => {
     // The forwarder, in a client pod the policies admit, listens on its IP: one port for the
@@ -191,7 +191,7 @@ for (const [listen, host, port] of routes) {
     expect(messages.some((p) => p.startsWith(`Redis ${live.fqdn(replica)}:6379 does not answer`)), messages.join('\n')).toBe(true);
     expect(messages.some((p) => p.startsWith(`Sentinel ${sentinelIp}:26379 does not answer`)), messages.join('\n')).toBe(true);
     expect(s.master).toBe(`${live.fqdn(master)}:6379`);
-  }, 60_000);
+  }, 90_000);
 });
 
 describe.skipIf(missing)('live redis-ha status with TLS (staging overlay, tls prop on)', () => {
