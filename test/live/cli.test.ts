@@ -147,14 +147,16 @@ for (const [listen, host, port] of routes) {
       .toMatch(new RegExp(`^redis-ha: Sentinel redis-sentinel:26379 refused user 'operations' with the password from --password-file ${wrong} \\(WRONGPASS`));
   }, 90_000);
 
-  test('failover under a writer confirming each write with WAIT: no confirmed write lost; the new master printed is the one the Sentinels name', async () => {
+  test('failover --to a replica under a writer confirming each write with WAIT: no confirmed write lost; the new master printed is that replica and the one the Sentinels name', async () => {
     await live.waitHealthy();
     const old = await live.onlyMaster();
+    // --to the replica the default would not pick (the default takes the first by name among equals).
+    const to = live.fqdn(live.redisPods().filter((p) => p !== old).sort().pop()!);
     let r: Run | undefined;
     const log = await live.runWriter('cli-failover', async () => {
       await waitFor(async () => (await live.agent.call<number>('writerLastAck')) > 0, 10_000, 'the writer to start');
       await new Promise((res) => setTimeout(res, 1000));
-      r = await run(['failover', ...creds()]);
+      r = await run(['failover', '--to', `${to}:6379`, ...creds()]);
       // The writer carries on on the new master.
       const after = Date.now();
       await waitFor(async () => (await live.agent.call<number>('writerLastAck')) > after, 30_000, 'writes on the new master', 100);
@@ -164,7 +166,7 @@ for (const [listen, host, port] of routes) {
     const m = /^new master: (\S+):6379 \(was (\S+):6379; writes paused (\d+) ms; named by (\d) of 3 Sentinels\)$/.exec(r!.out.trim());
     expect(m, r!.out).not.toBeNull();
     expect(m![2]).toBe(live.fqdn(old));
-    expect(m![1]).not.toBe(live.fqdn(old));
+    expect(m![1]).toBe(to);
     expect(m![1]).toBe(live.fqdn((await live.sentinelMaster())!));
     expect(await live.onlyMaster()).toBe(m![1].split('.')[0]);
     const confirmed = confirmedWrites(log);
