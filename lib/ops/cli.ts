@@ -5,10 +5,13 @@
  *   redis-ha rotate-passwords [--namespace NS] [--secret redis-auth] [--instance redis]
  *       [--users replication,sentinel,operations,app] [--timeout 5m] [--app-grace 10m]
  *       [--finish] [--context CTX]
+ *   redis-ha drill (--cause sentinel | --wait) [--timeout 2m] [--svg FILE] [connection options]
  *
  * Compiled with the library (tsconfig.lib.json lists this file) into out/ops/cli.js.
  */
 import { parseArgs } from 'util';
+import { CliError } from './connect';
+import { drillCommand, DRILL_USAGE } from './drill-command';
 import { kubectlPods, kubectlSecret } from './kubectl';
 import { AUTH_USERS, RotationError, parseDuration, parseUsers, rotatePasswords } from './rotation';
 
@@ -25,7 +28,9 @@ commands:
       --app-grace DUR    after every server accepts the new app password, how long the
                          applications get to move to it before the old one is refused;
                          without it the tool stops there and --finish completes it later
-      --finish           complete a rotation that was left with -previous keys`;
+      --finish           complete a rotation that was left with -previous keys
+${DRILL_USAGE}
+  (redis-ha drill --help lists the connection options)`;
 
 async function rotateCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -62,6 +67,7 @@ async function rotateCommand(args: string[]): Promise<number> {
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   'rotate-passwords': rotateCommand,
+  drill: drillCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -80,7 +86,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const usage = (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     console.error(`redis-ha ${command}: ${(e as Error).message}`);
-    return e instanceof RotationError ? 1 : usage ? 2 : 1;
+    return e instanceof RotationError || e instanceof CliError ? 1 : usage ? 2 : 1;
   }
 }
 

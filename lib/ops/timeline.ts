@@ -261,7 +261,7 @@ export function timelineSpec(o: DrillOutcome, f: DrillFigures): vl.TopLevelSpec 
               x: { ...x, bin: { binned: true, step: binMs / 1000 } },
               x2: { field: 'end' },
               y: { field: 'writes', type: 'quantitative', stack: true, title: 'writes' },
-              color: { field: 'status', type: 'nominal', title: 'writes', scale: { domain: ['acknowledged', 'failed'], range: ['#4c78a8', '#e45756'] } },
+              color: { field: 'status', type: 'nominal', title: 'outcome', scale: { domain: ['acknowledged', 'failed'], range: ['#4c78a8', '#e45756'] } },
             },
             transform: [{ calculate: `datum.t + ${binMs / 1000}`, as: 'end' }],
           },
