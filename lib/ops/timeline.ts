@@ -193,16 +193,19 @@ export function binWidthMs(durationMs: number): number {
   return 30_000;
 }
 
-export interface WriteBin { t: number; status: 'acknowledged' | 'failed'; writes: number }
+/** The outcomes of a write on the timeline, in the order of its legend. */
+export const WRITE_OUTCOMES = ['acknowledged', 'acknowledged, then lost', 'failed'] as const;
+export interface WriteBin { t: number; status: typeof WRITE_OUTCOMES[number]; writes: number }
 
 /**
  * Writes per bin of `binMs`, by outcome, t in seconds after `origin` (the bin's start):
- * acknowledged writes at their acknowledgement, failed ones when they failed.
+ * acknowledged writes at their acknowledgement (those in `missing` as lost), failed ones
+ * when they failed.
  */
-export function writeBins(writes: WriteRecord[], origin: number, binMs: number): WriteBin[] {
+export function writeBins(writes: WriteRecord[], origin: number, binMs: number, missing: ReadonlySet<number> = new Set()): WriteBin[] {
   const counts = new Map<string, WriteBin>();
   for (const w of writes) {
-    const status = w.ack !== null ? 'acknowledged' : 'failed';
+    const status: WriteBin['status'] = w.ack === null ? 'failed' : missing.has(w.n) ? 'acknowledged, then lost' : 'acknowledged';
     const at = w.ack ?? w.end ?? w.start;
     const bin = Math.floor((at - origin) / binMs);
     const key = `${status}:${bin}`;
@@ -235,7 +238,7 @@ export function timelineSpec(o: DrillOutcome, f: DrillFigures): vl.TopLevelSpec 
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: `Failover drill: ${f.oldMaster} -> ${f.newMaster ?? 'no failover'}`,
-    config: { font: 'sans-serif' },
+    config: { font: 'sans-serif', legend: { labelLimit: 400 } },
     vconcat: [
       {
         width: 760,
@@ -255,13 +258,13 @@ export function timelineSpec(o: DrillOutcome, f: DrillFigures): vl.TopLevelSpec 
           }] : []),
           {
             name: 'writes',
-            data: { values: writeBins(o.writes, origin, binMs) },
+            data: { values: writeBins(o.writes, origin, binMs, new Set(o.missing)) },
             mark: { type: 'bar', width: { band: 1 } },
             encoding: {
               x: { ...x, bin: { binned: true, step: binMs / 1000 } },
               x2: { field: 'end' },
               y: { field: 'writes', type: 'quantitative', stack: true, title: 'writes' },
-              color: { field: 'status', type: 'nominal', title: 'outcome', scale: { domain: ['acknowledged', 'failed'], range: ['#4c78a8', '#e45756'] } },
+              color: { field: 'status', type: 'nominal', title: 'outcome', scale: { domain: [...WRITE_OUTCOMES], range: ['#4c78a8', '#f58518', '#e45756'] } },
             },
             transform: [{ calculate: `datum.t + ${binMs / 1000}`, as: 'end' }],
           },

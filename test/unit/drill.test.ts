@@ -123,6 +123,10 @@ describe('drill figures from a recorded run', () => {
     expect(bins.filter((b) => b.status === 'failed').reduce((a, b) => a + b.writes, 0)).toBe(f.failed);
     expect(bins.find((b) => b.t === 0 && b.status === 'acknowledged')!.writes).toBe(10);
     expect(bins.some((b) => b.status === 'acknowledged' && b.t >= 3 && b.t < 9)).toBe(false);
+    // The writes missing at the end are drawn as lost, in the bin of their acknowledgement.
+    const withLost = writeBins(o.writes, T0, 100, new Set(o.missing));
+    expect(withLost.filter((b) => b.status === 'acknowledged, then lost')).toEqual([{ t: 0, status: 'acknowledged, then lost', writes: 2 }]);
+    expect(withLost.find((b) => b.t === 0 && b.status === 'acknowledged')!.writes).toBe(8);
     expect(binWidthMs(12_000)).toBe(50);
     expect(binWidthMs(120_000)).toBe(500);
   });
@@ -154,10 +158,11 @@ describe('drill timeline SVG', () => {
     expect(doc.documentElement?.nodeName).toBe('svg');
     // One bar per (bin, outcome), labelled by vega with its data.
     const bars = layer(doc, 'writes').flatMap((g) => elements(g, 'path'));
-    const bins = writeBins(o.writes, f.startedAt, binWidthMs(f.endedAt - f.startedAt));
+    const bins = writeBins(o.writes, f.startedAt, binWidthMs(f.endedAt - f.startedAt), new Set(o.missing));
     expect(bars.length).toBe(bins.length);
     const labels = bars.map((b) => b.getAttribute('aria-label') ?? '');
     expect(labels.filter((l) => /outcome: failed/.test(l)).length).toBe(bins.filter((b) => b.status === 'failed').length);
+    expect(labels.filter((l) => /outcome: acknowledged, then lost/.test(l)).length).toBe(1);
     // One symbol per Sentinel event on this master's timeline.
     const points = layer(doc, 'events').flatMap((g) => elements(g, 'path'));
     expect(points.length).toBe(o.events.filter((e) => timelineEvent(e, 'mymaster')).length);
