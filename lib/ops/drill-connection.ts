@@ -23,7 +23,8 @@ export function writerOptions(conn: HaConnection, sentinels: Address[]): RedisOp
   const o = conn.opts;
   const s = CLIENT_SETTINGS;
   return {
-    sentinels: sentinels.map((a) => ({ host: a.host, port: a.port })),
+    // ioredis maps only the addresses Sentinels report (natMap), not the ones it is given.
+    sentinels: sentinels.map((a) => conn.target(a)).map((a) => ({ host: a.host, port: a.port })),
     name: o.masterName,
     role: 'master',
     username: o.user,

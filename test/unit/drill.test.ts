@@ -5,6 +5,7 @@
 // (a SENTINEL FAILOVER it causes: a failover reported, no confirmed write lost).
 import { Document, DOMParser, Element } from '@xmldom/xmldom';
 import { existsSync, readFileSync } from 'fs';
+import { createServer, connect, Server, Socket } from 'net';
 import { join } from 'path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { CLIENT_SETTINGS as EXAMPLE_SETTINGS } from '../../examples/typescript/sentinel-client';
@@ -242,17 +243,38 @@ describe('redis-ha drill against Redis and Sentinel on loopback', () => {
   const ha = new LoopbackHa({ replicas: 1, sentinels: 3, downAfterMs: 2000 });
   afterAll(() => ha.close());
 
-  itWithRedis('causes a SENTINEL FAILOVER: reports the switch, no confirmed write lost, writes the SVG', async () => {
+  /** A TCP forwarder to `port` (what `kubectl port-forward` is to a pod), counting its connections. */
+  const forwarded = new Map<number, number>();
+  const servers: Server[] = [];
+  afterAll(() => { for (const s of servers) s.close(); });
+  async function forward(port: number): Promise<number> {
+    forwarded.set(port, 0);
+    const server = createServer((c: Socket) => {
+      forwarded.set(port, forwarded.get(port)! + 1);
+      const u = connect(port, '127.0.0.1');
+      c.pipe(u).pipe(c);
+      c.on('error', () => u.destroy());
+      u.on('error', () => c.destroy());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    servers.push(server);
+    return (server.address() as { port: number }).port;
+  }
+
+  itWithRedis('causes a SENTINEL FAILOVER through --map: reports the switch, no confirmed write lost, writes the SVG', async () => {
     await ha.start();
     const before = ha.masterPort();
     const svg = join(ha.dir, 'drill.svg');
+    // Every server only through its forwarder, as through one port-forward per pod.
+    const map: string[] = [];
+    for (const p of [...ha.redisPorts, ...ha.sentinelPorts]) map.push('--map', `127.0.0.1:${p}=127.0.0.1:${await forward(p)}`);
     const out: string[] = [];
     const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { out.push(a.join(' ')); });
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     let code: number;
     try {
       code = await main(['drill', '--cause', 'sentinel', '--sentinel', `127.0.0.1:${ha.sentinelPorts[0]}`, '--password-file', ha.passwordFile('app'),
-        '--ops-password-file', ha.passwordFile('operations'), '--before', '1s', '--after', '1s', '--timeout', '30s', '--svg', svg, '--json']);
+        '--ops-password-file', ha.passwordFile('operations'), '--before', '1s', '--after', '1s', '--timeout', '30s', '--svg', svg, '--json', ...map]);
     } finally {
       log.mockRestore();
       stderr.mockRestore();
@@ -273,5 +295,7 @@ describe('redis-ha drill against Redis and Sentinel on loopback', () => {
     parseSvg(readFileSync(svg, 'utf8'));
     // The drill's keys were removed after the read-back.
     expect(ha.cliAs('app', Number(report.newMaster.split(':')[1]), 'DBSIZE')).toBe('0');
+    // Every Sentinel and both servers were reached through their forwarders.
+    for (const [port, connections] of forwarded) expect(connections, `connections through the forwarder of ${port}`).toBeGreaterThan(0);
   }, 90_000);
 });
