@@ -144,9 +144,8 @@ export async function drillCommand(args: string[]): Promise<number> {
     await target.close();
     await ops?.close();
   }
-  const outcome = { ...run, masterName: conn.opts.masterName };
-  const figures = drillFigures(outcome);
-  writeFileSync(settings.svg, await timelineSvg(outcome, figures));
+  const figures = drillFigures(run);
+  writeFileSync(settings.svg, await timelineSvg(run, figures));
   if (settings.json) {
     console.log(JSON.stringify({ ...figures, svg: settings.svg, sentinels: run.sentinels, skippedSentinels: run.skippedSentinels, problems: run.problems }));
   } else {

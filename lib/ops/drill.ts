@@ -10,7 +10,7 @@
  * recorded or stand-in clients; drill-connection.ts makes one from the command line's
  * connection options.
  */
-import { SentinelEvent, WriteRecord } from './timeline';
+import { DrillOutcome, SentinelEvent, WriteRecord } from './timeline';
 
 /**
  * The recommended client settings: CLIENT_SETTINGS of examples/typescript/sentinel-client.ts
@@ -96,15 +96,8 @@ export interface DrillOptions {
   readonly keepKeys?: boolean;
 }
 
-export interface DrillRun {
-  writes: WriteRecord[];
-  events: SentinelEvent[];
-  triggerAt: number;
-  oldMaster: string;
-  newMaster: string | null;
-  detectedSwitchAt: number | null;
-  /** n of acknowledged writes not on the new master when read back (on the old one when there was no failover). */
-  missing: number[];
+/** What the drill recorded (the figures come from it: timeline.ts drillFigures), and what it noticed on the way. */
+export interface DrillRun extends DrillOutcome {
   /** The Sentinels subscribed to, and why others were not. */
   sentinels: string[];
   skippedSentinels: string[];
@@ -273,7 +266,7 @@ export async function runDrill(target: DrillTarget, o: DrillOptions): Promise<Dr
   o.progress.close();
   return {
     writes, events, triggerAt, oldMaster, newMaster: switched?.to ?? null, detectedSwitchAt: switched?.at ?? null,
-    missing, sentinels: subscription.sentinels, skippedSentinels: subscription.skipped, problems,
+    missing, masterName: o.masterName, sentinels: subscription.sentinels, skippedSentinels: subscription.skipped, problems,
   };
 }
 

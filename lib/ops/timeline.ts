@@ -118,7 +118,7 @@ export interface DrillOutcome {
   newMaster: string | null;
   /** When the drill itself saw the Sentinels name another master (null: never). */
   detectedSwitchAt: number | null;
-  /** n of the acknowledged writes the new master did not hold when read back. */
+  /** n of the acknowledged writes the new master did not hold when read back (the old one, without a failover). */
   missing: readonly number[];
   masterName: string;
 }
