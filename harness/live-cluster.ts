@@ -39,10 +39,10 @@ export function cliAs(user: User, timeoutSeconds = 3): string {
 /** The labels the instance's NetworkPolicies admit as clients (clientLabels' default for the instance `redis`). */
 export const CLIENT_LABELS = { 'redis-client': 'true' };
 
-// The write figures live beside the drill's timeline (lib/ops/timeline.ts), which computes them the same way.
-import type { WriteRecord } from '../lib/ops/timeline';
+// The write figures are shared with `redis-ha drill` (lib/ops/writes.ts).
+import type { WriteRecord } from '../lib/ops/writes';
 export type { WriteRecord };
-export { confirmedWrites, longestGap, longestPause, writeOutage } from '../lib/ops/timeline';
+export { confirmedWrites, longestGap, longestPause, writeOutage } from '../lib/ops/writes';
 
 /** The Sentinel-aware application in its own client pod, driven over IPC. */
 export class Agent {

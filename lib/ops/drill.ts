@@ -10,7 +10,8 @@
  * recorded or stand-in clients; drill-connection.ts makes one from the command line's
  * connection options.
  */
-import { DrillOutcome, SentinelEvent, WriteRecord } from './timeline';
+import { DrillOutcome, SentinelEvent } from './timeline';
+import { WriteRecord } from './writes';
 
 /**
  * The recommended client settings: CLIENT_SETTINGS of examples/typescript/sentinel-client.ts
