@@ -5,14 +5,21 @@
  *   redis-ha rotate-passwords [--namespace NS] [--secret redis-auth] [--instance redis]
  *       [--users replication,sentinel,operations,app] [--timeout 5m] [--app-grace 10m]
  *       [--finish] [--context CTX]
- *   redis-ha drill (--cause sentinel | --wait) [--timeout 2m] [--svg FILE] [connection options]
+ *   redis-ha status [connection options] [--sentinels N] [--json]
+ *   redis-ha failover [connection options] [--to HOST:PORT] [--timeout 10s] [--json]
+ *   redis-ha drill (--cause failover | --cause sentinel | --wait) [--timeout 2m] [--svg FILE] [connection options]
+ *
+ * Problems the operator can fix end as a CliError (connect.ts): one line, `redis-ha: <message>`,
+ * exit status 1, no stack trace. Usage errors exit 2; `status` exits 3 (degraded) or 4 (critical).
  *
  * Compiled with the library (tsconfig.lib.json lists this file) into out/ops/cli.js.
  */
 import { parseArgs } from 'util';
-import { CliError } from './connect';
+import { CONNECTION_OPTIONS, CliError, HaConnection, connectionOptions, connectionUsage, durationOption, parseAddress } from './connect';
 import { drillCommand, DRILL_USAGE } from './drill-command';
+import { safeFailover } from './failover';
 import { kubectlPods, kubectlSecret } from './kubectl';
+import { STATUS_EXIT, formatStatus, gatherStatus } from './status';
 import { AUTH_USERS, RotationError, parseDuration, parseUsers, rotatePasswords } from './rotation';
 
 const USAGE = `usage: redis-ha <command> [options]
@@ -29,8 +36,27 @@ commands:
                          applications get to move to it before the old one is refused;
                          without it the tool stops there and --finish completes it later
       --finish           complete a rotation that was left with -previous keys
+
+  status             master, replicas (link, lag), Sentinels (their view, epoch, CKQUORUM), phantoms
+      --sentinels N      how many Sentinels the instance has (default: as many as are found);
+                         a Sentinel that knows more has phantoms
+      --json             print the status as JSON (for scripts)
+      exit status: 0 healthy, 3 degraded (a replica, a Sentinel or the Sentinels' agreement is
+      not right, but one master a majority names), 4 critical (not exactly one master, no
+      majority naming it, quorum or failover authorisation not reachable), 1 could not run
+
+  failover           manual failover without losing writes: pause writes on the master, wait
+                     until the replicas have every write, SENTINEL FAILOVER, wait until the new
+                     master is confirmed; prints it
+      --to HOST:PORT     the replica to promote, as the master lists it (default: the one
+                         furthest along)
+      --timeout DUR      how long the handover may take; writes are paused at most this long
+                         (default: 10s)
+      --json             print the result as JSON
+
 ${DRILL_USAGE}
-  (redis-ha drill --help lists the connection options)`;
+
+${connectionUsage('operations')}`;
 
 async function rotateCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -65,10 +91,66 @@ async function rotateCommand(args: string[]): Promise<number> {
   return result.pending.length ? 3 : 0;
 }
 
+/** Runs `body` with a connection made from the parsed connection options; closes it afterwards. */
+async function withConnection<T>(values: Record<string, unknown>, user: string, body: (conn: HaConnection) => Promise<T>): Promise<T> {
+  const conn = new HaConnection(connectionOptions(values as Parameters<typeof connectionOptions>[0], { user }));
+  try {
+    return await body(conn);
+  } finally {
+    await conn.close();
+  }
+}
+
+async function statusCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { ...CONNECTION_OPTIONS, sentinels: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  let expectedSentinels: number | undefined;
+  if (values.sentinels !== undefined) {
+    expectedSentinels = Number(values.sentinels);
+    if (!Number.isInteger(expectedSentinels) || expectedSentinels < 1) throw new CliError(`--sentinels '${values.sentinels}' is not a number of Sentinels (for example --sentinels 3)`);
+  }
+  const status = await withConnection(values, 'operations', (conn) => gatherStatus(conn, { expectedSentinels }));
+  console.log(values.json ? JSON.stringify(status, null, 2) : formatStatus(status));
+  return status.exitCode;
+}
+
+async function failoverCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...CONNECTION_OPTIONS, to: { type: 'string' }, timeout: { type: 'string', default: '10s' },
+      json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const to = values.to === undefined ? undefined : parseAddress(values.to, '--to');
+  const timeoutMs = durationOption(values.timeout!, '--timeout');
+  const log = (line: string) => console.error(`${new Date().toISOString().slice(11, 23)} ${line}`);
+  const result = await withConnection(values, 'operations', (conn) => safeFailover(conn, { to, timeoutMs, log }));
+  console.log(values.json ? JSON.stringify(result, null, 2)
+    : `new master: ${result.newMaster} (was ${result.oldMaster}; writes paused ${result.pausedMs} ms; named by ${result.confirmedBy} of ${result.sentinels} Sentinels)`);
+  return 0;
+}
+
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   'rotate-passwords': rotateCommand,
+  status: statusCommand,
+  failover: failoverCommand,
   drill: drillCommand,
 };
+
+export { STATUS_EXIT };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -84,9 +166,13 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await run(rest);
   } catch (e) {
+    if (e instanceof CliError) {
+      console.error(`redis-ha: ${e.message}`);
+      return 1;
+    }
     const usage = (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     console.error(`redis-ha ${command}: ${(e as Error).message}`);
-    return e instanceof RotationError || e instanceof CliError ? 1 : usage ? 2 : 1;
+    return e instanceof RotationError ? 1 : usage ? 2 : 1;
   }
 }
 

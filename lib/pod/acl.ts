@@ -83,6 +83,15 @@ export const OPERATIONS_SENTINEL_COMMANDS = [
   'sentinel|set', 'sentinel|config', // auth-pass towards Redis, sentinel-pass towards the other Sentinels
 ] as const;
 
+/**
+ * What the operator's command line (`redis-ha status`, `failover`; lib/ops) sends to a
+ * Sentinel as `operations` beyond what the scripts send: CKQUORUM (read-only: whether the
+ * quorum and a majority for failover authorisation are reachable). Everything else those
+ * commands send, on Redis and on the Sentinels, is in the scripts' lists already
+ * (test/unit/ops-status-failover.test.ts runs them against servers with these rules).
+ */
+export const OPERATIONS_CLI_SENTINEL_COMMANDS = ['sentinel|ckquorum'] as const;
+
 const allow = (commands: readonly string[]) => commands.map((c) => `+${c}`).join(' ');
 
 /**
@@ -152,7 +161,7 @@ export const SENTINEL_ACL: Partial<Record<AclUser, string>> = {
   // vote for a failover leader.
   sentinel: '-@all +client|setname +ping +publish +sentinel|is-master-down-by-addr &__sentinel__:hello',
   // The scripts: see OPERATIONS_SENTINEL_COMMANDS.
-  operations: `-@all ${allow(OPERATIONS_SENTINEL_COMMANDS)}`,
+  operations: `-@all ${allow([...OPERATIONS_SENTINEL_COMMANDS, ...OPERATIONS_CLI_SENTINEL_COMMANDS])}`,
   // The exporter: see METRICS_SENTINEL_COMMANDS.
   metrics: `-@all ${allow(METRICS_SENTINEL_COMMANDS)}`,
 };

@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import {
-  ACL_USERS, METRICS_EXPORTER_FLAGS, METRICS_REDIS_COMMANDS, METRICS_SENTINEL_COMMANDS, OPERATIONS_REDIS_COMMANDS, OPERATIONS_SENTINEL_COMMANDS, REDIS_ACL, SENTINEL_ACL, redisAclUsersFile, sentinelAclUsersFile,
+  ACL_USERS, METRICS_EXPORTER_FLAGS, METRICS_REDIS_COMMANDS, METRICS_SENTINEL_COMMANDS, OPERATIONS_CLI_SENTINEL_COMMANDS, OPERATIONS_REDIS_COMMANDS, OPERATIONS_SENTINEL_COMMANDS, REDIS_ACL, SENTINEL_ACL, redisAclUsersFile, sentinelAclUsersFile,
 } from '../../lib/pod/acl';
 import { synthBase, synthEnvironment } from '../../lib/internal';
 import { itWith } from '../prerequisites';
@@ -68,7 +68,8 @@ describe('the operations user may run exactly what the scripts send', () => {
 
   it('on the Sentinels: every command a script sends is granted, and nothing else', () => {
     expect([...sent.sentinel.keys()].sort()).toEqual([...OPERATIONS_SENTINEL_COMMANDS].sort());
-    expect(SENTINEL_ACL.operations).toBe(`-@all ${OPERATIONS_SENTINEL_COMMANDS.map((c) => `+${c}`).join(' ')}`);
+    // and what the operator's command line adds (lib/ops: redis-ha status, failover)
+    expect(SENTINEL_ACL.operations).toBe(`-@all ${[...OPERATIONS_SENTINEL_COMMANDS, ...OPERATIONS_CLI_SENTINEL_COMMANDS].map((c) => `+${c}`).join(' ')}`);
   });
 });
 
@@ -206,7 +207,7 @@ describe('what each user may do, asked of real servers (ACL DRYRUN over every co
 
   itWithRedis('operations: on Redis and on the Sentinels, exactly the commands the scripts send', async () => {
     expect(await redis.allowedCommands('operations')).toEqual([...LOGIN, ...OPERATIONS_REDIS_COMMANDS].sort());
-    expect(await sentinel.allowedCommands('operations')).toEqual([...SENTINEL_LOGIN, ...OPERATIONS_SENTINEL_COMMANDS].sort());
+    expect(await sentinel.allowedCommands('operations')).toEqual([...SENTINEL_LOGIN, ...OPERATIONS_SENTINEL_COMMANDS, ...OPERATIONS_CLI_SENTINEL_COMMANDS].sort());
   }, 60_000);
 
   itWithRedis('replication: only the replication handshake on Redis', async () => {

@@ -120,9 +120,14 @@ export class LoopbackHa {
     return this.redisPorts.find((p) => /^master/.test(this.cli(p, 'ROLE'))) ?? this.redisPorts[0];
   }
 
-  stop(port: number): void {
-    this.procs.get(port)?.kill('SIGKILL');
+  /** Kills the server on `port` and returns once it has exited. */
+  async stop(port: number): Promise<void> {
+    const p = this.procs.get(port);
     this.procs.delete(port);
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await exited;
   }
 
   /** A TCP forwarder on loopback to `port` (what `kubectl port-forward` is to a pod); its port. */
