@@ -7,13 +7,21 @@ import { parseArgs } from 'util';
 import { CliError, CONNECTION_OPTIONS, connectionOptions, connectionUsage, durationOption, HaConnection } from './connect';
 import { consoleProgress, DrillCause, DrillRun, runDrill } from './drill';
 import { drillTarget } from './drill-connection';
+import { safeFailover } from './failover';
 import { drillFigures, DrillFigures, summaryLines, timelineSvg } from './timeline';
 
-export const CAUSES = ['sentinel'] as const;
+/**
+ * How the drill can cause the failover: `failover` is `redis-ha failover` (safeFailover: writes
+ * paused until every replica has them, then SENTINEL FAILOVER; no acknowledged write lost);
+ * `sentinel` is a plain SENTINEL FAILOVER, which can lose writes a replica confirmed (the
+ * drill shows how many).
+ */
+export const CAUSES = ['failover', 'sentinel'] as const;
 
 export const DRILL_USAGE = `  drill              write continuously through Sentinel, cause or wait for a failover, then print the
                      outage and the confirmed writes lost, and draw the timeline (SVG)
-      --cause sentinel   cause it: SENTINEL FAILOVER (needs --ops-password-file)
+      --cause failover   cause it the write-safe way, as \`redis-ha failover\` does (needs --ops-password-file)
+      --cause sentinel   cause it with a plain SENTINEL FAILOVER (can lose confirmed writes: see them counted)
       --wait             wait for a failover someone else causes (deletes the master pod, a chaos tool)
       --timeout DUR      how long after the trigger the failover may take (default: 2m)
       --before DUR       writing before the trigger (default: 5s)
@@ -65,7 +73,7 @@ export function drillSettings(values: Record<string, unknown>, at = new Date()):
     throw new CliError(`--cause '${cause}' is not one of: ${CAUSES.join(', ')}`);
   }
   if ((cause === undefined) === !values.wait) {
-    throw new CliError(cause === undefined ? 'give --cause sentinel (the drill causes the failover) or --wait (someone else does)' : '--cause and --wait exclude each other');
+    throw new CliError(cause === undefined ? 'give --cause failover|sentinel (the drill causes the failover) or --wait (someone else does)' : '--cause and --wait exclude each other');
   }
   const rate = Number(values.rate);
   if (!/^\d+$/.test(String(values.rate)) || rate > 10_000) throw new CliError(`--rate '${values.rate}' is not a whole number of writes per second from 0 to 10000`);
@@ -107,6 +115,17 @@ function sentinelCause(ops: HaConnection): DrillCause {
   };
 }
 
+/** `redis-ha failover` as the cause (its default 10 s bound on the handover; the new master may take the drill's timeout to be confirmed); its log lines go to the progress. */
+function safeCause(ops: HaConnection, timeoutMs: number, log: (line: string) => void): DrillCause {
+  return {
+    name: 'write-safe failover (redis-ha failover)',
+    async run() {
+      const r = await safeFailover(ops, { timeoutMs: 10_000, confirmTimeoutMs: timeoutMs, log: (line) => log(`failover: ${line}`) });
+      log(`failover: done, writes paused ${r.pausedMs} ms, new master ${r.newMaster}`);
+    },
+  };
+}
+
 /** The exit status of a finished drill: 0 only when a failover happened and no confirmed write was lost. */
 export function drillExitCode(run: DrillRun, f: DrillFigures): number {
   return f.newMaster !== null && f.lostConfirmed.length === 0 && run.problems.length === 0 ? 0 : 1;
@@ -115,7 +134,7 @@ export function drillExitCode(run: DrillRun, f: DrillFigures): number {
 export async function drillCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: OPTIONS, strict: true });
   if (values.help) {
-    console.log(`usage: redis-ha drill (--cause sentinel | --wait) [options]\n\n${DRILL_USAGE}\n\n${connectionUsage('app')}`);
+    console.log(`usage: redis-ha drill (--cause failover | --cause sentinel | --wait) [options]\n\n${DRILL_USAGE}\n\n${connectionUsage('app')}`);
     return 0;
   }
   const settings = drillSettings(values);
@@ -126,11 +145,13 @@ export async function drillCommand(args: string[]): Promise<number> {
     ops = new HaConnection(connectionOptions({ ...values, user: values['ops-user'], 'password-file': values['ops-password-file'], 'sentinel-user': undefined, 'sentinel-password-file': undefined }, { user: 'operations' }));
   }
   const target = await drillTarget(conn);
+  const progress = consoleProgress(process.stderr);
+  const cause = ops && (settings.cause === 'sentinel' ? sentinelCause(ops) : safeCause(ops, settings.timeoutMs, (l) => progress.line(l)));
   let run: DrillRun;
   try {
     run = await runDrill(target, {
       masterName: conn.opts.masterName,
-      cause: ops ? sentinelCause(ops) : undefined,
+      cause,
       timeoutMs: settings.timeoutMs,
       beforeMs: settings.beforeMs,
       afterMs: settings.afterMs,
@@ -138,7 +159,7 @@ export async function drillCommand(args: string[]): Promise<number> {
       prefix: settings.prefix,
       ttlSeconds: settings.ttlSeconds,
       keepKeys: settings.keepKeys,
-      progress: consoleProgress(process.stderr),
+      progress,
     });
   } finally {
     await target.close();

@@ -188,7 +188,7 @@ describe('a fresh cdk8s app with the packed library installed', () => {
     const bin = join(appDir, 'node_modules', '.bin', 'redis-ha');
     const env = { ...process.env, REDIS_HA_PASSWORD_FILE: '' };
     const r = spawnSync(bin, ['drill', '--wait', '--sentinel', '127.0.0.1:1'], { cwd: appDir, encoding: 'utf8', env });
-    expect({ status: r.status, stderr: r.stderr.trim() }).toEqual({ status: 1, stderr: expect.stringMatching(/^redis-ha drill: no password for user 'app'[^\n]*$/) });
+    expect({ status: r.status, stderr: r.stderr.trim() }).toEqual({ status: 1, stderr: expect.stringMatching(/^redis-ha: no password for user 'app'[^\n]*$/) });
   });
 
   it('synthesizes, run directly with node, the objects the repository synthesizes (Duration and Size from the app\'s cdk8s)', () => {
