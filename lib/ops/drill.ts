@@ -257,8 +257,10 @@ export async function runDrill(target: DrillTarget, o: DrillOptions): Promise<Dr
     missing = [];
   }
   if (!o.keepKeys) {
+    // Every key the drill tried: a write that failed on the client (a timeout) may have been applied.
+    const all = writes.map((w) => `${o.prefix}:${w.n}`);
     try {
-      for (let i = 0; i < keys.length; i += 1000) await target.remove(readFrom, keys.slice(i, i + 1000));
+      for (let i = 0; i < all.length; i += 1000) await target.remove(readFrom, all.slice(i, i + 1000));
     } catch {
       // They expire after ttlSeconds anyway.
     }

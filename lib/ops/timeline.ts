@@ -186,7 +186,8 @@ export function timelineSpec(o: DrillOutcome, f: DrillFigures): vl.TopLevelSpec 
   const events = o.events.filter((e) => timelineEvent(e, o.masterName))
     .map((e) => ({ t: seconds(e.at, origin), sentinel: e.sentinel, event: e.event, detail: e.detail }));
   const marks: Array<{ t: number; label: string }> = [{ t: seconds(f.triggerAt, origin), label: 'trigger' }];
-  if (f.switchAt !== null) marks.push({ t: seconds(f.switchAt, origin), label: `switch to ${f.newMaster}` });
+  // The title names both masters; the label stays short.
+  if (f.switchAt !== null) marks.push({ t: seconds(f.switchAt, origin), label: 'switch' });
   const outage = f.outage ? [{ t: seconds(f.outage.from, origin), t2: seconds(f.outage.to, origin), label: `outage ${f.outage.ms} ms` }] : [];
   const markers = {
     name: 'markers',

@@ -1,7 +1,7 @@
 import { DOMParser } from '@xmldom/xmldom';
 import { buildSync } from 'esbuild';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
-import { join } from 'path';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { basename, join } from 'path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { LiveCluster, ROOT } from '../../harness/live-cluster';
 import { freshClusterPerTest, livePrerequisites } from './live-suite';
@@ -73,6 +73,8 @@ describe.skipIf(missing)('redis-ha drill against the simulator (staging overlay)
 
   function expectTimeline(svgFile: string, failover: boolean) {
     expect(existsSync(svgFile)).toBe(true);
+    // To look at the pictures afterwards: DRILL_SVG_DIR=dir.
+    if (process.env.DRILL_SVG_DIR) copyFileSync(svgFile, join(process.env.DRILL_SVG_DIR, basename(svgFile)));
     const errors: string[] = [];
     const doc = new DOMParser({ onError: (level: string, msg: string) => { if (level !== 'warning') errors.push(msg); } })
       .parseFromString(readFileSync(svgFile, 'utf8'), 'image/svg+xml');
@@ -80,7 +82,10 @@ describe.skipIf(missing)('redis-ha drill against the simulator (staging overlay)
     const groups = Array.from(doc.getElementsByTagName('g')).map((g) => g.getAttribute('class') ?? '');
     for (const layer of ['writes_marks', 'events_marks', 'markers_marks']) expect(groups.some((c) => c.includes(layer)), layer).toBe(true);
     const text = Array.from(doc.getElementsByTagName('text')).map((t) => t.textContent).join(' ');
-    if (failover) expect(text).toContain('switch to ');
+    if (failover) {
+      expect(text).toMatch(/Failover drill: \S+ -> \S+/);
+      expect(text).not.toContain('-> no failover');
+    }
   }
 
   const pod = (address: string | null) => address?.split(':')[0].split('.')[0];

@@ -172,7 +172,8 @@ describe('drill timeline SVG', () => {
     expect(layer(doc, 'markers').flatMap((g) => elements(g, 'line')).length).toBe(4);
     expect(layer(doc, 'outage').flatMap((g) => elements(g, 'path')).length).toBe(1);
     const text = elements(doc, 'text').map((t) => t.textContent).join('\n');
-    expect(text).toContain('switch to 10.0.0.2:6379');
+    expect(text).toContain('switch');
+    expect(text).toContain('Failover drill: 10.0.0.1:6379 -> 10.0.0.2:6379');
     expect(text).toContain(`outage ${f.outage!.ms} ms`);
     expect(text).toContain('+odown');
     expect(text).toContain('acknowledged');
