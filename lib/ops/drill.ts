@@ -163,6 +163,18 @@ class Writer {
   }
 }
 
+/** `read` tried up to three times, half a second apart (a server just promoted or reconfigured drops its clients). */
+async function retried<T>(read: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      await sleep(500);
+    }
+  }
+}
+
 /** Runs the drill (see the file's comment). Never throws for what happens to the system: that is in the result. */
 export async function runDrill(target: DrillTarget, o: DrillOptions): Promise<DrillRun> {
   const began = now();
@@ -249,7 +261,7 @@ export async function runDrill(target: DrillTarget, o: DrillOptions): Promise<Dr
   const keys = acked.map((w) => `${o.prefix}:${w.n}`);
   try {
     for (let i = 0; i < acked.length; i += 1000) {
-      const values = await target.read(readFrom, keys.slice(i, i + 1000));
+      const values = await retried(() => target.read(readFrom, keys.slice(i, i + 1000)));
       values.forEach((v, j) => { if (v !== String(acked[i + j].n)) missing.push(acked[i + j].n); });
     }
   } catch (err) {

@@ -55,7 +55,7 @@ export interface DrillFigures {
   acknowledged: number;
   confirmed: number;
   failed: number;
-  /** Failed writes by error (its first 60 characters), most frequent first. */
+  /** Failed writes by error (errorKind), most frequent first. */
   errors: Array<{ error: string; count: number }>;
   /** From the first write that failed on or after the trigger to the first write acknowledged after the switch (null: no write failed). */
   outage: Span | null;
@@ -82,6 +82,11 @@ export interface DrillOutcome {
   masterName: string;
 }
 
+/** An error message's first sentence, at most 80 characters: what failed writes are counted by. */
+export function errorKind(message: string): string {
+  return message.split('. ')[0].slice(0, 80);
+}
+
 const span = (from: number, to: number): Span => ({ from, to, ms: Math.round(to - from) });
 
 /** The drill's figures, from what it recorded. */
@@ -102,7 +107,10 @@ export function drillFigures(o: DrillOutcome): DrillFigures {
   const gap = longestGap(o.writes);
   const missing = new Set(o.missing);
   const errors = new Map<string, number>();
-  for (const w of failedWrites) errors.set((w.error as string).slice(0, 60), (errors.get((w.error as string).slice(0, 60)) ?? 0) + 1);
+  for (const w of failedWrites) {
+    const error = errorKind(w.error as string);
+    errors.set(error, (errors.get(error) ?? 0) + 1);
+  }
   const milestones: DrillFigures['milestones'] = [];
   for (const event of FAILOVER_EVENTS) {
     const times = relevant.filter((e) => e.event === event && (event !== '+sdown' || e.detail.startsWith('master '))).map((e) => e.at);

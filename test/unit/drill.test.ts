@@ -13,7 +13,7 @@ import { main } from '../../lib/ops/cli';
 import { CLIENT_SETTINGS, switchedTo } from '../../lib/ops/drill';
 import { drillSettings } from '../../lib/ops/drill-command';
 import {
-  DrillOutcome, SentinelEvent, WriteRecord, binWidthMs, drillFigures, summaryLines, timelineEvent, timelineSvg, writeBins,
+  DrillOutcome, SentinelEvent, WriteRecord, binWidthMs, drillFigures, errorKind, summaryLines, timelineEvent, timelineSvg, writeBins,
 } from '../../lib/ops/timeline';
 import { itWith } from '../prerequisites';
 import { LoopbackHa } from './support/loopback-ha';
@@ -66,6 +66,8 @@ describe('drill figures from a recorded run', () => {
     expect(f.confirmed).toBe(f.acknowledged - 1);
     expect(f.errors.reduce((a, e) => a + e.count, 0)).toBe(failed.length);
     expect(f.errors.map((e) => e.error).sort()).toEqual(['Connection is closed.', 'connect ETIMEDOUT']);
+    expect(errorKind('Reached the max retries per request limit (which is 2). Refer to "maxRetriesPerRequest" option for details.'))
+      .toBe('Reached the max retries per request limit (which is 2)');
   });
 
   it('the switch is the first +switch-master of any Sentinel; the outage runs from the first failed write to the first write acknowledged after it', () => {
