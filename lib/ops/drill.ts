@@ -108,6 +108,7 @@ export interface DrillRun extends DrillOutcome {
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const duration = (ms: number) => (ms < 1000 ? `${Math.round(ms)} ms` : `${Math.round(ms / 1000)} s`);
 
 /** The new master named by a `+switch-master` message (`<name> <old-ip> <old-port> <new-ip> <new-port>`), if it is about `masterName`. */
 export function switchedTo(e: Pick<SentinelEvent, 'event' | 'detail'>, masterName: string): string | undefined {
@@ -226,7 +227,7 @@ export async function runDrill(target: DrillTarget, o: DrillOptions): Promise<Dr
       setPhase('causing a failover', `: ${o.cause.name} of ${oldMaster}`);
       causeDone = o.cause.run(oldMaster).then(() => undefined, (err: Error) => { problems.push(`${o.cause!.name}: ${err.message}`); });
     } else {
-      setPhase('waiting for a failover', ` of ${oldMaster} (up to ${Math.round(o.timeoutMs / 1000)} s)`);
+      setPhase('waiting for a failover', ` of ${oldMaster} (up to ${duration(o.timeoutMs)})`);
     }
     const deadline = triggerAt + o.timeoutMs;
     let causeFailed = false;
@@ -245,7 +246,7 @@ export async function runDrill(target: DrillTarget, o: DrillOptions): Promise<Dr
       if (writer.lastAck() < from) problems.push(`no write was acknowledged after the switch to ${switched.to}`);
       await sleep(o.afterMs);
     } else if (!causeFailed) {
-      problems.push(`no failover within ${Math.round(o.timeoutMs / 1000)} s`);
+      problems.push(`no failover within ${duration(o.timeoutMs)}`);
     }
     await causeDone;
   } finally {

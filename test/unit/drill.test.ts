@@ -10,8 +10,8 @@ import { join } from 'path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { CLIENT_SETTINGS as EXAMPLE_SETTINGS } from '../../examples/typescript/sentinel-client';
 import { main } from '../../lib/ops/cli';
-import { CLIENT_SETTINGS, switchedTo } from '../../lib/ops/drill';
-import { drillSettings } from '../../lib/ops/drill-command';
+import { CLIENT_SETTINGS, DrillProgress, DrillTarget, runDrill, switchedTo } from '../../lib/ops/drill';
+import { drillExitCode, drillSettings } from '../../lib/ops/drill-command';
 import {
   DrillOutcome, SentinelEvent, WriteRecord, binWidthMs, drillFigures, errorKind, summaryLines, timelineEvent, timelineSvg, writeBins,
 } from '../../lib/ops/timeline';
@@ -138,6 +138,74 @@ describe('drill figures from a recorded run', () => {
     expect(switchedTo({ event: '+switch-master', detail: 'mymaster 10.0.0.1 6379 10.0.0.2 6379' }, 'mymaster')).toBe('10.0.0.2:6379');
     expect(switchedTo({ event: '+switch-master', detail: 'other 10.0.0.1 6379 10.0.0.2 6379' }, 'mymaster')).toBeUndefined();
     expect(switchedTo({ event: '+odown', detail: 'master mymaster 10.0.0.1 6379' }, 'mymaster')).toBeUndefined();
+  });
+});
+
+/** A stand-in system: a dict as Redis, a master that moves when `failover()` is called, events pushed by hand. */
+function standIn() {
+  const data = new Map<string, string>();
+  let master = '10.0.0.1:6379';
+  let emit: (e: SentinelEvent) => void = () => undefined;
+  const target: DrillTarget = {
+    writer: {
+      async call(command: string, ...args: string[]) {
+        if (command === 'SET') { data.set(args[0], args[1]); return 'OK'; }
+        if (command === 'WAIT') return 1;
+        throw new Error(`unexpected ${command}`);
+      },
+    },
+    masterAddress: async () => master,
+    async subscribe(onEvent) { emit = onEvent; return { sentinels: ['s1'], skipped: [], close: async () => undefined }; },
+    read: async (_address, keys) => keys.map((k) => data.get(k) ?? null),
+    remove: async (_address, keys) => { for (const k of keys) data.delete(k); },
+  };
+  const lines: string[] = [];
+  const progress: DrillProgress = { status: () => undefined, line: (l) => { lines.push(l); }, close: () => undefined };
+  return {
+    target, progress, lines, data,
+    failover(lose: string[] = []) {
+      for (const k of lose) data.delete(k);
+      emit({ at: performance.timeOrigin + performance.now(), sentinel: 's1', event: '+switch-master', detail: 'mymaster 10.0.0.1 6379 10.0.0.2 6379' });
+      master = '10.0.0.2:6379';
+    },
+  };
+}
+
+describe('the drill on a stand-in system', () => {
+  const options = { masterName: 'mymaster', timeoutMs: 400, beforeMs: 20, afterMs: 20, rate: 500, prefix: 'd', ttlSeconds: 60 };
+
+  it('no failover within the timeout: said, and the exit status is 1', async () => {
+    const s = standIn();
+    const run = await runDrill(s.target, { ...options, progress: s.progress });
+    expect(run.newMaster).toBeNull();
+    expect(run.problems).toEqual(['no failover within 400 ms']);
+    expect(run.missing).toEqual([]);
+    expect(drillExitCode(run, drillFigures(run))).toBe(1);
+    // Its keys are gone again.
+    expect(s.data.size).toBe(0);
+  });
+
+  it('a caused failover: the cause runs against the master, the switch comes from +switch-master, a lost confirmed write fails the drill', async () => {
+    const s = standIn();
+    const causedOn: string[] = [];
+    const run = await runDrill(s.target, {
+      ...options, progress: s.progress,
+      cause: { name: 'test', run: async (m) => { causedOn.push(m); s.failover(['d:0']); } },
+    });
+    expect(causedOn).toEqual(['10.0.0.1:6379']);
+    expect(run.problems).toEqual([]);
+    expect(run.newMaster).toBe('10.0.0.2:6379');
+    const f = drillFigures(run);
+    expect(f.lostConfirmed).toEqual([0]);
+    expect(drillExitCode(run, f)).toBe(1);
+    expect(s.lines).toContain('causing a failover: test of 10.0.0.1:6379');
+  });
+
+  it('a cause that fails ends the drill with its error', async () => {
+    const s = standIn();
+    const run = await runDrill(s.target, { ...options, progress: s.progress, cause: { name: 'test', run: async () => { throw new Error('NOPERM'); } } });
+    expect(run.problems).toEqual(['test: NOPERM']);
+    expect(drillExitCode(run, drillFigures(run))).toBe(1);
   });
 });
 
