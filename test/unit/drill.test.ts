@@ -4,7 +4,8 @@
 // the examples', and the whole command against a real Redis + Sentinel system on loopback
 // (a SENTINEL FAILOVER it causes: a failover reported, no confirmed write lost).
 import { Document, DOMParser, Element } from '@xmldom/xmldom';
-import { existsSync, readFileSync } from 'fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
 import { createServer, connect, Server, Socket } from 'net';
 import { join } from 'path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -272,6 +273,8 @@ describe('drill options', () => {
   }
 
   it('argument errors are one line, without a stack trace', async () => {
+    const appPassword = join(mkdtempSync(join(tmpdir(), 'drill-args-')), 'app.pw');
+    writeFileSync(appPassword, 'secret\n');
     const cases: Array<[string[], RegExp, number]> = [
       [[], /^redis-ha: give --cause failover\|sentinel \(the drill causes the failover\) or --wait \(someone else does\)$/, 1],
       [['--cause', 'sentinel', '--wait'], /^redis-ha: --cause and --wait exclude each other$/, 1],
@@ -280,6 +283,7 @@ describe('drill options', () => {
       [['--wait', '--rate', 'fast'], /^redis-ha: --rate 'fast' is not a whole number/, 1],
       [['--wait'], /^redis-ha: no password for user 'app': give --password-file FILE/, 1],
       [['--cause', 'failover', '--password-file', '/dev/null'], /^redis-ha: --password-file '\/dev\/null' is empty/, 1],
+      [['--cause', 'failover', '--password-file', appPassword], /^redis-ha: --cause failover needs the password of user 'operations' \(--ops-password-file FILE\)/, 1],
       [['--wait', '--bogus'], /^redis-ha drill: Unknown option '--bogus'/, 2],
     ];
     const env = process.env.REDIS_HA_PASSWORD_FILE;
