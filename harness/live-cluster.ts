@@ -39,16 +39,10 @@ export function cliAs(user: User, timeoutSeconds = 3): string {
 /** The labels the instance's NetworkPolicies admit as clients (clientLabels' default for the instance `redis`). */
 export const CLIENT_LABELS = { 'redis-client': 'true' };
 
-export interface WriteRecord {
-  n: number;
-  start: number;
-  ack: number | null;
-  confirmed: boolean;
-  error: string | null;
-  attempts: number;
-  /** The error the first attempt met, when the write was retried. */
-  firstError?: string;
-}
+// The write figures are shared with `redis-ha drill` (lib/ops/writes.ts).
+import type { WriteRecord } from '../lib/ops/writes';
+export type { WriteRecord };
+export { confirmedWrites, longestGap, longestPause, writeOutage } from '../lib/ops/writes';
 
 /** The Sentinel-aware application in its own client pod, driven over IPC. */
 export class Agent {
@@ -452,32 +446,4 @@ export class LiveCluster {
   async stop(): Promise<void> {
     await this.sim.stop();
   }
-}
-
-/**
- * Write outage around a fault at `faultAt`: the longest gap between consecutive
- * acknowledged writes from just before the fault on. The writer acknowledges writes
- * every few milliseconds while a master is up, so that gap runs from the last write the
- * old master acknowledged to the first one the new master acknowledged.
- */
-export function writeOutage(log: WriteRecord[], faultAt: number): number {
-  return longestPause(log.filter((w) => w.ack !== null && (w.ack as number) >= faultAt - 1000));
-}
-
-/** Longest gap between consecutive acknowledged writes: the ack before it and the ack after. */
-export function longestGap(log: WriteRecord[]): { from: number; to: number } {
-  const acks = log.filter((w) => w.ack !== null).map((w) => w.ack as number).sort((a, b) => a - b);
-  let gap = { from: 0, to: 0 };
-  for (let i = 1; i < acks.length; i++) if (acks[i] - acks[i - 1] > gap.to - gap.from) gap = { from: acks[i - 1], to: acks[i] };
-  return gap;
-}
-
-/** Longest gap between consecutive acknowledged writes, in ms. */
-export function longestPause(log: WriteRecord[]): number {
-  const gap = longestGap(log);
-  return gap.to - gap.from;
-}
-
-export function confirmedWrites(log: WriteRecord[]): number[] {
-  return log.filter((w) => w.confirmed).map((w) => w.n);
 }

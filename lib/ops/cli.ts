@@ -7,6 +7,7 @@
  *       [--finish] [--context CTX]
  *   redis-ha status [connection options] [--sentinels N] [--json]
  *   redis-ha failover [connection options] [--to HOST:PORT] [--timeout 10s] [--json]
+ *   redis-ha drill (--cause failover | --cause sentinel | --wait) [--timeout 2m] [--svg FILE] [connection options]
  *
  * Problems the operator can fix end as a CliError (connect.ts): one line, `redis-ha: <message>`,
  * exit status 1, no stack trace. Usage errors exit 2; `status` exits 3 (degraded) or 4 (critical).
@@ -15,6 +16,7 @@
  */
 import { parseArgs } from 'util';
 import { CONNECTION_OPTIONS, CliError, HaConnection, connectionOptions, connectionUsage, durationOption, parseAddress } from './connect';
+import { drillCommand, DRILL_USAGE } from './drill-command';
 import { safeFailover } from './failover';
 import { kubectlPods, kubectlSecret } from './kubectl';
 import { STATUS_EXIT, formatStatus, gatherStatus } from './status';
@@ -51,6 +53,8 @@ commands:
       --timeout DUR      how long the handover may take; writes are paused at most this long
                          (default: 10s)
       --json             print the result as JSON
+
+${DRILL_USAGE}
 
 ${connectionUsage('operations')}`;
 
@@ -143,6 +147,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   'rotate-passwords': rotateCommand,
   status: statusCommand,
   failover: failoverCommand,
+  drill: drillCommand,
 };
 
 export { STATUS_EXIT };

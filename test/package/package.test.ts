@@ -184,6 +184,13 @@ describe('a fresh cdk8s app with the packed library installed', () => {
     expect({ status: r.status, stderr: r.stderr.trim() }).toEqual({ status: 1, stderr: 'redis-ha rotate-passwords: unknown user root (the users are replication, sentinel, operations, app)' });
   });
 
+  it('runs `redis-ha drill` from the install (its modules load ioredis, vega and vega-lite, bundled): a one-line error without a password', () => {
+    const bin = join(appDir, 'node_modules', '.bin', 'redis-ha');
+    const env = { ...process.env, REDIS_HA_PASSWORD_FILE: '' };
+    const r = spawnSync(bin, ['drill', '--wait', '--sentinel', '127.0.0.1:1'], { cwd: appDir, encoding: 'utf8', env });
+    expect({ status: r.status, stderr: r.stderr.trim() }).toEqual({ status: 1, stderr: expect.stringMatching(/^redis-ha: no password for user 'app'[^\n]*$/) });
+  });
+
   it('synthesizes, run directly with node, the objects the repository synthesizes (Duration and Size from the app\'s cdk8s)', () => {
     const outdir = join(tmp, 'out-node');
     run(process.execPath, [join(appDir, 'main.js'), outdir], appDir);
