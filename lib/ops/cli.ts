@@ -5,11 +5,13 @@
  *   redis-ha rotate-passwords [--namespace NS] [--secret redis-auth] [--instance redis]
  *       [--users replication,sentinel,operations,app] [--timeout 5m] [--app-grace 10m]
  *       [--finish] [--context CTX]
+ *   redis-ha migrate --from redis://old:6379 [--follow] [--overwrite] [connection options]
  *
  * Compiled with the library (tsconfig.lib.json lists this file) into out/ops/cli.js.
  */
 import { parseArgs } from 'util';
 import { kubectlPods, kubectlSecret } from './kubectl';
+import { MIGRATE_USAGE, migrateCommand } from './migrate-command';
 import { AUTH_USERS, RotationError, parseDuration, parseUsers, rotatePasswords } from './rotation';
 
 const USAGE = `usage: redis-ha <command> [options]
@@ -25,7 +27,8 @@ commands:
       --app-grace DUR    after every server accepts the new app password, how long the
                          applications get to move to it before the old one is refused;
                          without it the tool stops there and --finish completes it later
-      --finish           complete a rotation that was left with -previous keys`;
+      --finish           complete a rotation that was left with -previous keys
+${MIGRATE_USAGE}`;
 
 async function rotateCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -62,6 +65,7 @@ async function rotateCommand(args: string[]): Promise<number> {
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   'rotate-passwords': rotateCommand,
+  migrate: migrateCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
