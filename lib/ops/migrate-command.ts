@@ -4,6 +4,7 @@
  * the target is the HA master, found through the Sentinels with the shared connection
  * options (connect.ts), logged in as `app` unless --user says otherwise.
  */
+import * as cliProgress from 'cli-progress';
 import { existsSync, readFileSync } from 'fs';
 import Redis from 'ioredis';
 import { parseArgs } from 'util';
@@ -83,9 +84,6 @@ async function connectSource(src: SourceUrl, label: string, timeoutMs: number, c
 function progressReporter(): { update: (p: MigrateProgress) => void; stop: () => void } {
   const start = Date.now();
   if (process.stderr.isTTY) {
-    // Loaded only when there is a terminal to draw on.
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const cliProgress = require('cli-progress') as typeof import('cli-progress');
     const bar = new cliProgress.SingleBar({
       format: '{phase} [{bar}] {value}/{total} keys | {rate} keys/s | copied {copied}, kept newer {newer}, gone {vanished}',
       stream: process.stderr, hideCursor: true, clearOnComplete: false,
