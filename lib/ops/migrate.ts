@@ -27,12 +27,13 @@
  * when it was copied and is gone before the TTL it was copied with (deleted on the target).
  * Newer keys are left alone (and counted) unless `overwrite`.
  */
-import { createHash } from 'crypto';
+import { createHash, randomBytes } from 'crypto';
 import Redis from 'ioredis';
 
 /** Prefix of the migration's own keys on the target (state, temporary keys); never copied. */
 export const STATE_PREFIX = 'redis-ha:migrate:';
 const TEMP_TTL_MS = 3_600_000;
+const EMPTY_STREAM_GROUP = 'redis-ha-migrate-empty-stream';
 const KEY = Symbol('key');
 type Arg = string | Buffer | number | typeof KEY;
 type Cmd = Arg[];
@@ -265,9 +266,9 @@ async function* readKey(client: Redis, key: Buffer, type: KeyType, digest: Diges
         start = `(${str(entries[entries.length - 1][0])}`;
       }
       const tail: Cmd[] = [];
-      // An empty stream (all entries deleted, or made by XGROUP CREATE MKSTREAM): make it
-      // with an entry and delete that; XSETID then sets the real last ID.
-      if (first) tail.push(['XADD', KEY, '0-1', '_', '_'], ['XDEL', KEY, '0-1']);
+      // An empty stream (all entries deleted, or made by XGROUP CREATE MKSTREAM): made the
+      // same way, with a group of the migration's that goes again; XSETID then sets the last ID.
+      if (first) tail.push(['XGROUP', 'CREATE', KEY, EMPTY_STREAM_GROUP, '0', 'MKSTREAM'], ['XGROUP', 'DESTROY', KEY, EMPTY_STREAM_GROUP]);
       const setid: Cmd = ['XSETID', KEY, lastId];
       if (info['entries-added'] !== undefined) {
         setid.push('ENTRIESADDED', str(info['entries-added']), 'MAXDELETEDID', str(info['max-deleted-entry-id']));
@@ -314,8 +315,15 @@ const parseState = (v: Buffer | null): StateEntry | undefined => {
   return { digest, expireAt: Number(expireAt), type };
 };
 
+/** No client of the master could be made (none named, or it answers READONLY): worth waiting for. */
+class TargetUnavailable extends Error {}
+
+/** One try with the slot's client (callers retry the whole key). */
+const once = async <T>(slot: TargetSlot, fn: (c: Redis) => Promise<T>): Promise<T> => fn(await slot.get());
+
 /** Connection errors and READONLY (the master changed): worth a new target client and another try. */
 function retriable(err: unknown): boolean {
+  if (err instanceof TargetUnavailable) return true;
   const m = String((err as Error)?.message ?? err);
   return /READONLY|LOADING|ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|Connection is closed|connect|MASTERDOWN|NOREPLICAS|TRYAGAIN|Stream isn't writeable/i.test(m);
 }
@@ -327,7 +335,13 @@ class TargetSlot {
   client?: Redis;
   constructor(private readonly factory: TargetFactory, readonly temp: Buffer) {}
   async get(): Promise<Redis> {
-    if (!this.client) this.client = await this.factory();
+    if (!this.client) {
+      try {
+        this.client = await this.factory();
+      } catch (err) {
+        throw new TargetUnavailable(`target: ${(err as Error).message}`);
+      }
+    }
     return this.client;
   }
   drop(): void {
@@ -353,7 +367,7 @@ export class Migration {
       overwrite: opts.overwrite ?? false,
     };
     this.stateKey = opts.stateKey ?? `${STATE_PREFIX}state:${opts.sourceId ?? 'source'}`;
-    const run = `${process.pid}-${Date.now().toString(36)}`;
+    const run = `${process.pid}-${randomBytes(4).toString('hex')}`;
     this.slots = Array.from({ length: this.o.parallel }, (_, i) => new TargetSlot(target, Buffer.from(`${STATE_PREFIX}tmp:${run}:${i}`)));
     this.log = opts.log ?? (() => undefined);
   }
@@ -365,18 +379,10 @@ export class Migration {
   /** Runs `fn` with a target client, again with a new one after a retriable error (up to ~30 s). */
   private async withTarget<T>(slot: TargetSlot, fn: (t: Redis) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      let client: Redis;
       try {
-        client = await slot.get();
+        return await fn(await slot.get());
       } catch (err) {
-        if (attempt >= 15) throw new MigrateError(`target: ${(err as Error).message}`);
-        await sleep(2000);
-        continue;
-      }
-      try {
-        return await fn(client);
-      } catch (err) {
-        if (!retriable(err) || attempt >= 15) throw err;
+        if (!retriable(err) || attempt >= 15) throw err instanceof TargetUnavailable ? new MigrateError(err.message) : err;
         this.log(`target: ${(err as Error).message.split('\n')[0]}; reconnecting to the master (attempt ${attempt + 1})`);
         slot.drop();
         await sleep(Math.min(2000, 200 * attempt));
@@ -395,7 +401,7 @@ export class Migration {
    */
   async syncKey(slot: TargetSlot, key: Buffer, mode: 'bulk' | 'check', known?: StateEntry | null): Promise<Outcome> {
     const state = known === undefined
-      ? parseState(await this.withTarget(slot, (t) => (t as any).hgetBuffer(this.stateKey, key)))
+      ? parseState(await (await slot.get() as any).hgetBuffer(this.stateKey, key))
       : known ?? undefined;
     if (mode === 'bulk' && state) return 'already';
     const [[, typeB], [, pttl]] = (await this.source.pipeline().type(key).pttl(key).exec()) as [unknown, any][];
@@ -411,10 +417,10 @@ export class Migration {
       const expireAt = Number(pttl) > 0 ? Date.now() + Number(pttl) : 0;
       if (d.hex() === state.digest && Math.abs(expireAt - state.expireAt) < 1000) return 'unchanged';
     }
-    return this.copyKey(slot, key, type as KeyType, state);
+    return this.copyKey(slot, key, type as KeyType, state, mode);
   }
 
-  private async copyKey(slot: TargetSlot, key: Buffer, type: KeyType, state: StateEntry | undefined): Promise<Outcome> {
+  private async copyKey(slot: TargetSlot, key: Buffer, type: KeyType, known: StateEntry | undefined, mode: 'bulk' | 'check'): Promise<Outcome> {
     const digest = new Digest(type);
     const reader = readKey(this.source, key, type, digest, this.o);
     let first: Cmd[] | undefined;
@@ -427,13 +433,13 @@ export class Migration {
       const t = slot.temp;
       if (!temp) {
         temp = true;
-        await this.withTarget(slot, async (c) => {
+        await once(slot, async (c) => {
           const p = c.pipeline().del(t);
           for (const cmd of first!) p.call(...(bind(cmd, t) as [string, ...any[]]));
           await execAll(p.pexpire(t, TEMP_TTL_MS));
         });
       }
-      await this.withTarget(slot, async (c) => {
+      await once(slot, async (c) => {
         const p = c.pipeline();
         for (const cmd of chunk) p.call(...(bind(cmd, t) as [string, ...any[]]));
         await execAll(p.pexpire(t, TEMP_TTL_MS));
@@ -443,16 +449,25 @@ export class Migration {
     const pttl = Number(await this.sourceCall('PTTL', key));
     const readAt = Date.now();
     if (pttl === -2 || !first) {
-      if (temp) await this.withTarget(slot, (c) => c.del(slot.temp));
-      return state ? this.deleteOnTarget(slot, key, state) : 'vanished';
+      if (temp) await once(slot, (c) => c.del(slot.temp));
+      return known ? this.deleteOnTarget(slot, key, known) : 'vanished';
     }
     const entry = `${digest.hex()}|${pttl > 0 ? readAt + pttl : 0}|${type}`;
-    const outcome = await this.withTarget(slot, async (c) => {
+    const outcome = await once(slot, async (c) => {
       for (let attempt = 0; attempt < 5; attempt++) {
         await c.watch(key);
+        // The state as it is now (another run, or an EXEC that landed before a connection
+        // broke, may have copied the key since it was read).
+        const state = parseState(await (c as any).hgetBuffer(this.stateKey, key));
+        if (mode === 'bulk' && state && !known) {
+          await c.unwatch();
+          return 'already' as const;
+        }
         const newer = await this.isNewer(c, key, state);
         if (newer && !this.o.overwrite) {
-          await c.unwatch();
+          // What was read under WATCH is only consistent if nothing changed the key before
+          // now: an empty transaction tells (EXEC refused: look again).
+          if ((await c.multi().exec()) === null) continue;
           return 'newer' as const;
         }
         const remaining = pttl > 0 ? pttl - (Date.now() - readAt) : 0;
@@ -477,7 +492,7 @@ export class Migration {
       }
       return 'newer' as const; // changed on the target again and again while we tried
     });
-    if (outcome !== 'copied' && outcome !== 'overwritten' && temp) await this.withTarget(slot, (c) => c.del(slot.temp));
+    if (outcome !== 'copied' && outcome !== 'overwritten' && temp) await once(slot, (c) => c.del(slot.temp));
     return outcome;
   }
 
@@ -493,7 +508,7 @@ export class Migration {
   }
 
   private async deleteOnTarget(slot: TargetSlot, key: Buffer, state: StateEntry): Promise<Outcome> {
-    return this.withTarget(slot, async (c) => {
+    return once(slot, async (c) => {
       for (let attempt = 0; attempt < 5; attempt++) {
         await c.watch(key);
         const newer = await this.isNewer(c, key, state);
@@ -529,7 +544,21 @@ export class Migration {
     await Promise.all(this.slots.map(async (slot) => {
       while (next < keys.length) {
         const i = next++;
-        this.count(await this.syncKey(slot, keys[i], mode, parseState(states[i]) ?? null));
+        // A key is synced whole or again from the start: after a connection error (a failover)
+        // the temporary key is written anew, and the state read again (the EXEC may have landed).
+        let known: StateEntry | null | undefined = parseState(states[i]) ?? null;
+        for (let attempt = 1; ; attempt++) {
+          try {
+            this.count(await this.syncKey(slot, keys[i], mode, known));
+            break;
+          } catch (err) {
+            if (!retriable(err) || attempt >= 15) throw err instanceof TargetUnavailable ? new MigrateError(err.message) : err;
+            this.log(`target: ${(err as Error).message.split('\n')[0]}; again with the current master (attempt ${attempt + 1})`);
+            slot.drop();
+            known = undefined;
+            await sleep(Math.min(2000, 200 * attempt));
+          }
+        }
         onKey();
       }
     }));

@@ -118,7 +118,7 @@ describe('migrate: the copy', () => {
     expect(result.counts.copied).toBe(total);
     expect(result.counts.newer + result.counts.vanished).toBe(0);
     expect(await expectSameKeys()).toBe(total);
-    expect(result.verification.types.stream.copied).toBe(6);
+    expect(result.verification.types.stream.copied).toBe(7);
     // No RESTORE (the app user may not), and no command near the size of the 3 MiB string.
     expect([...commands].sort()).toEqual(expect.arrayContaining(['append', 'rename', 'xclaim', 'xsetid']));
     expect(commands.has('restore')).toBe(false);
@@ -131,6 +131,17 @@ describe('migrate: the copy', () => {
     expect(again.counts.already).toBe(total);
     expect(again.verification.ok).toBe(true);
   }, 120_000);
+
+  it("two runs at the same time copy each key once and take none of the other run's keys for newer ones", async () => {
+    const p = src.pipeline();
+    for (let i = 0; i < 2000; i++) p.rpush(`l:${i}`, 'a', String(i));
+    await p.exec();
+    const [a, b] = await Promise.all([migrate(src, targetAsApp, quiet), migrate(src, targetAsApp, quiet)]);
+    expect(a.counts.newer + b.counts.newer).toBe(0);
+    expect(a.counts.copied + b.counts.copied).toBe(2000);
+    expect(a.verification.ok && b.verification.ok).toBe(true);
+    for (let i = 0; i < 2000; i += 111) expect(await admin.lrange(`l:${i}`, 0, -1)).toEqual(['a', String(i)]);
+  }, 60_000);
 
   it('keys that expire before they are written are not copied and do not count as missing', async () => {
     await src.set('soon', 'x', 'PX', 1);

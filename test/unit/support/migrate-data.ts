@@ -39,6 +39,8 @@ export async function fill(c: Redis): Promise<void> {
   await c.xadd('drained', '7-7', 'x', '1');
   await c.xdel('drained', '7-7');
   await c.xgroup('CREATE', 'drained', 'g', '$');
+  // A stream that never had an entry (last ID 0-0), made with its group.
+  await c.xgroup('CREATE', 'fresh', 'g', '$', 'MKSTREAM');
   // Binary key and values.
   await c.set(BIN_KEY, BIN_VALUE);
   await c.hset(Buffer.from('bin:hash'), BIN_VALUE, BIN_KEY);
