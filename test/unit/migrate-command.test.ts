@@ -74,6 +74,14 @@ describe('redis-ha migrate (loopback source and HA target)', () => {
     const again = await run('migrate', '--from', `redis://:old-secret@${HOST}:${sourcePort}/2`, ...conn());
     expect(again.code).toBe(0);
     expect(again.out).toMatch(/copied 0, already copied before 4/);
+
+    // --verify-only: a key added to the source since is missing, and the exit status says so.
+    await source.sadd('late', 'x');
+    const verify = await run('migrate', '--verify-only', '--from', `redis://${HOST}:${sourcePort}/2`, '--from-password-file', sourcePwFile, ...conn());
+    expect(verify.code).toBe(1);
+    expect(verify.out).toMatch(/MISMATCH: 1 source key\(s\) not on the target, e.g. late/);
+    expect(verify.out).toMatch(/set\s+1\s+0\s+0\s+0\s+1/);
+    await source.del('late');
   }, 60_000);
 
   it('follow mode copies changes until the stop file appears', async () => {
