@@ -333,11 +333,26 @@ type Outcome = 'copied' | 'already' | 'unchanged' | 'newer' | 'overwritten' | 'v
 /** One worker's target connection (WATCH is per connection). */
 class TargetSlot {
   client?: Redis;
+  /**
+   * The target's clock minus ours (ms, from TIME, to within half a round trip), so that a
+   * TTL is set as an absolute PEXPIREAT: the time the write takes to arrive does not add
+   * to it. Undefined when TIME is refused: then PEXPIRE with what remains.
+   */
+  clockOffset?: number;
   constructor(private readonly factory: TargetFactory, readonly temp: Buffer) {}
   async get(): Promise<Redis> {
     if (!this.client) {
       try {
-        this.client = await this.factory();
+        const client = await this.factory();
+        this.clockOffset = undefined;
+        try {
+          const before = Date.now();
+          const [s, us] = (await client.time()) as unknown as [string | number, string | number];
+          this.clockOffset = Number(s) * 1000 + Math.floor(Number(us) / 1000) - (before + Date.now()) / 2;
+        } catch {
+          // no TIME for this user
+        }
+        this.client = client;
       } catch (err) {
         throw new TargetUnavailable(`target: ${(err as Error).message}`);
       }
@@ -446,13 +461,15 @@ export class Migration {
       });
     }
     // Still there, and how long it has to live (read last, so a TTL set meanwhile counts).
+    const asked = Date.now();
     const pttl = Number(await this.sourceCall('PTTL', key));
-    const readAt = Date.now();
+    // When the source answered, as well as we know: halfway through the round trip.
+    const readAt = (asked + Date.now()) / 2;
     if (pttl === -2 || !first) {
       if (temp) await once(slot, (c) => c.del(slot.temp));
       return known ? this.deleteOnTarget(slot, key, known) : 'vanished';
     }
-    const entry = `${digest.hex()}|${pttl > 0 ? readAt + pttl : 0}|${type}`;
+    const entry = `${digest.hex()}|${pttl > 0 ? Math.round(readAt + pttl) : 0}|${type}`;
     const outcome = await once(slot, async (c) => {
       for (let attempt = 0; attempt < 5; attempt++) {
         await c.watch(key);
@@ -481,7 +498,8 @@ export class Migration {
           m.del(key);
           for (const cmd of first!) m.call(...(bind(cmd, key) as [string, ...any[]]));
         }
-        if (remaining > 0) m.pexpire(key, remaining);
+        if (remaining > 0 && slot.clockOffset !== undefined) m.pexpireat(key, Math.round(readAt + pttl + slot.clockOffset));
+        else if (remaining > 0) m.pexpire(key, Math.round(remaining));
         else if (temp) m.persist(key); // RENAME keeps the temporary key's TTL
         m.hset(this.stateKey, key, entry);
         const res = await m.exec();

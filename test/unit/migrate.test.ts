@@ -120,7 +120,7 @@ describe('migrate: the copy', () => {
     expect(await expectSameKeys()).toBe(total);
     expect(result.verification.types.stream.copied).toBe(7);
     // No RESTORE (the app user may not), and no command near the size of the 3 MiB string.
-    expect([...commands].sort()).toEqual(expect.arrayContaining(['append', 'rename', 'xclaim', 'xsetid']));
+    expect([...commands].sort()).toEqual(expect.arrayContaining(['append', 'rename', 'xclaim', 'xsetid', 'pexpireat', 'time']));
     expect(commands.has('restore')).toBe(false);
     expect(largest).toBeLessThan(1.1 * 1024 * 1024);
     // The temporary keys of the large ones are gone.
