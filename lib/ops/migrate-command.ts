@@ -82,7 +82,18 @@ async function connectSource(src: SourceUrl, label: string, timeoutMs: number, c
 
 /** Progress: a bar on a terminal, a line every 5 s otherwise. */
 function progressReporter(): { update: (p: MigrateProgress) => void; stop: () => void } {
-  const start = Date.now();
+  // Rates are per phase (the copy, each rescan).
+  let start = Date.now();
+  let ratePhase = '';
+  let rateDone = 0;
+  const rate = (p: MigrateProgress): number => {
+    if (p.phase !== ratePhase || p.done < rateDone) {
+      ratePhase = p.phase;
+      start = Date.now();
+    }
+    rateDone = p.done;
+    return Math.round(p.done / Math.max(0.001, (Date.now() - start) / 1000));
+  };
   if (process.stderr.isTTY) {
     const bar = new cliProgress.SingleBar({
       format: '{phase} [{bar}] {value}/{total} keys | {rate} keys/s | copied {copied}, kept newer {newer}, gone {vanished}',
@@ -92,8 +103,7 @@ function progressReporter(): { update: (p: MigrateProgress) => void; stop: () =>
     return {
       update: (p) => {
         if (p.phase === 'follow' || p.phase === 'verify') return;
-        const rate = Math.round(p.done / Math.max(0.001, (Date.now() - start) / 1000));
-        const payload = { phase: p.phase.padEnd(6), rate, ...p.counts };
+        const payload = { phase: p.phase.padEnd(6), rate: rate(p), ...p.counts };
         if (phase !== p.phase) {
           if (phase) bar.stop();
           phase = p.phase;
@@ -112,12 +122,12 @@ function progressReporter(): { update: (p: MigrateProgress) => void; stop: () =>
     update: (p) => {
       const now = Date.now();
       if (p.phase === 'follow' || p.phase === 'verify') return;
+      const r = rate(p);
       if (p.phase === lastPhase && now - last < 5000 && p.done < p.total) return;
       last = now;
       lastPhase = p.phase;
-      const rate = Math.round(p.done / Math.max(0.001, (now - start) / 1000));
       const c = p.counts;
-      console.error(`${new Date().toISOString().slice(11, 19)} ${p.phase}: ${p.done}/${p.total} keys, ${rate} keys/s; copied ${c.copied}, `
+      console.error(`${new Date().toISOString().slice(11, 19)} ${p.phase}: ${p.done}/${p.total} keys, ${r} keys/s; copied ${c.copied}, `
         + `already ${c.already}, kept newer ${c.newer}, overwritten ${c.overwritten}, gone ${c.vanished}, deleted ${c.deleted}`);
     },
     stop: () => undefined,

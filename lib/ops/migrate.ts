@@ -346,9 +346,20 @@ class TargetSlot {
         const client = await this.factory();
         this.clockOffset = undefined;
         try {
-          const before = Date.now();
-          const [s, us] = (await client.time()) as unknown as [string | number, string | number];
-          this.clockOffset = Number(s) * 1000 + Math.floor(Number(us) / 1000) - (before + Date.now()) / 2;
+          // The target's clock read at an instant between `before` and `after`: the offset is
+          // at least serverTime - after. That lower bound, from the quickest of three reads,
+          // so that a copied key never outlives its source (it may expire earlier by as
+          // much as the two round trips, that of TIME and that of the source's PTTL).
+          let best = Infinity;
+          for (let i = 0; i < 3; i++) {
+            const before = Date.now();
+            const [s, us] = (await client.time()) as unknown as [string | number, string | number];
+            const after = Date.now();
+            if (after - before < best) {
+              best = after - before;
+              this.clockOffset = Number(s) * 1000 + Number(us) / 1000 - after;
+            }
+          }
         } catch {
           // no TIME for this user
         }
@@ -461,10 +472,10 @@ export class Migration {
       });
     }
     // Still there, and how long it has to live (read last, so a TTL set meanwhile counts).
-    const asked = Date.now();
+    // The source counted the TTL from an instant after `asked`: counting from `asked` can
+    // only make the copy expire a little earlier, never later.
+    const readAt = Date.now();
     const pttl = Number(await this.sourceCall('PTTL', key));
-    // When the source answered, as well as we know: halfway through the round trip.
-    const readAt = (asked + Date.now()) / 2;
     if (pttl === -2 || !first) {
       if (temp) await once(slot, (c) => c.del(slot.temp));
       return known ? this.deleteOnTarget(slot, key, known) : 'vanished';
@@ -498,8 +509,8 @@ export class Migration {
           m.del(key);
           for (const cmd of first!) m.call(...(bind(cmd, key) as [string, ...any[]]));
         }
-        if (remaining > 0 && slot.clockOffset !== undefined) m.pexpireat(key, Math.round(readAt + pttl + slot.clockOffset));
-        else if (remaining > 0) m.pexpire(key, Math.round(remaining));
+        if (remaining > 0 && slot.clockOffset !== undefined) m.pexpireat(key, Math.floor(readAt + pttl + slot.clockOffset));
+        else if (remaining > 0) m.pexpire(key, Math.floor(remaining));
         else if (temp) m.persist(key); // RENAME keeps the temporary key's TTL
         m.hset(this.stateKey, key, entry);
         const res = await m.exec();

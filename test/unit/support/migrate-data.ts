@@ -116,7 +116,7 @@ const show = (k: Buffer) => (/^[\x20-\x7e]*$/.test(k.toString()) ? k.toString() 
  * Every source key on the target with the same content and (within the tolerance) the same
  * TTL: the differences, one line each (empty: the same), and how many keys the source has.
  */
-export async function compareKeys(src: Redis, tgt: Redis, ttlToleranceMs = 2000): Promise<{ keys: number; differences: string[] }> {
+export async function compareKeys(src: Redis, tgt: Redis, ttlToleranceMs = 100): Promise<{ keys: number; differences: string[] }> {
   const keys = await allKeys(src);
   const differences: string[] = [];
   // Idle times of pending entries differ by the time the copy took.
@@ -129,8 +129,17 @@ export async function compareKeys(src: Redis, tgt: Redis, ttlToleranceMs = 2000)
       differences.push(`${show(k)}: differs at ${at}: source ${na.slice(Math.max(0, at - 40), at + 80)} target ${nb.slice(Math.max(0, at - 40), at + 80)}`);
       continue;
     }
-    const [ts, tt] = await Promise.all([src.pttl(k), tgt.pttl(k)]);
-    if (ts < 0 ? tt !== ts : tt > ts + 50 || tt < ts - ttlToleranceMs) differences.push(`${show(k)}: TTL ${ts} on the source, ${tt} on the target`);
+    // When each expires, from PTTLs read one after the other, each bracketed by our clock:
+    // the instant lies in [asked + ttl, answered + ttl]. The target's copy must not expire
+    // later than the source's (beyond 10 ms), nor more than the tolerance earlier.
+    const a0 = Date.now();
+    const ts = await src.pttl(k);
+    const a1 = Date.now();
+    const tt = await tgt.pttl(k);
+    const b1 = Date.now();
+    const later = a1 + tt - (a1 + ts); // at least: target read started at or after a1
+    const earlier = a0 + ts - (b1 + tt);
+    if (ts < 0 ? tt !== ts : later > 10 || earlier > ttlToleranceMs) differences.push(`${show(k)}: TTL ${ts} on the source, ${tt} on the target (read ${a1 - a0} and ${b1 - a1} ms)`);
   }
   return { keys: keys.length, differences };
 }
