@@ -21,7 +21,7 @@ export const MIGRATE_USAGE = `  migrate            copy every key of a single Re
       --stop-file FILE       with --follow: stop once FILE exists
       --rescan-interval DUR  with --follow: compare every key again this often (default: 60s)
       --no-keyspace-events   with --follow: do not turn on keyspace notifications on the source; rescans only
-      --parallel N           keys copied at once (default: 4)
+      --parallel N           keys copied at once, each on a connection of its own (default: 8)
       --state-key KEY        the state hash on the target (default: ${STATE_PREFIX}state:<source host:port/db>)
       --verify-only          only compare the source's keys with the target's
       plus the connection options of the target (user default: app)`;
@@ -148,7 +148,7 @@ export async function migrateCommand(args: string[]): Promise<number> {
       'stop-file': { type: 'string' },
       'rescan-interval': { type: 'string', default: '60s' },
       'no-keyspace-events': { type: 'boolean', default: false },
-      parallel: { type: 'string', default: '4' },
+      parallel: { type: 'string', default: '8' },
       'state-key': { type: 'string' },
       'verify-only': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },

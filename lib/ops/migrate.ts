@@ -81,7 +81,7 @@ export interface MigrateOptions {
   chunkBytes?: number;
   /** SCAN COUNT; default 500. */
   scanCount?: number;
-  /** Keys copied at the same time (each with its own target connection); default 4. */
+  /** Keys copied at the same time (each with its own target connection); default 8. */
   parallel?: number;
   /** After the copy, keep copying the source's changes until `stop()` says so. */
   follow?: FollowOptions;
@@ -389,7 +389,7 @@ export class Migration {
       chunkElements: opts.chunkElements ?? 1000,
       chunkBytes: opts.chunkBytes ?? 1 << 20,
       scanCount: opts.scanCount ?? 500,
-      parallel: Math.max(1, opts.parallel ?? 4),
+      parallel: Math.max(1, opts.parallel ?? 8),
       overwrite: opts.overwrite ?? false,
     };
     this.stateKey = opts.stateKey ?? `${STATE_PREFIX}state:${opts.sourceId ?? 'source'}`;
@@ -483,15 +483,18 @@ export class Migration {
     const entry = `${digest.hex()}|${pttl > 0 ? Math.round(readAt + pttl) : 0}|${type}`;
     const outcome = await once(slot, async (c) => {
       for (let attempt = 0; attempt < 5; attempt++) {
-        await c.watch(key);
-        // The state as it is now (another run, or an EXEC that landed before a connection
-        // broke, may have copied the key since it was read).
-        const state = parseState(await (c as any).hgetBuffer(this.stateKey, key));
+        // WATCH, then the state as it is now (another run, or an EXEC that landed before a
+        // connection broke, may have copied the key since it was read) and the key's type,
+        // in one round trip.
+        const [watched, stateReply, typeReply] = (await (c.pipeline().watch(key) as any).hgetBuffer(this.stateKey, key).type(key).exec()) as [Error | null, any][];
+        const failed = [watched, stateReply, typeReply].find(([err]) => err);
+        if (failed) throw failed[0];
+        const state = parseState(stateReply[1]);
         if (mode === 'bulk' && state && !known) {
           await c.unwatch();
           return 'already' as const;
         }
-        const newer = await this.isNewer(c, key, state);
+        const newer = await this.isNewer(c, key, state, str(typeReply[1]));
         if (newer && !this.o.overwrite) {
           // What was read under WATCH is only consistent if nothing changed the key before
           // now: an empty transaction tells (EXEC refused: look again).
@@ -515,8 +518,8 @@ export class Migration {
         m.hset(this.stateKey, key, entry);
         const res = await m.exec();
         if (res === null) continue; // the key changed after WATCH: look again
-        const failed = res.find(([err]) => err);
-        if (failed) throw failed[0];
+        const refused = res.find(([err]) => err);
+        if (refused) throw refused[0];
         return newer ? 'overwritten' as const : 'copied' as const;
       }
       return 'newer' as const; // changed on the target again and again while we tried
@@ -526,8 +529,8 @@ export class Migration {
   }
 
   /** Under WATCH: is the target's key newer than what the migration wrote (see the file's comment)? */
-  private async isNewer(c: Redis, key: Buffer, state: StateEntry | undefined): Promise<boolean> {
-    const type = str(await c.type(key));
+  private async isNewer(c: Redis, key: Buffer, state: StateEntry | undefined, knownType?: string): Promise<boolean> {
+    const type = knownType ?? str(await c.type(key));
     if (!state) return type !== 'none';
     if (type === 'none') return !(state.expireAt > 0 && state.expireAt <= Date.now() + 1000);
     if (type !== state.type) return true;
