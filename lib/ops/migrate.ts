@@ -12,11 +12,15 @@
  * How a key lands on the target, atomically with the record of it (so an interruption at
  * any moment, kill -9 included, leaves each key either copied and recorded, or neither):
  * - a key read in one chunk: WATCH key, the "newer" check, then MULTI, DEL, the write,
- *   PEXPIRE, HSET state, EXEC;
+ *   PEXPIREAT, HSET state, EXEC;
  * - a larger key is written chunk by chunk into a temporary key of its own (expiring after
  *   an hour, so an interrupted one goes away by itself), then WATCH key, the check, MULTI,
- *   RENAME temp key, PEXPIRE, HSET state, EXEC.
- * An EXEC refused because the key changed after the WATCH runs the check again.
+ *   RENAME temp key, PEXPIREAT (or PERSIST), HSET state, EXEC.
+ * An EXEC refused because the key changed after the WATCH runs the check again (a "newer"
+ * verdict too is confirmed by an empty MULTI/EXEC). After a connection error or READONLY
+ * the key is synced again from the start on the master the target factory gives then.
+ * TTLs are absolute (PEXPIREAT in the target's clock, offset measured with TIME), counted
+ * so that a copy never outlives its source.
  *
  * The state lives on the target, in one hash (STATE_PREFIX + source address): field = key
  * name, value = `<content digest>|<expire-at ms or 0>|<type>` of what the migration wrote.
