@@ -7,6 +7,7 @@
  *       [--finish] [--context CTX]
  *   redis-ha status [connection options] [--sentinels N] [--json]
  *   redis-ha failover [connection options] [--to HOST:PORT] [--timeout 10s] [--json]
+ *   redis-ha migrate --from redis://old:6379 [--follow] [--overwrite] [connection options]
  *   redis-ha drill (--cause failover | --cause sentinel | --wait) [--timeout 2m] [--svg FILE] [connection options]
  *
  * Problems the operator can fix end as a CliError (connect.ts): one line, `redis-ha: <message>`,
@@ -20,6 +21,7 @@ import { drillCommand, DRILL_USAGE } from './drill-command';
 import { safeFailover } from './failover';
 import { kubectlPods, kubectlSecret } from './kubectl';
 import { STATUS_EXIT, formatStatus, gatherStatus } from './status';
+import { MIGRATE_USAGE, migrateCommand } from './migrate-command';
 import { AUTH_USERS, RotationError, parseDuration, parseUsers, rotatePasswords } from './rotation';
 
 const USAGE = `usage: redis-ha <command> [options]
@@ -55,6 +57,8 @@ commands:
       --json             print the result as JSON
 
 ${DRILL_USAGE}
+
+${MIGRATE_USAGE}
 
 ${connectionUsage('operations')}`;
 
@@ -148,6 +152,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   status: statusCommand,
   failover: failoverCommand,
   drill: drillCommand,
+  migrate: migrateCommand,
 };
 
 export { STATUS_EXIT };
