@@ -105,11 +105,11 @@ describe('redis-ha migrate (loopback source and HA target)', () => {
   it('says in one line what is wrong: unreachable source, wrong source password, a replica as target', async () => {
     const unreachable = await run('migrate', '--from', `redis://${HOST}:1/0`, ...conn());
     expect(unreachable.code).toBe(1);
-    expect(unreachable.err).toBe(`redis-ha migrate: cannot reach source ${HOST}:1/0: connection refused`);
+    expect(unreachable.err).toBe(`redis-ha: cannot reach source ${HOST}:1/0: connection refused`);
 
     const wrong = await run('migrate', '--from', `redis://:nope@${HOST}:${sourcePort}/2`, ...conn());
     expect(wrong.code).toBe(1);
-    expect(wrong.err).toMatch(/^redis-ha migrate: source .* refused the credentials \(WRONGPASS/);
+    expect(wrong.err).toMatch(/^redis-ha: source .* refused the credentials \(WRONGPASS/);
     expect(wrong.err.split('\n')).toHaveLength(1);
 
     const noPassword = await run('migrate', '--from', `redis://${HOST}:${sourcePort}/2`, ...conn());
@@ -120,12 +120,12 @@ describe('redis-ha migrate (loopback source and HA target)', () => {
     const readonly = await run('migrate', '--from', `redis://${HOST}:${sourcePort}/2`, '--from-password-file', sourcePwFile, ...conn(),
       '--map', `${HOST}:${ha.masterPort()}=${HOST}:${replica}`);
     expect(readonly.code).toBe(1);
-    expect(readonly.err).toMatch(/^redis-ha migrate: target .* is a replica \(READONLY\)/);
+    expect(readonly.err).toMatch(/^redis-ha: target .* is a replica \(READONLY\)/);
     expect(readonly.err.split('\n')).toHaveLength(1);
 
     const badTarget = await run('migrate', '--from', `redis://${HOST}:${sourcePort}/2`, '--from-password-file', sourcePwFile,
       '--sentinel', `${HOST}:1`, '--password-file', appFile, '--connect-timeout', '1s');
     expect(badTarget.code).toBe(1);
-    expect(badTarget.err).toMatch(/^redis-ha migrate: no Sentinel answered/);
+    expect(badTarget.err).toMatch(/^redis-ha: no Sentinel answered/);
   }, 60_000);
 });
