@@ -184,6 +184,8 @@ export interface RedisPodContract {
   readonly authSecretName: string;
   /** Whether the exporter sidecar is on: the Secret then also holds `metrics-password`. */
   readonly metrics?: boolean;
+  /** Whether the proxy tier is on: the Secret then also holds `proxy-password`. */
+  readonly proxy?: boolean;
 }
 
 /** What the Sentinel pods' containers need to know. */
@@ -201,6 +203,8 @@ export interface SentinelPodContract {
   readonly authSecretName: string;
   /** Whether the exporter sidecar is on (see RedisPodContract.metrics). */
   readonly metrics?: boolean;
+  /** Whether the proxy tier is on (see RedisPodContract.proxy). */
+  readonly proxy?: boolean;
 }
 
 type Env = Record<string, string | number>;
@@ -258,7 +262,7 @@ export function redisContainerEnv(c: RedisPodContract): k8s.EnvVar[] {
       REDIS_CONFIG: path(MOUNTS.redisConfig, FILES.redisConf),
       ACL_USERS_FILE: path(MOUNTS.redisTemplate, FILES.aclUsers),
       AUTH_SOURCE: c.authSecretName,
-      AUTH_KEYS: secretKeys(c.metrics ?? false).join(' '),
+      AUTH_KEYS: secretKeys(c.metrics ?? false, c.proxy ?? false).join(' '),
       START_RETRY_SECONDS,
       HANDOVER_TIMEOUT_SECONDS: c.handoverTimeoutSeconds,
       // Writes pause for the handover and a little longer, so that the pause outlasts
@@ -322,7 +326,7 @@ export function sentinelContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
     ...plain({
       ...sentinelShared(c),
       AUTH_SOURCE: c.authSecretName,
-      AUTH_KEYS: secretKeys(c.metrics ?? false).join(' '),
+      AUTH_KEYS: secretKeys(c.metrics ?? false, c.proxy ?? false).join(' '),
       SENTINEL_TEMPLATE: path(MOUNTS.sentinelTemplate, FILES.sentinelConf),
       START_RETRY_SECONDS,
     }),
