@@ -26,7 +26,7 @@ export const MASTER_NAME = 'mymaster';
 /** The auth Secret the overlays name (authSecretName's default). */
 export const AUTH_SECRET = 'redis-auth';
 /** The ACL users, each with its key `<user>-password` in the auth Secret (lib/pod/acl.ts). */
-export const USERS = ['app', 'replication', 'sentinel', 'operations', 'metrics'] as const;
+export const USERS = ['app', 'replication', 'sentinel', 'operations', 'metrics', 'proxy'] as const;
 export type User = typeof USERS[number];
 
 /**

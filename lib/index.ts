@@ -14,5 +14,6 @@ export { RedisReplicaSet, RedisReplicaSetProps } from './constructs/redis-replic
 export { SentinelQuorum, SentinelQuorumProps } from './constructs/sentinel-quorum';
 export { RedisDisruptionBudget, RedisDisruptionBudgetProps } from './constructs/redis-disruption-budget';
 export { RedisNetworkPolicies, RedisNetworkPoliciesProps } from './constructs/redis-network-policies';
+export { RedisProxy, RedisProxyProps } from './constructs/redis-proxy';
 export { RedisSentinelHA, RedisSentinelHAProps } from './constructs/redis-sentinel-ha';
 export { RedisHaChart, RedisHaChartProps } from './output/environments';

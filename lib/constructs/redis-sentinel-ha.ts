@@ -4,6 +4,7 @@ import { RedisHaConfiguration } from './redis-ha-configuration';
 import { RedisHaProps, RedisHaSettings } from './redis-ha-settings';
 import { RedisMaster } from './redis-master';
 import { RedisNetworkPolicies } from './redis-network-policies';
+import { RedisProxy } from './redis-proxy';
 import { RedisReplicaSet } from './redis-replica-set';
 import { SentinelQuorum } from './sentinel-quorum';
 
@@ -21,6 +22,7 @@ export interface RedisSentinelHAProps extends RedisHaProps {}
  *   new SentinelQuorum(scope, 'Sentinels', { configuration });
  *   new RedisDisruptionBudget(scope, 'RedisBudget', { configuration });
  *   new RedisNetworkPolicies(scope, 'NetworkPolicies', { configuration }); // unless networkPolicies: false
+ *   new RedisProxy(scope, 'Proxy', { configuration }); // unless proxy: false
  */
 export class RedisSentinelHA extends Construct {
   /** The props, validated and resolved; every part reads them from here. */
@@ -32,6 +34,8 @@ export class RedisSentinelHA extends Construct {
   public readonly redisBudget: RedisDisruptionBudget;
   /** The NetworkPolicies, unless networkPolicies is false. */
   public readonly networkPolicies?: RedisNetworkPolicies;
+  /** The proxy tier (`<name>-write`, `<name>-read`), unless proxy is false. */
+  public readonly proxy?: RedisProxy;
 
   constructor(scope: Construct, id: string, props: RedisSentinelHAProps = {}) {
     super(scope, id);
@@ -43,6 +47,7 @@ export class RedisSentinelHA extends Construct {
     this.sentinels = new SentinelQuorum(this, 'Sentinels', { configuration });
     this.redisBudget = new RedisDisruptionBudget(this, 'RedisBudget', { configuration });
     if (this.settings.networkPolicies) this.networkPolicies = new RedisNetworkPolicies(this, 'NetworkPolicies', { configuration });
+    if (this.settings.proxy) this.proxy = new RedisProxy(this, 'Proxy', { configuration });
   }
 
   /** The rendered redis.conf. */

@@ -351,3 +351,58 @@ export function janitorContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
     }),
   ];
 }
+
+/** What the proxy pods' HAProxy (its config and Lua decider) needs to know. */
+export interface ProxyPodContract {
+  readonly masterName: string;
+  readonly clusterDomain: string;
+  readonly redisPort: number;
+  readonly sentinelPort: number;
+  readonly sentinelCount: number;
+  /** Whether Redis and Sentinel speak TLS only: the decider's connections then do too. */
+  readonly tls?: boolean;
+  /** The Redis pods' DNS names relative to the namespace (`<pod>.<service>`). */
+  readonly redisPods: readonly string[];
+}
+
+/**
+ * How long the proxy container waits at start for every Redis pod's name to resolve before
+ * it starts HAProxy anyway (whose resolvers then fill in a missing address from the cluster DNS).
+ */
+export const PROXY_START_WAIT_SECONDS = 30;
+
+/**
+ * The decider's timings: a round every PROXY_POLL_INTERVAL_MS (each Sentinel and each Redis
+ * pod asked once, on a fresh connection, each answer within PROXY_CHECK_TIMEOUT_MS); a
+ * Sentinel IP learned from a peer and not reached for PROXY_SENTINEL_FORGET_MS is dropped.
+ */
+export const PROXY_TIMINGS = { pollIntervalMs: 250, checkTimeoutMs: 500, sentinelForgetMs: 60_000 } as const;
+
+/** The ACL user the proxy's decider logs in as. */
+export const PROXY_USER = 'proxy';
+
+/** Environment of the haproxy container: haproxy.cfg (${POD_NAMESPACE}) and redis-proxy.lua. */
+export function proxyContainerEnv(c: ProxyPodContract, backends: { write: string; read: string; sentinels: string }): k8s.EnvVar[] {
+  return [
+    field('POD_NAMESPACE', 'metadata.namespace'),
+    ...plain({
+      CLUSTER_DOMAIN: c.clusterDomain,
+      MASTER_NAME: c.masterName,
+      REDIS_PORT: c.redisPort,
+      SENTINEL_PORT: c.sentinelPort,
+      SENTINEL_COUNT: c.sentinelCount,
+      AUTH_DIR: MOUNTS.auth,
+      PROXY_USER,
+      POLL_INTERVAL_MS: PROXY_TIMINGS.pollIntervalMs,
+      CHECK_TIMEOUT_MS: PROXY_TIMINGS.checkTimeoutMs,
+      SENTINEL_FORGET_MS: PROXY_TIMINGS.sentinelForgetMs,
+      // Kubernetes expands $(POD_NAMESPACE) (defined above) in the value.
+      PROXY_HOSTS: c.redisPods.map((p) => `${p}.$(POD_NAMESPACE).svc.${c.clusterDomain}`).join(' '),
+      START_WAIT_SECONDS: PROXY_START_WAIT_SECONDS,
+      WRITE_BACKEND: backends.write,
+      READ_BACKEND: backends.read,
+      SENTINEL_BACKEND: backends.sentinels,
+      ...(c.tls ? { TLS: 1 } : {}),
+    }),
+  ];
+}
