@@ -415,7 +415,7 @@ export class LiveCluster {
     }
     for (const p of this.sim.pods()) {
       lines.push(`--- ${p.name} (${p.ip}, ${p.phase}, ready=${p.ready}, restarts=${p.restarts}) ---`);
-      for (const c of p.name.startsWith('redis-sentinel') ? ['sentinel', 'janitor'] : ['redis']) {
+      for (const c of p.name.startsWith('redis-sentinel') ? ['sentinel', 'janitor'] : p.name.startsWith('redis-proxy') ? ['haproxy'] : ['redis']) {
         lines.push(`[${c}]`, this.sim.logs(p.name, c, logLines));
       }
     }

@@ -28,8 +28,8 @@ export const PROXY_UID = 10001;
 export const PROXY_COMMAND = '/usr/local/sbin/haproxy';
 
 /**
- * The container's command: wait (at most START_WAIT_SECONDS) until every Redis pod's name
- * resolves, so HAProxy starts with every address (a pod not created yet has no name), then
+ * The container's command: wait (at most START_WAIT_SECONDS) until every Redis pod's name and
+ * the Sentinel Service resolve, so HAProxy starts with every address (a pod not created yet has no name), then
  * exec HAProxy in the foreground. One log line per outcome.
  */
 export function proxyStartScript(configFile: string): string {
@@ -125,6 +125,7 @@ export class RedisProxy extends Construct {
       sentinelCount: s.sentinels,
       tls: s.tls !== undefined,
       redisPods: s.redisPodDnsNames,
+      sentinelService: s.names.sentinel,
     }, PROXY_BACKENDS);
     this.deployment = new k8s.KubeDeployment(this, 'Deployment', {
       metadata: { name: s.names.proxy, labels, annotations: exemptionAnnotations(proxyExemptions(s.proxyImageHasDigest)) },

@@ -363,13 +363,16 @@ export interface ProxyPodContract {
   readonly tls?: boolean;
   /** The Redis pods' DNS names relative to the namespace (`<pod>.<service>`). */
   readonly redisPods: readonly string[];
+  /** The Sentinel Service (the decider's first Sentinel). */
+  readonly sentinelService: string;
 }
 
 /**
- * How long the proxy container waits at start for every Redis pod's name to resolve before
- * it starts HAProxy anyway (whose resolvers then fill in a missing address from the cluster DNS).
+ * How long the proxy container waits at start for every Redis pod's name and the Sentinel
+ * Service's to resolve before it starts HAProxy anyway (whose resolvers then fill in a
+ * missing address from the cluster DNS). Long enough for a first install's StatefulSets.
  */
-export const PROXY_START_WAIT_SECONDS = 30;
+export const PROXY_START_WAIT_SECONDS = 120;
 
 /**
  * The decider's timings: a round every PROXY_POLL_INTERVAL_MS (each Sentinel and each Redis
@@ -397,7 +400,7 @@ export function proxyContainerEnv(c: ProxyPodContract, backends: { write: string
       CHECK_TIMEOUT_MS: PROXY_TIMINGS.checkTimeoutMs,
       SENTINEL_FORGET_MS: PROXY_TIMINGS.sentinelForgetMs,
       // Kubernetes expands $(POD_NAMESPACE) (defined above) in the value.
-      PROXY_HOSTS: c.redisPods.map((p) => `${p}.$(POD_NAMESPACE).svc.${c.clusterDomain}`).join(' '),
+      PROXY_HOSTS: [...c.redisPods, c.sentinelService].map((p) => `${p}.$(POD_NAMESPACE).svc.${c.clusterDomain}`).join(' '),
       START_WAIT_SECONDS: PROXY_START_WAIT_SECONDS,
       WRITE_BACKEND: backends.write,
       READ_BACKEND: backends.read,

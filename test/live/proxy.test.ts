@@ -42,8 +42,8 @@ describe.skipIf(missing)('live proxy (staging overlay; clients use only redis-wr
   freshClusterPerTest((started) => { live = started; }, (cluster, testName) => {
     const pods = cluster.sim.podsOf('redis-proxy').map((p) => p.name);
     for (const p of pods) {
-      const lines = cluster.sim.logs(p, 'haproxy', 400).split('\n').filter((l) => /redis-proxy:/.test(l));
-      console.log(`${p} decisions in "${testName}":\n  ${lines.slice(-15).join('\n  ')}`);
+      const lines = cluster.sim.logs(p, 'haproxy', 400).split('\n').filter((l) => /redis-proxy:|Server |backend/.test(l));
+      console.log(`${p} decisions and server changes in "${testName}":\n  ${lines.slice(-40).join('\n  ')}`);
     }
   });
 
@@ -149,7 +149,7 @@ describe.skipIf(missing)('live proxy (staging overlay; clients use only redis-wr
   test('cold start: the write Service reaches the master, the read Service a replica', async () => {
     await live.waitHealthy();
     await live.agent.call('connectProxy', { write: WRITE, read: READ }, 90_000);
-    expect(await live.agent.call('write', { key: 'p', value: 'v', wait: 1 })).toBe(1);
+    expect(await live.agent.call('write', { key: 'p', value: 'v', wait: 1 })).toBeGreaterThanOrEqual(1);
     const read = await live.agent.call<{ value: string; node: string }>('readVia', { key: 'p' });
     expect(read.value).toBe('v');
     expect([live.sim.podIp('redis-slave-0'), live.sim.podIp('redis-slave-1')]).toContain(read.node);

@@ -80,21 +80,29 @@ describe('the rules reach the pods', () => {
 
   it('the ConfigMaps carry acl-users beside redis.conf and sentinel.conf, one line per user; no metrics user without the exporter', () => {
     const objects = synthBase();
-    expect(find(objects, 'ConfigMap', 'redis-config').data['acl-users']).toBe(redisAclUsersFile(false));
-    expect(find(objects, 'ConfigMap', 'redis-sentinel-config').data['acl-users']).toBe(sentinelAclUsersFile(false));
-    expect(users(redisAclUsersFile(false))).toEqual(ACL_USERS.filter((u) => u !== 'metrics'));
-    expect(users(sentinelAclUsersFile(false))).toEqual(['app', 'sentinel', 'operations']);
+    expect(find(objects, 'ConfigMap', 'redis-config').data['acl-users']).toBe(redisAclUsersFile(false, true));
+    expect(find(objects, 'ConfigMap', 'redis-sentinel-config').data['acl-users']).toBe(sentinelAclUsersFile(false, true));
+    expect(users(redisAclUsersFile(false, true))).toEqual(ACL_USERS.filter((u) => u !== 'metrics'));
+    expect(users(sentinelAclUsersFile(false, true))).toEqual(['app', 'sentinel', 'operations', 'proxy']);
     // So a Secret without metrics-password is complete: the start scripts ask only for these.
+    expect(keys(objects, 'StatefulSet', 'redis-master', 'redis')).toBe('app-password replication-password sentinel-password operations-password proxy-password');
+    expect(keys(objects, 'Deployment', 'redis-sentinel', 'sentinel')).toBe('app-password replication-password sentinel-password operations-password proxy-password');
+  });
+
+  it('without the proxy tier there is no proxy user and no proxy-password key', () => {
+    const objects = synthEnvironment({ ...ENVIRONMENTS.find((e) => e.name === 'staging')!, redis: { ...ENVIRONMENTS.find((e) => e.name === 'staging')!.redis, proxy: false } });
+    expect(users(find(objects, 'ConfigMap', 'redis-config').data['acl-users'])).toEqual(['app', 'replication', 'sentinel', 'operations']);
+    expect(users(find(objects, 'ConfigMap', 'redis-sentinel-config').data['acl-users'])).toEqual(['app', 'sentinel', 'operations']);
     expect(keys(objects, 'StatefulSet', 'redis-master', 'redis')).toBe('app-password replication-password sentinel-password operations-password');
-    expect(keys(objects, 'Deployment', 'redis-sentinel', 'sentinel')).toBe('app-password replication-password sentinel-password operations-password');
+    expect(objects.filter((o) => /proxy|redis-write|redis-read/.test(o.metadata?.name ?? ''))).toEqual([]);
   });
 
   it('with metrics on (production) the metrics user and its Secret key are added', () => {
     const objects = synthEnvironment(ENVIRONMENTS.find((e) => e.name === 'production')!);
-    expect(find(objects, 'ConfigMap', 'redis-config').data['acl-users']).toBe(redisAclUsersFile(true));
-    expect(find(objects, 'ConfigMap', 'redis-sentinel-config').data['acl-users']).toBe(sentinelAclUsersFile(true));
-    expect(users(redisAclUsersFile(true))).toEqual([...ACL_USERS]);
-    expect(users(sentinelAclUsersFile(true))).toEqual(['app', 'sentinel', 'operations', 'metrics']);
+    expect(find(objects, 'ConfigMap', 'redis-config').data['acl-users']).toBe(redisAclUsersFile(true, true));
+    expect(find(objects, 'ConfigMap', 'redis-sentinel-config').data['acl-users']).toBe(sentinelAclUsersFile(true, true));
+    expect(users(redisAclUsersFile(true, true))).toEqual([...ACL_USERS]);
+    expect(users(sentinelAclUsersFile(true, true))).toEqual(['app', 'sentinel', 'operations', 'metrics', 'proxy']);
     expect(keys(objects, 'StatefulSet', 'redis-slave', 'redis')).toContain('metrics-password');
     expect(keys(objects, 'Deployment', 'redis-sentinel', 'sentinel')).toContain('metrics-password');
   });

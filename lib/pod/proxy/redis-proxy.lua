@@ -127,12 +127,18 @@ local function ask(ip, port, commands)
     s:close()
     return replies
   end
+  local function guarded(password)
+    local ok, replies, err = pcall(attempt, password)
+    if not ok then return nil, tostring(replies) end
+    return replies, err
+  end
+  if ip == nil then return nil, "no address" end
   local password = read_file(PASSWORD_FILE)
   if password == nil then return nil, "no password file " .. PASSWORD_FILE end
-  local replies, err = attempt(password)
+  local replies, err = guarded(password)
   if replies == nil and err:find("WRONGPASS", 1, true) then
     local previous = read_file(PASSWORD_FILE .. "-previous")
-    if previous ~= nil then replies, err = attempt(previous) end
+    if previous ~= nil then replies, err = guarded(previous) end
   end
   return replies, err
 end
@@ -143,9 +149,11 @@ local function fields(flat)
   return t
 end
 
+-- The IP of a server's "ip:port", or nil while it has none (HAProxy says "<unknown>").
 local function split_addr(addr)
-  local ip = tostring(addr):match("^(.*):%d+$")
-  return ip or tostring(addr)
+  local ip = tostring(addr):match("^([%x%.:]+):%d+$")
+  if ip == nil or ip == "0.0.0.0" then return nil end
+  return ip
 end
 
 -- The Sentinels ------------------------------------------------------------------
@@ -157,7 +165,7 @@ local known = {}
 local function seed_sentinels()
   for _, srv in pairs(core.backends[SENTINEL_BACKEND].servers) do
     local ip = split_addr(srv:get_addr())
-    if ip ~= "" and ip ~= "0.0.0.0" and known[ip] == nil then known[ip] = { seen = now_ms(), seed = true } end
+    if ip ~= nil and known[ip] == nil then known[ip] = { seen = now_ms(), seed = true } end
   end
 end
 
@@ -245,19 +253,22 @@ local function decide(views, errors, roles)
   return pod, string.format("%d of %d Sentinels answered, epoch %d names %s and it says ROLE master", count, SENTINEL_COUNT, state.epoch, pod)
 end
 
--- The read servers: replicas whose link to their master is up; the master only while no replica is.
+-- The read servers and why: the replicas whose link to their master is up; while none is
+-- (a failover), every replica (possibly stale, as Redis itself serves them); while there
+-- is no replica at all, the master.
 local function decide_reads(roles)
-  local open, replicas = {}, 0
-  for name, r in pairs(roles) do
-    if r.role == "slave" and r.state == "connected" then
-      open[name] = true
-      replicas = replicas + 1
+  local function pick(accept)
+    local open, n = {}, 0
+    for name, r in pairs(roles) do
+      if accept(r) then open[name] = true; n = n + 1 end
     end
+    return open, n
   end
-  if replicas == 0 then
-    for name, r in pairs(roles) do if r.role == "master" then open[name] = true end end
-  end
-  return open
+  local open, n = pick(function(r) return r.role == "slave" and r.state == "connected" end)
+  if n > 0 then return open, "it is a replica in sync" end
+  open, n = pick(function(r) return r.role == "slave" end)
+  if n > 0 then return open, "no replica is in sync, and it is a replica" end
+  return pick(function(r) return r.role == "master" end), "there is no replica, and it says ROLE master"
 end
 
 -- Act ------------------------------------------------------------------------------
@@ -290,7 +301,8 @@ local function round()
   if reason ~= last_reason and target == nil then log("writes closed: " .. reason) end
   last_reason = reason
   apply(WRITE_BACKEND, target and { [target] = true } or {}, true, reason)
-  apply(READ_BACKEND, decide_reads(roles), false, "of its ROLE")
+  local reads, why = decide_reads(roles)
+  apply(READ_BACKEND, reads, false, why)
 end
 
 core.register_task(function()
