@@ -85,7 +85,7 @@ function sentinelClient(role) {
  * A client that knows nothing of Sentinel: one address (the proxy's Service), the same
  * settings as the Sentinel client (quick reconnects, short timeouts, READONLY reconnects).
  */
-function proxyClient(host, port, label) {
+function proxyClient(host, port, label, replace) {
   const client = new Redis({
     host, port, ...APP, tls: tlsOptions(port),
     enableReadyCheck: false,
@@ -96,10 +96,18 @@ function proxyClient(host, port, label) {
     enableOfflineQueue: true,
     reconnectOnError: (err) => (/READONLY/.test(err.message) ? 2 : false),
   });
+  // A command that times out: replace the client with a new one (a connection pool drops a
+  // bad connection the same way). ioredis 5 can be left "ready" on a socket that is already
+  // closed when a proxy accepts and closes connections in quick succession during a
+  // failover, and then neither disconnect(true) nor a new connect() recovers it.
+  let replaced = false;
   const sendCommand = client.sendCommand.bind(client);
   client.sendCommand = (command, stream) => {
     command.promise.catch((err) => {
-      if (/Command timed out/.test(err.message) && client.status === 'ready') client.disconnect(true);
+      if (!/Command timed out/.test(err.message) || replaced) return;
+      replaced = true;
+      client.disconnect();
+      replace();
     });
     return sendCommand(command, stream);
   };
@@ -236,8 +244,10 @@ const ops = {
   /** Use only the proxy's Services: writes to `write` (host:port), replica reads from `read`. */
   async connectProxy({ write, read }) {
     for (const c of [master, replica]) c?.disconnect();
-    master = proxyClient(write.host, write.port, 'proxy-write');
-    replica = proxyClient(read.host, read.port, 'proxy-read');
+    const writer = () => { master = proxyClient(write.host, write.port, 'proxy-write', writer); };
+    const reader = () => { replica = proxyClient(read.host, read.port, 'proxy-read', reader); };
+    writer();
+    reader();
     viaProxy = true;
     await retrying(() => master.set('proxy:ready', '1'), { attempts: 150, delayMs: 200 });
     await retrying(() => replica.get('proxy:ready'), { attempts: 150, delayMs: 200 });

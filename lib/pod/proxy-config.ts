@@ -74,12 +74,16 @@ export function renderProxyConfig(c: ProxyConfigInput): string {
     '  hold timeout 1h',
     '  hold other 1h',
     '',
+    // With no server open (a failover in progress), refuse at once rather than hold the
+    // client in the queue: it retries, and reaches the new master as soon as it is open.
     'frontend write',
     `  bind :${c.writePort}${bindTls}`,
+    `  tcp-request connection reject if { nbsrv(${PROXY_BACKENDS.write}) eq 0 }`,
     `  default_backend ${PROXY_BACKENDS.write}`,
     '',
     'frontend read',
     `  bind :${c.readPort}${bindTls}`,
+    `  tcp-request connection reject if { nbsrv(${PROXY_BACKENDS.read}) eq 0 }`,
     `  default_backend ${PROXY_BACKENDS.read}`,
     '',
     'frontend metrics',

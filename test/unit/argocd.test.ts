@@ -55,7 +55,7 @@ describe('Argo CD Applications (dist/argocd/<env>/application.yaml)', () => {
       const ns = objects.filter((o) => o.kind === 'Namespace');
       const workloads = objects.filter((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment');
       const rest = objects.filter((o) => !ns.includes(o) && !workloads.includes(o));
-      expect(workloads.length).toBe(3);
+      expect(workloads.length).toBe(4);
       for (const o of rest) {
         expect(wave(o)).toBeGreaterThan(wave(ns[0]));
         for (const w of workloads) expect(wave(o), `${o.kind}/${o.metadata.name} before ${w.metadata.name}`).toBeLessThan(wave(w));
