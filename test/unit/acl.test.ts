@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import {
-  ACL_USERS, METRICS_EXPORTER_FLAGS, METRICS_REDIS_COMMANDS, METRICS_SENTINEL_COMMANDS, OPERATIONS_REDIS_COMMANDS, OPERATIONS_SENTINEL_COMMANDS, REDIS_ACL, SENTINEL_ACL, redisAclUsersFile, sentinelAclUsersFile,
+  ACL_USERS, METRICS_EXPORTER_FLAGS, METRICS_REDIS_COMMANDS, METRICS_SENTINEL_COMMANDS, OPERATIONS_REDIS_COMMANDS, OPERATIONS_SENTINEL_COMMANDS, PROXY_REDIS_COMMANDS, PROXY_SENTINEL_COMMANDS, REDIS_ACL, SENTINEL_ACL, redisAclUsersFile, sentinelAclUsersFile,
 } from '../../lib/pod/acl';
 import { synthBase, synthEnvironment } from '../../lib/internal';
 import { itWith } from '../prerequisites';
@@ -237,6 +237,17 @@ describe('what each user may do, asked of real servers (ACL DRYRUN over every co
     }
     for (const words of [['SENTINEL', 'SET', 'mymaster', 'quorum', '1'], ['SENTINEL', 'RESET', '*'], ['SENTINEL', 'FAILOVER', 'mymaster']]) {
       expect(await sentinel.allowed('metrics', words), words.join(' ')).toBe(false);
+    }
+  }, 60_000);
+
+  itWithRedis('proxy: ROLE on Redis; MYID, MASTER, GET-MASTER-ADDR-BY-NAME and SENTINELS on the Sentinels; no key, nothing that changes state', async () => {
+    expect(await redis.allowedCommands('proxy')).toEqual([...LOGIN, ...PROXY_REDIS_COMMANDS].sort());
+    expect(await sentinel.allowedCommands('proxy')).toEqual([...SENTINEL_LOGIN, ...PROXY_SENTINEL_COMMANDS].sort());
+    for (const words of [['GET', 'k'], ['SET', 'k', 'v'], ['INFO'], ['CONFIG', 'GET', '*'], ['REPLICAOF', 'NO', 'ONE'], ['CLIENT', 'KILL', 'TYPE', 'normal']]) {
+      expect(await redis.allowed('proxy', words), words.join(' ')).toBe(false);
+    }
+    for (const words of [['SENTINEL', 'SET', 'mymaster', 'quorum', '1'], ['SENTINEL', 'FAILOVER', 'mymaster'], ['SENTINEL', 'RESET', '*'], ['PUBLISH', '__sentinel__:hello', 'x']]) {
+      expect(await sentinel.allowed('proxy', words), words.join(' ')).toBe(false);
     }
   }, 60_000);
 
