@@ -375,11 +375,12 @@ export interface ProxyPodContract {
 export const PROXY_START_WAIT_SECONDS = 120;
 
 /**
- * The decider's timings: a round every PROXY_POLL_INTERVAL_MS (each Sentinel and each Redis
- * pod asked once, on a fresh connection, each answer within PROXY_CHECK_TIMEOUT_MS); a
- * Sentinel IP learned from a peer and not reached for PROXY_SENTINEL_FORGET_MS is dropped.
+ * The decider's timings: a round every pollIntervalMs (each Sentinel and each Redis pod asked
+ * once, on a fresh connection, each answer within checkTimeoutMs; 100 ms keeps a planned
+ * switchover's pause through the proxy near the Sentinel clients'); a
+ * Sentinel IP learned from a peer and not reached for sentinelForgetMs is dropped.
  */
-export const PROXY_TIMINGS = { pollIntervalMs: 250, checkTimeoutMs: 500, sentinelForgetMs: 60_000 } as const;
+export const PROXY_TIMINGS = { pollIntervalMs: 100, checkTimeoutMs: 500, sentinelForgetMs: 60_000 } as const;
 
 /** The ACL user the proxy's decider logs in as. */
 export const PROXY_USER = 'proxy';
