@@ -10,6 +10,7 @@ import { proxyStartScript } from '../../lib/constructs/redis-proxy';
 import { synthEnvironment } from '../../lib/internal';
 import { PROXY_BACKENDS, proxyLua, renderProxyConfig } from '../../lib/pod/proxy-config';
 import { ENVIRONMENTS } from '../../main';
+import { makeTestCertificates } from '../../harness/live-cluster';
 import { find } from './helpers';
 
 const staging = ENVIRONMENTS.find((e) => e.name === 'staging')!;
@@ -109,6 +110,40 @@ describe('haproxy.cfg', () => {
       writeFileSync(join(dir, 'redis-proxy.lua'), config['redis-proxy.lua']);
       writeFileSync(join(dir, 'haproxy.cfg'), cfg.replace('/usr/local/etc/haproxy/redis-proxy.lua', join(dir, 'redis-proxy.lua')));
       const env = Object.fromEntries(container.env.filter((e: any) => e.value !== undefined).map((e: any) => [e.name, e.value]));
+      const out = execFileSync('/usr/sbin/haproxy', ['-c', '-f', join(dir, 'haproxy.cfg')], {
+        env: { ...env, POD_NAMESPACE: 'redis-staging', PATH: process.env.PATH }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      expect(out).toMatch(/Configuration file is valid/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('with TLS', () => {
+  const tlsObjects = synthEnvironment({ ...staging, redis: { ...staging.redis, tls: { secretName: 'redis-tls' } } });
+  const tlsDeployment = find(tlsObjects, 'Deployment', 'redis-proxy');
+
+  it('the proxy mounts the certificate as proxy.pem with its key beside it (HAProxy\'s naming) and tells the decider to speak TLS', () => {
+    const tls = tlsDeployment.spec.template.spec.volumes.find((v: any) => v.name === 'tls');
+    expect(tls.secret.items).toEqual([
+      { key: 'tls.crt', path: 'proxy.pem' }, { key: 'tls.key', path: 'proxy.pem.key' }, { key: 'ca.crt', path: 'ca.crt' },
+    ]);
+    expect(tlsDeployment.spec.template.spec.containers[0].env).toContainEqual({ name: 'TLS', value: '1' });
+  });
+
+  it.skipIf(!existsSync('/usr/sbin/haproxy') || !existsSync('/usr/bin/openssl'))('HAProxy accepts the TLS configuration with a real certificate, key and CA', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'proxy-tls-'));
+    try {
+      const files = makeTestCertificates(['redis-write', 'redis-read']);
+      writeFileSync(join(dir, 'proxy.pem'), files['tls.crt']);
+      writeFileSync(join(dir, 'proxy.pem.key'), files['tls.key']);
+      writeFileSync(join(dir, 'ca.crt'), files['ca.crt']);
+      const cm = find(tlsObjects, 'ConfigMap', 'redis-proxy').data;
+      writeFileSync(join(dir, 'redis-proxy.lua'), cm['redis-proxy.lua']);
+      writeFileSync(join(dir, 'haproxy.cfg'), cm['haproxy.cfg'].replaceAll('/etc/redis-proxy-tls', dir)
+        .replace('/usr/local/etc/haproxy/redis-proxy.lua', join(dir, 'redis-proxy.lua')));
+      const env = Object.fromEntries(tlsDeployment.spec.template.spec.containers[0].env.filter((e: any) => e.value !== undefined).map((e: any) => [e.name, e.value]));
       const out = execFileSync('/usr/sbin/haproxy', ['-c', '-f', join(dir, 'haproxy.cfg')], {
         env: { ...env, POD_NAMESPACE: 'redis-staging', PATH: process.env.PATH }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
       });
