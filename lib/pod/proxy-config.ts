@@ -47,7 +47,7 @@ export function renderProxyConfig(c: ProxyConfigInput): string {
   const serverTls = (host: string) => (c.tls ? ` ssl verify required ca-file ${c.tls.caFile} verifyhost "${fqdn(host)}" check-ssl` : '');
   const servers = c.redisPods.map((host) => `  server ${host.split('.')[0]} "${fqdn(host)}:${c.redisPort}"${serverTls(host)}`);
   const bindTls = c.tls ? ` ssl crt ${c.tls.certFile}` : '';
-  const serverDefaults = '  default-server check inter 1s fall 2 rise 1 on-marked-down shutdown-sessions resolvers cluster init-addr last,libc,none disabled';
+  const serverDefaults = '  default-server check inter 1s fall 2 rise 1 on-marked-down shutdown-sessions resolvers cluster resolve-prefer ipv4 init-addr last,libc,none disabled';
   return [
     '# Rendered by lib/pod/proxy-config.ts. Writes go only to the node the Lua decider opens.',
     'global',
@@ -61,6 +61,9 @@ export function renderProxyConfig(c: ProxyConfigInput): string {
     // Redis clients keep idle connections for long (pools, subscribers): no idle cut.
     '  timeout client 24h',
     '  timeout server 24h',
+    // A failed connection to the master is not retried (there is no other server to try,
+    // and HAProxy waits a second between retries): the client is told at once and reconnects.
+    '  retries 0',
     '',
     'resolvers cluster',
     '  parse-resolv-conf',
@@ -100,6 +103,9 @@ export function renderProxyConfig(c: ProxyConfigInput): string {
     '',
     `backend ${PROXY_BACKENDS.read}`,
     '  balance leastconn',
+    // Reads may go to any open replica: a failed connection tries another one.
+    '  retries 1',
+    '  option redispatch',
     serverDefaults,
     ...servers,
     '',
