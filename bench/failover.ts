@@ -7,6 +7,8 @@
 // `--kinds crash-restart` crashes the master's Redis container and lets it restart at once,
 // as the kubelet does (whether a failover follows is up to the design; `to` says).
 // `--preload-mb N` first loads about N MB of 1 KB values into the master.
+// `--via proxy` makes the client use only the proxy tier's Services (redis-write for
+// writes, redis-read for reads) instead of Sentinel discovery.
 // Prints per trial and as p50/max: the write outage, the WAIT-confirmed writes lost (and
 // how far into the fault the last lost one was made), the acknowledged writes discarded,
 // the full and partial resyncs the fault cost, and for switchovers the failed writes and
@@ -55,9 +57,14 @@ const program = new Command()
   .option('--trials <n>', 'crashes and planned switchovers, each', '5')
   .option('--kinds <list>', `which faults to run: ${KINDS.join(', ')} (comma-separated)`, 'crash,switchover')
   .option('--preload-mb <n>', 'before the trials, load about this many MB of 1 KB values into the master', '0')
-  .option('--out <file>', 'JSON results file (default bench-results/failover-<env>.json)');
+  .option('--via <client>', 'how the client finds the master: sentinel (discovery) or proxy (the redis-write Service only)', 'sentinel')
+  .option('--out <file>', 'JSON results file (default bench-results/failover-<env>[-proxy].json)');
 program.parse(process.argv);
-const opts = program.opts<{ env: string; trials: string; kinds: string; preloadMb: string; out?: string }>();
+const opts = program.opts<{ env: string; trials: string; kinds: string; preloadMb: string; via: string; out?: string }>();
+if (opts.via !== 'sentinel' && opts.via !== 'proxy') {
+  console.error(`--via must be sentinel or proxy, got ${JSON.stringify(opts.via)}`);
+  process.exit(2);
+}
 const trials = Number(opts.trials);
 const kinds = opts.kinds.split(',').map((k) => k.trim());
 for (const k of kinds) {
@@ -243,6 +250,9 @@ async function main() {
   const live = await LiveCluster.start(opts.env);
   const results: Trial[] = [];
   try {
+    // The proxy's Services as an application in the cluster reaches them (the simulator has
+    // no Service port mapping: the read Service's port is the proxy pods' read port).
+    if (opts.via === 'proxy') await live.agent.call('connectProxy', { write: { host: 'redis-write', port: 6379 }, read: { host: 'redis-read', port: 6380 } }, 120_000);
     if (preloadMb) await preload(live, preloadMb);
     for (const kind of kinds as Kind[]) {
       for (let n = 1; n <= trials; n++) {
@@ -264,8 +274,8 @@ async function main() {
   } finally {
     await live.stop();
   }
-  const summary: Record<string, unknown> = { env: opts.env, downAfterMs: live.downAfterMs, trials, preloadMb };
-  console.log(`\nenvironment ${opts.env}, downAfter ${live.downAfterMs} ms, ${trials} trials each${preloadMb ? `, ${preloadMb} MB preloaded` : ''}`);
+  const summary: Record<string, unknown> = { env: opts.env, via: opts.via, downAfterMs: live.downAfterMs, trials, preloadMb };
+  console.log(`\nenvironment ${opts.env}, client via ${opts.via}, downAfter ${live.downAfterMs} ms, ${trials} trials each${preloadMb ? `, ${preloadMb} MB preloaded` : ''}`);
   for (const kind of KINDS) {
     const rows = results.filter((r) => r.kind === kind);
     if (!rows.length) continue;
@@ -296,7 +306,7 @@ async function main() {
     console.log(`${''.padEnd(10)} resyncs per failover (full F / partial P): ${stats.resyncsPerFailover}; ` +
       `total full ${stats.resyncs.full}, partial ${stats.resyncs.partialOk}, partial refused ${stats.resyncs.partialErr}`);
   }
-  const out = opts.out ?? join(ROOT, 'bench-results', `failover-${opts.env}.json`);
+  const out = opts.out ?? join(ROOT, 'bench-results', `failover-${opts.env}${opts.via === 'proxy' ? '-proxy' : ''}.json`);
   mkdirSync(join(out, '..'), { recursive: true });
   writeFileSync(out, `${JSON.stringify({ summary, results }, null, 2)}\n`);
   console.log(`results written to ${out}`);

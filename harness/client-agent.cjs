@@ -82,6 +82,52 @@ function sentinelClient(role) {
 }
 
 /**
+ * A client that knows nothing of Sentinel: one address (the proxy's Service), the same
+ * settings as the Sentinel client (quick reconnects, short timeouts, READONLY reconnects).
+ */
+function proxyClient(host, port, label, replace) {
+  const client = new Redis({
+    host, port, ...APP, tls: tlsOptions(port),
+    enableReadyCheck: false,
+    retryStrategy: () => CLIENT_SETTINGS.retryDelayMs,
+    connectTimeout: CLIENT_SETTINGS.connectTimeoutMs,
+    commandTimeout: CLIENT_SETTINGS.commandTimeoutMs,
+    maxRetriesPerRequest: 2,
+    enableOfflineQueue: true,
+    reconnectOnError: (err) => (/READONLY/.test(err.message) ? 2 : false),
+  });
+  // A command that times out: replace the client with a new one (a connection pool drops a
+  // bad connection the same way). ioredis 5 can be left "ready" on a socket that is already
+  // closed when a proxy accepts and closes connections in quick succession during a
+  // failover, and then neither disconnect(true) nor a new connect() recovers it.
+  let replaced = false;
+  const sendCommand = client.sendCommand.bind(client);
+  client.sendCommand = (command, stream) => {
+    command.promise.catch((err) => {
+      if (!/Command timed out/.test(err.message) || replaced) return;
+      replaced = true;
+      client.disconnect();
+      replace();
+    });
+    return sendCommand(command, stream);
+  };
+  let lastError = '';
+  client.on('error', (err) => {
+    if (err.message !== lastError) console.error(`[${label}] ${err.message}`);
+    lastError = err.message;
+  });
+  return client;
+}
+
+/** The server address (CLIENT INFO laddr) of the connection a reply came on. */
+function laddrOf(clientInfo) {
+  return /(?:^| )laddr=(\S+)/.exec(String(clientInfo))?.[1]?.replace(/:\d+$/, '') ?? null;
+}
+
+let viaProxy = false;
+const idle = new Map();
+
+/**
  * Credentials of USER (null: none; a user with `password` given: that password instead of
  * the Secret's, to try a wrong one).
  */
@@ -160,7 +206,14 @@ function startWriter({ prefix, retries = 0, waitTimeoutMs = 500, intervalMs = 0 
         await retrying(async () => {
           entry.attempts++;
           try {
-            await master.set(`${prefix}:${n}`, String(n));
+            if (viaProxy) {
+              // Through the proxy: which node took the write, from the same connection.
+              const [[setErr], [infoErr, info]] = await master.multi().set(`${prefix}:${n}`, String(n)).client('INFO').exec();
+              if (setErr) throw setErr;
+              entry.node = infoErr ? null : laddrOf(info);
+            } else {
+              await master.set(`${prefix}:${n}`, String(n));
+            }
           } catch (err) {
             entry.firstError = entry.firstError || err.message; // what a retried write first met
             throw err;
@@ -187,6 +240,50 @@ const ops = {
     replica = sentinelClient('slave');
     await retrying(() => master.ping(), { attempts: 100, delayMs: 200 });
     return true;
+  },
+  /** Use only the proxy's Services: writes to `write` (host:port), replica reads from `read`. */
+  async connectProxy({ write, read }) {
+    for (const c of [master, replica]) c?.disconnect();
+    const writer = () => { master = proxyClient(write.host, write.port, 'proxy-write', writer); };
+    const reader = () => { replica = proxyClient(read.host, read.port, 'proxy-read', reader); };
+    writer();
+    reader();
+    viaProxy = true;
+    await retrying(() => master.set('proxy:ready', '1'), { attempts: 150, delayMs: 200 });
+    await retrying(() => replica.get('proxy:ready'), { attempts: 150, delayMs: 200 });
+    return true;
+  },
+  /**
+   * An idle connection through the proxy (no reconnect): which node it reached, and later
+   * (idleStatus) when it was closed, if it was.
+   */
+  async openIdle({ host, port, name }) {
+    const c = new Redis({
+      host, port, ...APP, tls: tlsOptions(port), lazyConnect: true, enableReadyCheck: false, retryStrategy: () => null,
+      maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: 1000, commandTimeout: 1000,
+    });
+    c.on('error', () => {});
+    const state = { closedAt: null, node: null };
+    c.on('close', () => { if (state.closedAt === null) state.closedAt = now(); });
+    await c.connect();
+    state.node = laddrOf(await c.client('INFO'));
+    idle.set(name, { c, state });
+    return state.node;
+  },
+  async idleStatus({ name }) {
+    const i = idle.get(name);
+    if (!i) throw new Error(`no idle connection ${name}`);
+    i.c.disconnect();
+    idle.delete(name);
+    return i.state;
+  },
+  /** A read through the read Service, with the node that served it. */
+  async readVia({ key }) {
+    return retrying(async () => {
+      const [[e1, v], [e2, info]] = await replica.multi().get(key).client('INFO').exec();
+      if (e1) throw e1;
+      return { value: v, node: e2 ? null : laddrOf(info) };
+    });
   },
   async write({ key, value, wait }) {
     await retrying(() => master.set(key, value));

@@ -26,7 +26,7 @@ export const MASTER_NAME = 'mymaster';
 /** The auth Secret the overlays name (authSecretName's default). */
 export const AUTH_SECRET = 'redis-auth';
 /** The ACL users, each with its key `<user>-password` in the auth Secret (lib/pod/acl.ts). */
-export const USERS = ['app', 'replication', 'sentinel', 'operations', 'metrics'] as const;
+export const USERS = ['app', 'replication', 'sentinel', 'operations', 'metrics', 'proxy'] as const;
 export type User = typeof USERS[number];
 
 /**
@@ -409,7 +409,7 @@ export class LiveCluster {
     }
     for (const p of this.sim.pods()) {
       lines.push(`--- ${p.name} (${p.ip}, ${p.phase}, ready=${p.ready}, restarts=${p.restarts}) ---`);
-      for (const c of p.name.startsWith('redis-sentinel') ? ['sentinel', 'janitor'] : ['redis']) {
+      for (const c of p.name.startsWith('redis-sentinel') ? ['sentinel', 'janitor'] : p.name.startsWith('redis-proxy') ? ['haproxy'] : ['redis']) {
         lines.push(`[${c}]`, this.sim.logs(p.name, c, logLines));
       }
     }

@@ -206,6 +206,7 @@ export class SimCluster {
         clearTimeout(c.restartTimer);
         if (c.proc) procs.push(c.proc);
       }
+      if (p.dnsServer) procs.push(p.dnsServer);
     }
     const exits = procs.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => new Promise((r) => { p.once('exit', r); p.kill('SIGKILL'); }));
     await Promise.race([Promise.all(exits), sleep(5000)]);

@@ -7,7 +7,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rm
 import { join } from 'node:path';
 import { publish } from './dns';
 import { containerEnv, expand } from './env';
-import { EXPORTER_BINARY, EXPORTER_ENTRYPOINT, isExporterImage, isRedisImage } from './manifests';
+import { EXPORTER_BINARY, EXPORTER_ENTRYPOINT, HAPROXY_BINARY, HAPROXY_ENTRYPOINT, isExporterImage, isHaproxyImage, isRedisImage } from './manifests';
 import { appendToLog, startProbes } from './probes';
 import { Mount, runSandboxed, sandboxArgv } from './sandbox';
 import { SimState } from './state';
@@ -33,6 +33,7 @@ export function prepareContainer(s: SimState, c: Container): void {
   let argv: string[];
   if (spec.command?.length) argv = [...spec.command, ...(spec.args ?? [])];
   else if (isExporterImage(spec.image)) argv = [EXPORTER_ENTRYPOINT, ...(spec.args ?? [])];
+  else if (isHaproxyImage(spec.image)) argv = [HAPROXY_ENTRYPOINT, '-W', '-db', '-f', '/usr/local/etc/haproxy/haproxy.cfg', ...(spec.args ?? [])];
   else if (isRedisImage(spec.image)) {
     // The official image's entrypoint: "-flag ..." or "x.conf" means redis-server.
     argv = spec.args?.length ? [...spec.args] : ['redis-server'];
@@ -65,6 +66,7 @@ export function prepareContainer(s: SimState, c: Container): void {
     readOnlyRoot: csc.readOnlyRootFilesystem === true,
     redisBinaries: isRedisImage(spec.image),
     exporterBinary: isExporterImage(spec.image) ? EXPORTER_BINARY : undefined,
+    hostBinaries: isHaproxyImage(spec.image) ? [{ source: HAPROXY_BINARY, target: HAPROXY_ENTRYPOINT }] : [],
   };
 }
 

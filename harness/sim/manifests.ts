@@ -211,11 +211,13 @@ export function parseQuantity(q: string | number): number {
 
 // Which images the host can stand in for. Redis/Valkey images use the host's Redis
 // binaries; redis_exporter images the host's prometheus-redis-exporter (EXPORTER_BINARY);
+// haproxy images the host's haproxy (HAPROXY_BINARY);
 // plain OS images only need the host's sh/coreutils. Everything else (other exporters,
 // ...) cannot run here and is skipped with a notice.
 export function imageRunnable(image: string): boolean {
   const repo = imageRepo(image);
   if (isExporterImage(image)) return existsSync(EXPORTER_BINARY);
+  if (isHaproxyImage(image)) return existsSync(HAPROXY_BINARY);
   if (/exporter|metrics/i.test(repo)) return false;
   return /redis|valkey/i.test(repo) || /^(busybox|alpine|debian|ubuntu)$/.test(repo);
 }
@@ -238,3 +240,14 @@ export function isExporterImage(image: string): boolean {
 }
 export const EXPORTER_BINARY = '/usr/bin/prometheus-redis-exporter';
 export const EXPORTER_ENTRYPOINT = '/redis_exporter';
+
+/**
+ * The official haproxy image (binary /usr/local/sbin/haproxy). The simulator runs Debian's
+ * haproxy of the same version (built with Lua and the Prometheus exporter too), bound at
+ * HAPROXY_ENTRYPOINT; the container's command names that path.
+ */
+export function isHaproxyImage(image: string): boolean {
+  return /^haproxy$/i.test(imageRepo(image));
+}
+export const HAPROXY_BINARY = '/usr/sbin/haproxy';
+export const HAPROXY_ENTRYPOINT = '/usr/local/sbin/haproxy';

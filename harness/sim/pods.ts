@@ -6,6 +6,8 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { prepareContainer, startContainer, stopContainer } from './containers';
 import { publish, resolvConf } from './dns';
+import { startDnsServer } from './dns-server';
+import { isHaproxyImage } from './manifests';
 import { ContainerSpec, Workload, imageRunnable } from './manifests';
 import { applyPartitions } from './network-faults';
 import { applyNetworkPolicies } from './network-policy';
@@ -72,6 +74,8 @@ async function bootPod(s: SimState, p: Pod): Promise<void> {
   // The NetworkPolicies know the new IP (this pod's rules, and its IP in every peer's) before anything runs.
   await applyNetworkPolicies(s);
   writeFileSync(join(p.dir, 'resolv.conf'), resolvConf(p.namespace));
+  // HAProxy resolves the Redis pods' names at run time with its own DNS client.
+  if (p.containers.some((c) => isHaproxyImage(c.spec.image))) p.dnsServer = startDnsServer(p.net.netns, join(p.dir, 'hosts'));
   prepareVolumes(s, p);
   publish(s);
   s.event(`pod ${p.name} has IP ${p.ip}`);
@@ -110,6 +114,7 @@ export async function terminate(s: SimState, p: Pod, graceful: boolean): Promise
   await Promise.all([...p.initContainers, ...p.containers].map((c) => stopContainer(s, c, graceMs, graceful)));
   await p.boot;
   await Promise.all([...p.initContainers, ...p.containers].map((c) => stopContainer(s, c, 0, false)));
+  p.dnsServer?.kill('SIGKILL');
   if (p.net) await s.net.removePod(p.net);
   void applyNetworkPolicies(s).catch(() => undefined);
   // emptyDirs and the pod's config/secret copies go with the pod; PVCs stay.

@@ -56,7 +56,13 @@ async function probeLoop(s: SimState, c: Container, gen: number, kind: 'startup'
 // so the scripts' `exec 2>/proc/1/fd/2` cannot reach the container log as it does in
 // Kubernetes; their stderr is appended to the log here instead.
 export function appendToLog(c: Container, text: string): void {
-  if (text.trim()) writeFileSync(c.logFile, text.endsWith('\n') ? text : `${text}\n`, { flag: 'a' });
+  if (!text.trim()) return;
+  try {
+    writeFileSync(c.logFile, text.endsWith('\n') ? text : `${text}\n`, { flag: 'a' });
+  } catch (err) {
+    // A probe that ends while the cluster is being torn down finds its log directory gone.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
 }
 
 async function runProbe(s: SimState, c: Container, p: Probe): Promise<{ ok: boolean; out: string }> {

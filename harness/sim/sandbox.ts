@@ -30,6 +30,7 @@ export interface SandboxSpec {
   readOnlyRoot: boolean;
   redisBinaries: boolean; // bind host redis-* into /usr/local/bin
   exporterBinary?: string; // bind this host binary at /redis_exporter (redis_exporter's entrypoint)
+  hostBinaries?: { source: string; target: string }[]; // other host binaries bound where the image has them (haproxy)
 }
 
 const HOST_TOP = ['/usr', '/bin', '/lib', '/lib64', '/sbin'];
@@ -73,6 +74,7 @@ export function sandboxArgv(s: SandboxSpec, argv: string[]): string[] {
     }
   }
   if (s.exporterBinary) mounts.push({ target: '/redis_exporter', source: realpathSync(s.exporterBinary), readOnly: true });
+  for (const b of s.hostBinaries ?? []) mounts.push({ target: b.target, source: realpathSync(b.source), readOnly: true });
   mounts.sort((a, b) => a.target.split('/').length - b.target.split('/').length);
   const targets = mounts.map((m) => m.target);
   const made = new Set<string>(['/etc', '/proc', '/dev', '/tmp']);

@@ -107,13 +107,17 @@ function isSymlink(p: string): boolean {
 
 /**
  * What a Secret volume (`source` = the volume's `secret` field) holds for `data`: every
- * key, or only `items`. Throws naming the key when an item's key is missing.
+ * key, or only `items`. Throws naming the key when an item's key is missing, unless the
+ * volume is `optional` (then, as in Kubernetes, a missing key is left out).
  */
 export function secretPayload(source: Obj, data: Record<string, string>): Map<string, PayloadFile> {
   const items: { key: string; path: string; mode?: number }[] = source.items ?? Object.keys(data).map((k) => ({ key: k, path: k }));
   const out = new Map<string, PayloadFile>();
   for (const it of items) {
-    if (!(it.key in data)) throw new Error(`key ${it.key} missing in secret ${source.secretName}`);
+    if (!(it.key in data)) {
+      if (source.optional) continue;
+      throw new Error(`key ${it.key} missing in secret ${source.secretName}`);
+    }
     out.set(it.path, { content: data[it.key], mode: it.mode ?? source.defaultMode ?? 0o644 });
   }
   return out;

@@ -66,6 +66,8 @@ export interface Container {
 
 export interface Pod {
   name: string;
+  /** The pod's DNS server (dns-server.ts), for pods that resolve names at run time. */
+  dnsServer?: import('node:child_process').ChildProcess;
   uid: number;
   namespace: string;
   wl: Workload;

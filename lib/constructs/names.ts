@@ -25,6 +25,17 @@ export const METRICS_PORT = 9121;
  */
 export const DEFAULT_EXPORTER_IMAGE = 'oliver006/redis_exporter:v1.45.0';
 
+/**
+ * HAProxy of the proxy tier, pinned: the version of Debian's haproxy (2.6.12, built with
+ * Lua 5.3 and the Prometheus exporter service) that the simulator runs in its place. The
+ * official image has both too; its binary is /usr/local/sbin/haproxy.
+ */
+export const DEFAULT_PROXY_IMAGE = 'haproxy:2.6.12';
+/** The proxy pods' ports: writes (to the master), reads (over the replicas), metrics (HAProxy's Prometheus exporter, /metrics, and /healthz). */
+export const PROXY_WRITE_PORT = 6379;
+export const PROXY_READ_PORT = 6380;
+export const PROXY_METRICS_PORT = 8404;
+
 export const DEFAULT_REDIS_IMAGE = 'redis:7.2.7-bookworm';
 export const DEFAULT_MASTER_NAME = 'mymaster';
 export const DEFAULT_AUTH_SECRET = 'redis-auth';
@@ -60,6 +71,12 @@ export interface RedisHaObjectNames {
   readonly tlsCertificate: string;
   /** Default TLS Secret of a Certificate: `<name>-tls`. */
   readonly tlsSecret: string;
+  /** The proxy tier's Deployment, ConfigMap, PodDisruptionBudget and NetworkPolicy: `<name>-proxy`. */
+  readonly proxy: string;
+  /** Service of the proxy that always forwards to the current master (writes and reads): `<name>-write`. */
+  readonly proxyWrite: string;
+  /** Service of the proxy that spreads over the in-sync replicas (reads): `<name>-read`. */
+  readonly proxyRead: string;
 }
 
 export function objectNames(name: string): RedisHaObjectNames {
@@ -78,6 +95,9 @@ export function objectNames(name: string): RedisHaObjectNames {
     sentinelNetworkPolicy: `${name}-sentinel`,
     tlsCertificate: `${name}-tls`,
     tlsSecret: `${name}-tls`,
+    proxy: `${name}-proxy`,
+    proxyWrite: `${name}-write`,
+    proxyRead: `${name}-read`,
   };
 }
 
@@ -90,7 +110,7 @@ const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 /** Label keys this library sets itself; user labels may not override them. */
 export const RESERVED_LABEL_KEYS: readonly string[] = [NAME_LABEL, INSTANCE_LABEL, COMPONENT_LABEL, PART_OF_LABEL, MANAGED_BY_LABEL];
 
-export type Component = 'master' | 'replica' | 'sentinel';
+export type Component = 'master' | 'replica' | 'sentinel' | 'proxy';
 
 /**
  * Labels that select one component's pods of one instance. Kept minimal and stable:
@@ -98,7 +118,7 @@ export type Component = 'master' | 'replica' | 'sentinel';
  */
 export function selectorLabels(instance: string, component: Component): { [key: string]: string } {
   return {
-    [NAME_LABEL]: component === 'sentinel' ? 'redis-sentinel' : 'redis',
+    [NAME_LABEL]: component === 'sentinel' ? 'redis-sentinel' : component === 'proxy' ? 'redis-proxy' : 'redis',
     [INSTANCE_LABEL]: instance,
     [COMPONENT_LABEL]: component,
   };

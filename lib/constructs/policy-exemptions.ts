@@ -100,3 +100,16 @@ export function exemptionAnnotations(exemptions: readonly PolicyExemption[]): { 
   if (kubeScore.length) annotations['kube-score/ignore'] = kubeScore.join(',');
   return annotations;
 }
+
+const PROXY_CPU_LIMIT: PolicyExemption = {
+  reason: 'No CPU limit on purpose: CFS throttling would stall HAProxy\'s forwarding and its decider past their 500 ms checks, closing writes for nothing; a CPU request is set',
+  kubeScore: ['container-resources'],
+  kubeLinter: ['unset-cpu-requirements'],
+  polaris: ['cpuLimitsMissing'],
+  checkov: ['CKV_K8S_11'],
+};
+
+/** The exemptions of the proxy Deployment (container haproxy); NO_DIGEST unless its image has a digest. */
+export function proxyExemptions(imageHasDigest: boolean): PolicyExemption[] {
+  return [PROXY_CPU_LIMIT, PULL_POLICY, ...(imageHasDigest ? [] : [NO_DIGEST])];
+}

@@ -44,8 +44,8 @@ export class RedisHaConfiguration extends Construct {
     claimPart(this, 'RedisHaConfiguration', s.name);
     const scripts = loadScripts();
     const metadata = (name: string) => ({ name, labels: commonLabels(s.name, s.labels) });
-    const redisAclUsers = redisAclUsersFile(s.metrics);
-    const sentinelAclUsers = sentinelAclUsersFile(s.metrics);
+    const redisAclUsers = redisAclUsersFile(s.metrics, s.proxy);
+    const sentinelAclUsers = sentinelAclUsersFile(s.metrics, s.proxy);
 
     this.redisConfigMap = new k8s.KubeConfigMap(this, 'RedisConfig', {
       metadata: metadata(s.names.redisConfig),

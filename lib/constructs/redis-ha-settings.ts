@@ -3,7 +3,7 @@ import { ContainerResources, Cpu, k8s } from 'cdk8s-plus-28';
 import { MemoryFloor, ResolvedResources, resolveResources } from './container-resources';
 import { WorkloadImages } from './policy-exemptions';
 import {
-  DEFAULT_AUTH_SECRET, DEFAULT_CLUSTER_DOMAIN, DEFAULT_EXPORTER_IMAGE, DEFAULT_INSTANCE_NAME, DEFAULT_MASTER_NAME, DEFAULT_REDIS_IMAGE,
+  DEFAULT_AUTH_SECRET, DEFAULT_CLUSTER_DOMAIN, DEFAULT_EXPORTER_IMAGE, DEFAULT_PROXY_IMAGE, DEFAULT_INSTANCE_NAME, DEFAULT_MASTER_NAME, DEFAULT_REDIS_IMAGE,
   MAX_INSTANCE_NAME_LENGTH, objectNames, RedisHaObjectNames, REDIS_PORT, RESERVED_LABEL_KEYS, SENTINEL_PORT,
 } from './names';
 import {
@@ -366,6 +366,25 @@ export interface RedisHaProps {
    * @default { grafana_dashboard: '1' } (the sidecar's default label, kube-prometheus-stack and the Grafana chart)
    */
   readonly dashboardLabels?: { [key: string]: string };
+  /**
+   * The proxy tier, for clients that do not speak Sentinel: HAProxy pods behind the
+   * Services `<name>-write` (always the master the Sentinels name, which itself says ROLE
+   * master; writes and reads) and `<name>-read` (the in-sync replicas), both on port 6379.
+   * Its decider logs in as the ACL user `proxy` (Secret key `proxy-password`).
+   * @default true
+   */
+  readonly proxy?: boolean;
+  /**
+   * Number of proxy pods; at least 2, so one can go (a drain, a rollout) while the other serves.
+   * @default 2
+   */
+  readonly proxyReplicas?: number;
+  /**
+   * HAProxy's image, pinned to a version tag or digest; 2.6 or newer, built with Lua and
+   * the Prometheus exporter (the official images are).
+   * @default 'haproxy:2.6.12' (the version the tests run)
+   */
+  readonly proxyImage?: string;
 }
 
 /** Every key of RedisHaProps, for refusing unknown (misspelled) keys at run time. */
@@ -379,6 +398,7 @@ const PROP_KEYS: { [K in keyof Required<RedisHaProps>]: true } = {
   imagePullSecrets: true, podAnnotations: true, serviceAnnotations: true, networkPolicies: true, clientLabels: true,
   clientNamespaceLabels: true, tls: true, metrics: true, metricsImage: true, monitoringNamespaceLabels: true,
   prometheusOperator: true, monitorLabels: true, ruleLabels: true, grafanaDashboard: true, dashboardLabels: true,
+  proxy: true, proxyReplicas: true, proxyImage: true,
 };
 export const REDIS_HA_PROP_KEYS: readonly string[] = Object.keys(PROP_KEYS);
 
@@ -525,6 +545,13 @@ export class RedisHaSettings {
   public readonly grafanaDashboard: boolean;
   /** Labels of the dashboard ConfigMap (Grafana's dashboard sidecar). */
   public readonly dashboardLabels: { [key: string]: string };
+  /** Whether the instance has the proxy tier (`<name>-write`, `<name>-read`). */
+  public readonly proxy: boolean;
+  public readonly proxyReplicas: number;
+  /** HAProxy's image. */
+  public readonly proxyImage: string;
+  /** Whether the proxy image carries a `@sha256:` digest. */
+  public readonly proxyImageHasDigest: boolean;
   /** DNS names (`pod.service`, relative to the namespace) of every Redis pod, master first. */
   public readonly redisPodDnsNames: string[];
   /** Host in sentinel.conf's monitor line and the first master: `<name>-master-0.<name>-master`. */
@@ -662,6 +689,11 @@ export class RedisHaSettings {
     this.monitorLabels = { ...requireLabels('monitorLabels', props.monitorLabels ?? { release: 'prometheus' }, RESERVED_LABEL_KEYS) };
     this.ruleLabels = { ...requireLabels('ruleLabels', props.ruleLabels ?? { release: 'prometheus' }, RESERVED_LABEL_KEYS) };
     this.dashboardLabels = { ...requireLabels('dashboardLabels', props.dashboardLabels ?? { grafana_dashboard: '1' }, RESERVED_LABEL_KEYS) };
+    this.proxy = requireBoolean('proxy', props.proxy ?? true);
+    this.proxyReplicas = requireIntegerInRange('proxyReplicas', props.proxyReplicas ?? 2, 2, 20,
+      'must be an integer from 2 to 20 (with one proxy pod, a drain or rollout cuts every client off)');
+    this.proxyImage = requirePinnedImage('proxyImage', props.proxyImage ?? DEFAULT_PROXY_IMAGE, DEFAULT_PROXY_IMAGE, false);
+    this.proxyImageHasDigest = imageHasDigest(this.proxyImage);
     this.redisConf = renderRedisConf({
       port: REDIS_PORT,
       tls: this.tls !== undefined,
@@ -698,6 +730,7 @@ export class RedisHaSettings {
     const relative = [
       ...this.redisPodDnsNames,
       this.names.master, this.names.replica, this.names.sentinel, this.names.sentinelHeadless,
+      ...(this.proxy ? [this.names.proxyWrite, this.names.proxyRead] : []),
     ];
     return relative.flatMap((n) => [n, `${n}.${namespace}`, `${n}.${namespace}.svc`, `${n}.${namespace}.svc.${this.clusterDomain}`]);
   }

@@ -1,6 +1,8 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { commonLabels, METRICS_PORT, redisTierSelector, REDIS_PORT, SENTINEL_PORT, selectorLabels } from './names';
+import {
+  commonLabels, METRICS_PORT, PROXY_METRICS_PORT, PROXY_READ_PORT, PROXY_WRITE_PORT, redisTierSelector, REDIS_PORT, SENTINEL_PORT, selectorLabels,
+} from './names';
 import { RedisHaPartProps, claimPart, settingsOf } from './redis-ha-configuration';
 import { RedisHaSettings } from './redis-ha-settings';
 import { ValidationError } from './validation';
@@ -18,13 +20,19 @@ export const DNS_POD_LABELS: { readonly [key: string]: string } = { 'k8s-app': '
  * peers (Redis 6379, Sentinel 26379) and to the cluster DNS (UDP and TCP 53 to pods
  * labelled `k8s-app: kube-dns` in any namespace). With `metrics` on, the exporter's port
  * 9121 (`metrics`) of both accepts any pod of the namespaces matching
- * `monitoringNamespaceLabels` (Prometheus), and nothing else. Made by `RedisSentinelHA` unless
- * `networkPolicies` is false.
+ * `monitoringNamespaceLabels` (Prometheus), and nothing else. With the proxy tier on,
+ * NetworkPolicy `<name>-proxy` (the proxy pods): its ports 6379 (write) and 6380 (read) accept
+ * the same client pods, its metrics port 8404 the monitoring namespaces; it may connect only
+ * to the Redis pods (6379), the Sentinels (26379) and the cluster DNS; and the Redis and
+ * Sentinel policies admit the proxy pods as they admit clients. Made by `RedisSentinelHA`
+ * unless `networkPolicies` is false.
  */
 export class RedisNetworkPolicies extends Construct {
   public readonly settings: RedisHaSettings;
   public readonly redisPolicy: k8s.KubeNetworkPolicy;
   public readonly sentinelPolicy: k8s.KubeNetworkPolicy;
+  /** The proxy pods' policy, when the proxy tier is on. */
+  public readonly proxyPolicy?: k8s.KubeNetworkPolicy;
 
   constructor(scope: Construct, id: string, props: RedisNetworkPoliciesProps = {}) {
     super(scope, id);
@@ -39,11 +47,12 @@ export class RedisNetworkPolicies extends Construct {
     const metadata = (name: string) => ({ name, labels: commonLabels(s.name, s.labels) });
     this.redisPolicy = new k8s.KubeNetworkPolicy(this, 'Redis', { metadata: metadata(s.names.redisNetworkPolicy), spec: specs.redis });
     this.sentinelPolicy = new k8s.KubeNetworkPolicy(this, 'Sentinel', { metadata: metadata(s.names.sentinelNetworkPolicy), spec: specs.sentinel });
+    if (specs.proxy) this.proxyPolicy = new k8s.KubeNetworkPolicy(this, 'Proxy', { metadata: metadata(s.names.proxy), spec: specs.proxy });
   }
 }
 
-/** The two policies' specs, checked: they never cut the instance's pods off from each other. */
-export function networkPolicySpecs(s: RedisHaSettings): { redis: k8s.NetworkPolicySpec; sentinel: k8s.NetworkPolicySpec } {
+/** The policies' specs, checked: they never cut the instance's pods off from each other. */
+export function networkPolicySpecs(s: RedisHaSettings): { redis: k8s.NetworkPolicySpec; sentinel: k8s.NetworkPolicySpec; proxy?: k8s.NetworkPolicySpec } {
   const redisTier = redisTierSelector(s.name);
   const sentinels = selectorLabels(s.name, 'sentinel');
   const clientPeers: k8s.NetworkPolicyPeer[] = [{ podSelector: { matchLabels: { ...s.clientLabels } } }];
@@ -52,6 +61,10 @@ export function networkPolicySpecs(s: RedisHaSettings): { redis: k8s.NetworkPoli
   }
   const tcp = (port: number): k8s.NetworkPolicyPort => ({ protocol: 'TCP', port: k8s.IntOrString.fromNumber(port) });
   const members: k8s.NetworkPolicyPeer[] = [{ podSelector: { matchLabels: redisTier } }, { podSelector: { matchLabels: sentinels } }];
+  // The proxy pods reach Redis and Sentinel like a client (and are no member: nothing connects to them but clients).
+  const proxies: k8s.NetworkPolicyPeer[] = s.proxy ? [{ podSelector: { matchLabels: selectorLabels(s.name, 'proxy') } }] : [];
+  const monitoring = (port: number): k8s.NetworkPolicyIngressRule =>
+    ({ from: [{ namespaceSelector: { matchLabels: { ...s.monitoringNamespaceLabels } } }], ports: [tcp(port)] });
   const egress: k8s.NetworkPolicyEgressRule[] = [
     {
       to: [{ namespaceSelector: {}, podSelector: { matchLabels: { ...DNS_POD_LABELS } } }],
@@ -64,14 +77,24 @@ export function networkPolicySpecs(s: RedisHaSettings): { redis: k8s.NetworkPoli
     podSelector: { matchLabels: selector },
     policyTypes: ['Ingress', 'Egress'],
     ingress: [
-      { from: [...members, ...clientPeers], ports: [tcp(port)] },
+      { from: [...members, ...proxies, ...clientPeers], ports: [tcp(port)] },
       // The exporter sidecar: scraped from the monitoring namespaces only (every pod there).
-      ...(s.metrics ? [{ from: [{ namespaceSelector: { matchLabels: { ...s.monitoringNamespaceLabels } } }], ports: [tcp(METRICS_PORT)] }] : []),
+      ...(s.metrics ? [monitoring(METRICS_PORT)] : []),
     ],
     egress,
   });
-  const specs = { redis: spec(redisTier, REDIS_PORT), sentinel: spec(sentinels, SENTINEL_PORT) };
-  requireInstanceConnectivity(s, [specs.redis, specs.sentinel]);
+  const proxy: k8s.NetworkPolicySpec | undefined = s.proxy ? {
+    podSelector: { matchLabels: selectorLabels(s.name, 'proxy') },
+    policyTypes: ['Ingress', 'Egress'],
+    ingress: [
+      { from: [...clientPeers], ports: [tcp(PROXY_WRITE_PORT), tcp(PROXY_READ_PORT)] },
+      // HAProxy's Prometheus exporter: from the monitoring namespaces only, like the redis exporter's.
+      monitoring(PROXY_METRICS_PORT),
+    ],
+    egress,
+  } : undefined;
+  const specs = { redis: spec(redisTier, REDIS_PORT), sentinel: spec(sentinels, SENTINEL_PORT), ...(proxy ? { proxy } : {}) };
+  requireInstanceConnectivity(s, [specs.redis, specs.sentinel, ...(proxy ? [proxy] : [])]);
   return specs;
 }
 
@@ -115,7 +138,7 @@ export function policiesAllow(policies: readonly k8s.NetworkPolicySpec[], from: 
  * a labelled client: evaluated as a network plugin would, on the pods' real labels.
  */
 export function requireInstanceConnectivity(s: RedisHaSettings, policies: readonly k8s.NetworkPolicySpec[]): void {
-  const pod = (what: string, component: 'master' | 'replica' | 'sentinel'): PolicyPod =>
+  const pod = (what: string, component: 'master' | 'replica' | 'sentinel' | 'proxy'): PolicyPod =>
     ({ what, labels: { ...commonLabels(s.name, s.labels), ...selectorLabels(s.name, component) }, own: true });
   const master = pod('the master', 'master');
   const replica = pod('a replica', 'replica');
@@ -127,6 +150,11 @@ export function requireInstanceConnectivity(s: RedisHaSettings, policies: readon
     [sentinel, sentinel, SENTINEL_PORT], [master, sentinel, SENTINEL_PORT], [replica, sentinel, SENTINEL_PORT],
     [client, master, REDIS_PORT], [client, replica, REDIS_PORT], [client, sentinel, SENTINEL_PORT],
   ];
+  if (s.proxy) {
+    const proxy = pod('a proxy pod', 'proxy');
+    paths.push([proxy, master, REDIS_PORT], [proxy, replica, REDIS_PORT], [proxy, sentinel, SENTINEL_PORT],
+      [client, proxy, PROXY_WRITE_PORT], [client, proxy, PROXY_READ_PORT]);
+  }
   for (const [from, to, port] of paths) {
     if (!policiesAllow(policies, from, to, port)) {
       throw new ValidationError('networkPolicies', true,

@@ -81,6 +81,7 @@ export abstract class RedisNode extends Construct {
       tls: s.tls !== undefined,
       authSecretName: s.authSecretName,
       metrics: s.metrics,
+      proxy: s.proxy,
     };
     const probeTiming = { periodSeconds: 5, timeoutSeconds: 4, failureThreshold: 3 };
     this.statefulSet = new StatefulSetWithTypedClaims(this, 'StatefulSet', {

@@ -5,6 +5,7 @@ import { RedisHaProps, RedisHaSettings } from './redis-ha-settings';
 import { RedisMaster } from './redis-master';
 import { RedisMonitoring } from './redis-monitoring';
 import { RedisNetworkPolicies } from './redis-network-policies';
+import { RedisProxy } from './redis-proxy';
 import { RedisReplicaSet } from './redis-replica-set';
 import { SentinelQuorum } from './sentinel-quorum';
 
@@ -23,6 +24,7 @@ export interface RedisSentinelHAProps extends RedisHaProps {}
  *   new RedisDisruptionBudget(scope, 'RedisBudget', { configuration });
  *   new RedisNetworkPolicies(scope, 'NetworkPolicies', { configuration }); // unless networkPolicies: false
  *   new RedisMonitoring(scope, 'Monitoring', { configuration }); // with metrics, unless prometheusOperator and grafanaDashboard are false
+ *   new RedisProxy(scope, 'Proxy', { configuration }); // unless proxy: false
  */
 export class RedisSentinelHA extends Construct {
   /** The props, validated and resolved; every part reads them from here. */
@@ -36,6 +38,8 @@ export class RedisSentinelHA extends Construct {
   public readonly networkPolicies?: RedisNetworkPolicies;
   /** The PodMonitor, PrometheusRule and Grafana dashboard, with metrics (unless prometheusOperator and grafanaDashboard are false). */
   public readonly monitoring?: RedisMonitoring;
+  /** The proxy tier (`<name>-write`, `<name>-read`), unless proxy is false. */
+  public readonly proxy?: RedisProxy;
 
   constructor(scope: Construct, id: string, props: RedisSentinelHAProps = {}) {
     super(scope, id);
@@ -48,6 +52,7 @@ export class RedisSentinelHA extends Construct {
     this.redisBudget = new RedisDisruptionBudget(this, 'RedisBudget', { configuration });
     if (this.settings.networkPolicies) this.networkPolicies = new RedisNetworkPolicies(this, 'NetworkPolicies', { configuration });
     if (this.settings.prometheusOperator || this.settings.grafanaDashboard) this.monitoring = new RedisMonitoring(this, 'Monitoring', { configuration });
+    if (this.settings.proxy) this.proxy = new RedisProxy(this, 'Proxy', { configuration });
   }
 
   /** The rendered redis.conf. */

@@ -69,6 +69,7 @@ export class SentinelQuorum extends Construct {
       tls: s.tls !== undefined,
       authSecretName: s.authSecretName,
       metrics: s.metrics,
+      proxy: s.proxy,
     };
     const scriptsMount = { name: 'scripts', mountPath: SCRIPTS_MOUNT, readOnly: true };
     const tmpMount = { name: 'tmp', mountPath: MOUNTS.tmp };

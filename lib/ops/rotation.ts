@@ -32,8 +32,11 @@ export type AuthUser = AclUser;
  * no rotation can move it to a new password without a restart. The servers' side of a
  * metrics rotation still works like every user's (auth_sync keeps current and -previous
  * accepted); the README's "Rotating the metrics password" has the steps, with the restart.
+ * Not `proxy` yet either: the proxy's decider reads its password file at every connection
+ * and falls back to `-previous`, so it needs no restart, but the tool does not know yet
+ * whether an instance has the proxy tier (and so the key).
  */
-export const AUTH_USERS: readonly AuthUser[] = [...ACL_USERS.filter((u) => u !== 'app' && u !== 'metrics'), 'app'];
+export const AUTH_USERS: readonly AuthUser[] = [...ACL_USERS.filter((u) => u !== 'app' && u !== 'metrics' && u !== 'proxy'), 'app'];
 
 /** The users each kind of server has (Redis has all; Sentinel has no replication user). */
 export const SERVER_USERS: Record<PodKind, readonly AuthUser[]> = {

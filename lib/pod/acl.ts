@@ -16,7 +16,7 @@
  */
 
 /** The users, in the order their lines are written. */
-export const ACL_USERS = ['app', 'replication', 'sentinel', 'operations', 'metrics'] as const;
+export const ACL_USERS = ['app', 'replication', 'sentinel', 'operations', 'metrics', 'proxy'] as const;
 export type AclUser = typeof ACL_USERS[number];
 
 /** The Secret key holding a user's password: `<user>-password`. */
@@ -35,15 +35,16 @@ export const SECRET_KEYS: readonly string[] = ACL_USERS.map(secretKey);
 
 /**
  * The users a system has: every user but `metrics` unless the exporter sidecar is on (so
- * an install without metrics needs no `metrics-password` key in its Secret).
+ * an install without metrics needs no `metrics-password` key in its Secret), and but
+ * `proxy` unless the proxy tier is on.
  */
-export function aclUsers(metrics: boolean): readonly AclUser[] {
-  return ACL_USERS.filter((user) => metrics || user !== 'metrics');
+export function aclUsers(metrics: boolean, proxy = false): readonly AclUser[] {
+  return ACL_USERS.filter((user) => (metrics || user !== 'metrics') && (proxy || user !== 'proxy'));
 }
 
 /** The Secret keys a system needs (see aclUsers). */
-export function secretKeys(metrics: boolean): readonly string[] {
-  return aclUsers(metrics).map(secretKey);
+export function secretKeys(metrics: boolean, proxy = false): readonly string[] {
+  return aclUsers(metrics, proxy).map(secretKey);
 }
 
 /** What each user is for (used in the docs of `authSecretName`). */
@@ -53,6 +54,7 @@ export const USER_PURPOSE: Record<AclUser, string> = {
   sentinel: 'Sentinels connecting to Redis and to each other',
   operations: 'the pod scripts: start scripts, probes, guard, preStop hook and janitor',
   metrics: 'the redis_exporter sidecars (read-only: INFO and Sentinel\'s views)',
+  proxy: 'the proxy tier\'s decider (ROLE on Redis; who the master is, by epoch, on the Sentinels)',
 };
 
 /**
@@ -121,6 +123,22 @@ export const METRICS_SENTINEL_COMMANDS = [
   'client|setname', 'info', 'sentinel|masters', 'sentinel|sentinels', 'sentinel|slaves', 'sentinel|ckquorum',
 ] as const;
 
+/**
+ * What the proxy's decider (lib/pod/proxy/redis-proxy.lua) sends to a Redis server: ROLE,
+ * whether the node says master (the second guard beside the Sentinels' answer) or is a
+ * replica in sync (the read backend). AUTH comes first, which every user may send.
+ */
+export const PROXY_REDIS_COMMANDS = ['role'] as const;
+
+/**
+ * What the decider sends to a Sentinel: MYID (one Sentinel reached at two addresses counts
+ * once), MASTER (the config epoch), GET-MASTER-ADDR-BY-NAME (the master clients are told
+ * about) and SENTINELS (the peers, to ask every Sentinel). Read-only.
+ */
+export const PROXY_SENTINEL_COMMANDS = [
+  'sentinel|myid', 'sentinel|master', 'sentinel|get-master-addr-by-name', 'sentinel|sentinels',
+] as const;
+
 /** Rules on the Redis servers. */
 export const REDIS_ACL: Record<AclUser, string> = {
   // Every key, every data command; not @admin (CONFIG, REPLICAOF, SHUTDOWN, DEBUG,
@@ -144,6 +162,8 @@ export const REDIS_ACL: Record<AclUser, string> = {
   operations: `-@all ${allow(OPERATIONS_REDIS_COMMANDS)}`,
   // The exporter: see METRICS_REDIS_COMMANDS. No keys, no channels.
   metrics: `-@all ${allow(METRICS_REDIS_COMMANDS)}`,
+  // The proxy's decider: see PROXY_REDIS_COMMANDS. No keys, no channels.
+  proxy: `-@all ${allow(PROXY_REDIS_COMMANDS)}`,
 };
 
 /** Rules on the Sentinels (no `replication` user: replicas never connect to a Sentinel). */
@@ -164,17 +184,19 @@ export const SENTINEL_ACL: Partial<Record<AclUser, string>> = {
   operations: `-@all ${allow([...OPERATIONS_SENTINEL_COMMANDS, ...OPERATIONS_CLI_SENTINEL_COMMANDS])}`,
   // The exporter: see METRICS_SENTINEL_COMMANDS.
   metrics: `-@all ${allow(METRICS_SENTINEL_COMMANDS)}`,
+  // The proxy's decider: see PROXY_SENTINEL_COMMANDS.
+  proxy: `-@all ${allow(PROXY_SENTINEL_COMMANDS)}`,
 };
 
 /**
  * The `acl-users` file for a server kind: `<user> <rules>` per line. The start script of
  * that server requires the Secret key of every user listed.
  */
-export function renderAclUsers(rules: Partial<Record<AclUser, string>>, metrics: boolean): string {
-  return aclUsers(metrics).filter((user) => rules[user] !== undefined).map((user) => `${user} ${rules[user]}\n`).join('');
+export function renderAclUsers(rules: Partial<Record<AclUser, string>>, metrics: boolean, proxy = false): string {
+  return aclUsers(metrics, proxy).filter((user) => rules[user] !== undefined).map((user) => `${user} ${rules[user]}\n`).join('');
 }
 
-/** The Redis servers' `acl-users` file, with or without the `metrics` user. */
-export const redisAclUsersFile = (metrics: boolean) => renderAclUsers(REDIS_ACL, metrics);
-/** The Sentinels' `acl-users` file, with or without the `metrics` user. */
-export const sentinelAclUsersFile = (metrics: boolean) => renderAclUsers(SENTINEL_ACL, metrics);
+/** The Redis servers' `acl-users` file, with or without the `metrics` and `proxy` users. */
+export const redisAclUsersFile = (metrics: boolean, proxy = false) => renderAclUsers(REDIS_ACL, metrics, proxy);
+/** The Sentinels' `acl-users` file, with or without the `metrics` and `proxy` users. */
+export const sentinelAclUsersFile = (metrics: boolean, proxy = false) => renderAclUsers(SENTINEL_ACL, metrics, proxy);

@@ -184,6 +184,8 @@ export interface RedisPodContract {
   readonly authSecretName: string;
   /** Whether the exporter sidecar is on: the Secret then also holds `metrics-password`. */
   readonly metrics?: boolean;
+  /** Whether the proxy tier is on: the Secret then also holds `proxy-password`. */
+  readonly proxy?: boolean;
 }
 
 /** What the Sentinel pods' containers need to know. */
@@ -201,6 +203,8 @@ export interface SentinelPodContract {
   readonly authSecretName: string;
   /** Whether the exporter sidecar is on (see RedisPodContract.metrics). */
   readonly metrics?: boolean;
+  /** Whether the proxy tier is on (see RedisPodContract.proxy). */
+  readonly proxy?: boolean;
 }
 
 type Env = Record<string, string | number>;
@@ -258,7 +262,7 @@ export function redisContainerEnv(c: RedisPodContract): k8s.EnvVar[] {
       REDIS_CONFIG: path(MOUNTS.redisConfig, FILES.redisConf),
       ACL_USERS_FILE: path(MOUNTS.redisTemplate, FILES.aclUsers),
       AUTH_SOURCE: c.authSecretName,
-      AUTH_KEYS: secretKeys(c.metrics ?? false).join(' '),
+      AUTH_KEYS: secretKeys(c.metrics ?? false, c.proxy ?? false).join(' '),
       START_RETRY_SECONDS,
       HANDOVER_TIMEOUT_SECONDS: c.handoverTimeoutSeconds,
       // Writes pause for the handover and a little longer, so that the pause outlasts
@@ -322,7 +326,7 @@ export function sentinelContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
     ...plain({
       ...sentinelShared(c),
       AUTH_SOURCE: c.authSecretName,
-      AUTH_KEYS: secretKeys(c.metrics ?? false).join(' '),
+      AUTH_KEYS: secretKeys(c.metrics ?? false, c.proxy ?? false).join(' '),
       SENTINEL_TEMPLATE: path(MOUNTS.sentinelTemplate, FILES.sentinelConf),
       START_RETRY_SECONDS,
     }),
@@ -344,6 +348,65 @@ export function janitorContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
       SENTINEL_TIMINGS_CHECK_SECONDS,
       AUTH_STATUS_FILE,
       AUTH_SYNC_SECONDS,
+    }),
+  ];
+}
+
+/** What the proxy pods' HAProxy (its config and Lua decider) needs to know. */
+export interface ProxyPodContract {
+  readonly masterName: string;
+  readonly clusterDomain: string;
+  readonly redisPort: number;
+  readonly sentinelPort: number;
+  readonly sentinelCount: number;
+  /** Whether Redis and Sentinel speak TLS only: the decider's connections then do too. */
+  readonly tls?: boolean;
+  /** The Redis pods' DNS names relative to the namespace (`<pod>.<service>`). */
+  readonly redisPods: readonly string[];
+  /** The Sentinel Service (the decider's first Sentinel). */
+  readonly sentinelService: string;
+}
+
+/**
+ * How long the proxy container waits at start for every Redis pod's name and the Sentinel
+ * Service's to resolve before it starts HAProxy anyway (whose resolvers then fill in a
+ * missing address from the cluster DNS). Long enough for a first install's StatefulSets.
+ */
+export const PROXY_START_WAIT_SECONDS = 120;
+
+/**
+ * The decider's timings: a round every pollIntervalMs (each Sentinel and each Redis pod asked
+ * once, on a fresh connection, each answer within checkTimeoutMs; 100 ms keeps a planned
+ * switchover's pause through the proxy near the Sentinel clients'); a
+ * Sentinel IP learned from a peer and not reached for sentinelForgetMs is dropped.
+ */
+export const PROXY_TIMINGS = { pollIntervalMs: 100, checkTimeoutMs: 500, sentinelForgetMs: 60_000 } as const;
+
+/** The ACL user the proxy's decider logs in as. */
+export const PROXY_USER = 'proxy';
+
+/** Environment of the haproxy container: haproxy.cfg (${POD_NAMESPACE}) and redis-proxy.lua. */
+export function proxyContainerEnv(c: ProxyPodContract, backends: { write: string; read: string; sentinels: string }): k8s.EnvVar[] {
+  return [
+    field('POD_NAMESPACE', 'metadata.namespace'),
+    ...plain({
+      CLUSTER_DOMAIN: c.clusterDomain,
+      MASTER_NAME: c.masterName,
+      REDIS_PORT: c.redisPort,
+      SENTINEL_PORT: c.sentinelPort,
+      SENTINEL_COUNT: c.sentinelCount,
+      AUTH_DIR: MOUNTS.auth,
+      PROXY_USER,
+      POLL_INTERVAL_MS: PROXY_TIMINGS.pollIntervalMs,
+      CHECK_TIMEOUT_MS: PROXY_TIMINGS.checkTimeoutMs,
+      SENTINEL_FORGET_MS: PROXY_TIMINGS.sentinelForgetMs,
+      // Kubernetes expands $(POD_NAMESPACE) (defined above) in the value.
+      PROXY_HOSTS: [...c.redisPods, c.sentinelService].map((p) => `${p}.$(POD_NAMESPACE).svc.${c.clusterDomain}`).join(' '),
+      START_WAIT_SECONDS: PROXY_START_WAIT_SECONDS,
+      WRITE_BACKEND: backends.write,
+      READ_BACKEND: backends.read,
+      SENTINEL_BACKEND: backends.sentinels,
+      ...(c.tls ? { TLS: 1 } : {}),
     }),
   ];
 }

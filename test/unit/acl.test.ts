@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import {
-  ACL_USERS, METRICS_EXPORTER_FLAGS, METRICS_REDIS_COMMANDS, METRICS_SENTINEL_COMMANDS, OPERATIONS_CLI_SENTINEL_COMMANDS, OPERATIONS_REDIS_COMMANDS, OPERATIONS_SENTINEL_COMMANDS, REDIS_ACL, SENTINEL_ACL, redisAclUsersFile, sentinelAclUsersFile,
+  ACL_USERS, METRICS_EXPORTER_FLAGS, METRICS_REDIS_COMMANDS, METRICS_SENTINEL_COMMANDS, OPERATIONS_CLI_SENTINEL_COMMANDS, OPERATIONS_REDIS_COMMANDS, OPERATIONS_SENTINEL_COMMANDS, PROXY_REDIS_COMMANDS, PROXY_SENTINEL_COMMANDS, REDIS_ACL, SENTINEL_ACL, redisAclUsersFile, sentinelAclUsersFile,
 } from '../../lib/pod/acl';
 import { synthBase, synthEnvironment } from '../../lib/internal';
 import { itWith } from '../prerequisites';
@@ -81,21 +81,29 @@ describe('the rules reach the pods', () => {
 
   it('the ConfigMaps carry acl-users beside redis.conf and sentinel.conf, one line per user; no metrics user without the exporter', () => {
     const objects = synthBase();
-    expect(find(objects, 'ConfigMap', 'redis-config').data['acl-users']).toBe(redisAclUsersFile(false));
-    expect(find(objects, 'ConfigMap', 'redis-sentinel-config').data['acl-users']).toBe(sentinelAclUsersFile(false));
-    expect(users(redisAclUsersFile(false))).toEqual(ACL_USERS.filter((u) => u !== 'metrics'));
-    expect(users(sentinelAclUsersFile(false))).toEqual(['app', 'sentinel', 'operations']);
+    expect(find(objects, 'ConfigMap', 'redis-config').data['acl-users']).toBe(redisAclUsersFile(false, true));
+    expect(find(objects, 'ConfigMap', 'redis-sentinel-config').data['acl-users']).toBe(sentinelAclUsersFile(false, true));
+    expect(users(redisAclUsersFile(false, true))).toEqual(ACL_USERS.filter((u) => u !== 'metrics'));
+    expect(users(sentinelAclUsersFile(false, true))).toEqual(['app', 'sentinel', 'operations', 'proxy']);
     // So a Secret without metrics-password is complete: the start scripts ask only for these.
+    expect(keys(objects, 'StatefulSet', 'redis-master', 'redis')).toBe('app-password replication-password sentinel-password operations-password proxy-password');
+    expect(keys(objects, 'Deployment', 'redis-sentinel', 'sentinel')).toBe('app-password replication-password sentinel-password operations-password proxy-password');
+  });
+
+  it('without the proxy tier there is no proxy user and no proxy-password key', () => {
+    const objects = synthEnvironment({ ...ENVIRONMENTS.find((e) => e.name === 'staging')!, redis: { ...ENVIRONMENTS.find((e) => e.name === 'staging')!.redis, proxy: false } });
+    expect(users(find(objects, 'ConfigMap', 'redis-config').data['acl-users'])).toEqual(['app', 'replication', 'sentinel', 'operations']);
+    expect(users(find(objects, 'ConfigMap', 'redis-sentinel-config').data['acl-users'])).toEqual(['app', 'sentinel', 'operations']);
     expect(keys(objects, 'StatefulSet', 'redis-master', 'redis')).toBe('app-password replication-password sentinel-password operations-password');
-    expect(keys(objects, 'Deployment', 'redis-sentinel', 'sentinel')).toBe('app-password replication-password sentinel-password operations-password');
+    expect(objects.filter((o) => /proxy|redis-write|redis-read/.test(o.metadata?.name ?? ''))).toEqual([]);
   });
 
   it('with metrics on (production) the metrics user and its Secret key are added', () => {
     const objects = synthEnvironment(ENVIRONMENTS.find((e) => e.name === 'production')!);
-    expect(find(objects, 'ConfigMap', 'redis-config').data['acl-users']).toBe(redisAclUsersFile(true));
-    expect(find(objects, 'ConfigMap', 'redis-sentinel-config').data['acl-users']).toBe(sentinelAclUsersFile(true));
-    expect(users(redisAclUsersFile(true))).toEqual([...ACL_USERS]);
-    expect(users(sentinelAclUsersFile(true))).toEqual(['app', 'sentinel', 'operations', 'metrics']);
+    expect(find(objects, 'ConfigMap', 'redis-config').data['acl-users']).toBe(redisAclUsersFile(true, true));
+    expect(find(objects, 'ConfigMap', 'redis-sentinel-config').data['acl-users']).toBe(sentinelAclUsersFile(true, true));
+    expect(users(redisAclUsersFile(true, true))).toEqual([...ACL_USERS]);
+    expect(users(sentinelAclUsersFile(true, true))).toEqual(['app', 'sentinel', 'operations', 'metrics', 'proxy']);
     expect(keys(objects, 'StatefulSet', 'redis-slave', 'redis')).toContain('metrics-password');
     expect(keys(objects, 'Deployment', 'redis-sentinel', 'sentinel')).toContain('metrics-password');
   });
@@ -230,6 +238,17 @@ describe('what each user may do, asked of real servers (ACL DRYRUN over every co
     }
     for (const words of [['SENTINEL', 'SET', 'mymaster', 'quorum', '1'], ['SENTINEL', 'RESET', '*'], ['SENTINEL', 'FAILOVER', 'mymaster']]) {
       expect(await sentinel.allowed('metrics', words), words.join(' ')).toBe(false);
+    }
+  }, 60_000);
+
+  itWithRedis('proxy: ROLE on Redis; MYID, MASTER, GET-MASTER-ADDR-BY-NAME and SENTINELS on the Sentinels; no key, nothing that changes state', async () => {
+    expect(await redis.allowedCommands('proxy')).toEqual([...LOGIN, ...PROXY_REDIS_COMMANDS].sort());
+    expect(await sentinel.allowedCommands('proxy')).toEqual([...SENTINEL_LOGIN, ...PROXY_SENTINEL_COMMANDS].sort());
+    for (const words of [['GET', 'k'], ['SET', 'k', 'v'], ['INFO'], ['CONFIG', 'GET', '*'], ['REPLICAOF', 'NO', 'ONE'], ['CLIENT', 'KILL', 'TYPE', 'normal']]) {
+      expect(await redis.allowed('proxy', words), words.join(' ')).toBe(false);
+    }
+    for (const words of [['SENTINEL', 'SET', 'mymaster', 'quorum', '1'], ['SENTINEL', 'FAILOVER', 'mymaster'], ['SENTINEL', 'RESET', '*'], ['PUBLISH', '__sentinel__:hello', 'x']]) {
+      expect(await sentinel.allowed('proxy', words), words.join(' ')).toBe(false);
     }
   }, 60_000);
 

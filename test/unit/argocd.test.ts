@@ -59,7 +59,7 @@ describe('Argo CD Applications (dist/argocd/<env>/application.yaml)', () => {
       expect(monitoring.length).toBe(profile.redis.metrics ? 2 : 0);
       for (const o of monitoring) for (const w of workloads) expect(wave(o)).toBeGreaterThan(wave(w));
       const rest = objects.filter((o) => !ns.includes(o) && !workloads.includes(o) && !monitoring.includes(o));
-      expect(workloads.length).toBe(3);
+      expect(workloads.length).toBe(4);
       for (const o of rest) {
         expect(wave(o)).toBeGreaterThan(wave(ns[0]));
         for (const w of workloads) expect(wave(o), `${o.kind}/${o.metadata.name} before ${w.metadata.name}`).toBeLessThan(wave(w));

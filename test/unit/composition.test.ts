@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { App, Chart, Size, Testing } from 'cdk8s';
 import {
-  RedisDisruptionBudget, RedisHaConfiguration, RedisHaSettings, RedisMaster, RedisNetworkPolicies, RedisReplicaSet, RedisSentinelHA,
+  RedisDisruptionBudget, RedisHaConfiguration, RedisHaSettings, RedisMaster, RedisNetworkPolicies, RedisProxy, RedisReplicaSet, RedisSentinelHA,
   SentinelQuorum,
 } from '../../lib';
 import { ManifestObject, objectKey } from '../../lib/internal';
@@ -31,10 +31,11 @@ describe('the parts compose by hand into exactly RedisSentinelHA', () => {
       new SentinelQuorum(byHand, 'sentinels', { configuration });
       new RedisDisruptionBudget(byHand, 'budget', { configuration });
       new RedisNetworkPolicies(byHand, 'netpol', { configuration });
+      new RedisProxy(byHand, 'proxy', { configuration });
 
       const expected = synth(composite);
       expect(synth(byHand)).toEqual(expected);
-      expect(expected.length).toBe(15);
+      expect(expected.length).toBe(21);
     });
   }
 
@@ -47,6 +48,7 @@ describe('the parts compose by hand into exactly RedisSentinelHA', () => {
     new SentinelQuorum(byHand, 'sentinels', { settings, configuration });
     new RedisDisruptionBudget(byHand, 'budget', { settings });
     new RedisNetworkPolicies(byHand, 'netpol', { settings });
+    new RedisProxy(byHand, 'proxy', { settings });
     const composite = chart();
     new RedisSentinelHA(composite, 'redis', { name: 'cache' });
     expect(synth(byHand)).toEqual(synth(composite));
@@ -142,10 +144,12 @@ describe('two instances in one chart', () => {
     const names = (instance: string) => objects.filter((o: any) => o.metadata.labels['app.kubernetes.io/instance'] === instance).map(objectKey).sort();
     expect(names('redis')).toEqual([
       'ConfigMap/redis-config', 'ConfigMap/redis-scripts', 'ConfigMap/redis-sentinel-config', 'Deployment/redis-sentinel',
-      'NetworkPolicy/redis', 'NetworkPolicy/redis-sentinel',
-      'PodDisruptionBudget/redis', 'PodDisruptionBudget/redis-sentinel', 'Service/redis-master', 'Service/redis-sentinel',
-      'Service/redis-sentinel-headless', 'Service/redis-slave', 'ServiceAccount/redis', 'StatefulSet/redis-master', 'StatefulSet/redis-slave',
-    ]);
+      'ConfigMap/redis-proxy', 'Deployment/redis-proxy',
+      'NetworkPolicy/redis', 'NetworkPolicy/redis-proxy', 'NetworkPolicy/redis-sentinel',
+      'PodDisruptionBudget/redis', 'PodDisruptionBudget/redis-proxy', 'PodDisruptionBudget/redis-sentinel', 'Service/redis-master',
+      'Service/redis-read', 'Service/redis-sentinel', 'Service/redis-sentinel-headless', 'Service/redis-slave', 'Service/redis-write',
+      'ServiceAccount/redis', 'StatefulSet/redis-master', 'StatefulSet/redis-slave',
+    ].sort());
     expect(names('cache')).toEqual(names('redis').map((n) => n.replace('/redis', '/cache')));
     expect(names('redis').length + names('cache').length).toBe(objects.length);
   });
@@ -237,7 +241,7 @@ describe('the namespace comes from the chart, the cdk8s way', () => {
     const c = new Chart(new App(), 'app', { namespace: 'team-cache' });
     new RedisSentinelHA(c, 'redis');
     const objects = c.toJson();
-    expect(objects.length).toBe(15);
+    expect(objects.length).toBe(21);
     for (const o of objects) expect(o.metadata.namespace, objectKey(o)).toBe('team-cache');
   });
 

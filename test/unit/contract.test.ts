@@ -31,21 +31,27 @@ function selectors(o: ManifestObject): Record<string, string>[] {
 }
 
 describe('the seed\'s objects, with their names, replicas and ports', () => {
-  it('the staging environment has exactly the seed\'s objects, under their seed names, plus the pods\' ServiceAccount and NetworkPolicies', () => {
+  it('the staging environment has exactly the seed\'s objects, under their seed names, plus the pods\' ServiceAccount, NetworkPolicies and the proxy tier', () => {
     expect(stagingObjects.map(objectKey).sort()).toEqual([
       'ConfigMap/redis-config',
+      'ConfigMap/redis-proxy',
       'ConfigMap/redis-scripts',
       'ConfigMap/redis-sentinel-config',
+      'Deployment/redis-proxy',
       'Deployment/redis-sentinel',
       'Namespace/redis-staging',
       'NetworkPolicy/redis',
+      'NetworkPolicy/redis-proxy',
       'NetworkPolicy/redis-sentinel',
       'PodDisruptionBudget/redis',
+      'PodDisruptionBudget/redis-proxy',
       'PodDisruptionBudget/redis-sentinel',
       'Service/redis-master',
+      'Service/redis-read',
       'Service/redis-sentinel',
       'Service/redis-sentinel-headless',
       'Service/redis-slave',
+      'Service/redis-write',
       'ServiceAccount/redis',
       'StatefulSet/redis-master',
       'StatefulSet/redis-slave',

@@ -29,11 +29,20 @@ const selected = (pods: Array<{ owner: string; labels: any }>, sel: any) => pods
 describe('the NetworkPolicies of an instance', () => {
   const { objects, pods, policy } = twoInstances();
 
-  it('are on by default: NetworkPolicy <name> (Redis pods) and <name>-sentinel (Sentinel pods), both isolating ingress and egress', () => {
+  it('are on by default: NetworkPolicy <name> (Redis pods), <name>-sentinel (Sentinel pods) and <name>-proxy (proxy pods), isolating ingress and egress', () => {
     expect(objects.filter((o) => o.kind === 'NetworkPolicy').map(objectKey).sort()).toEqual([
-      'NetworkPolicy/cache', 'NetworkPolicy/cache-sentinel', 'NetworkPolicy/redis', 'NetworkPolicy/redis-sentinel',
+      'NetworkPolicy/cache', 'NetworkPolicy/cache-proxy', 'NetworkPolicy/cache-sentinel', 'NetworkPolicy/redis', 'NetworkPolicy/redis-proxy', 'NetworkPolicy/redis-sentinel',
     ]);
-    for (const name of ['redis', 'redis-sentinel']) expect(policy(name).spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    for (const name of ['redis', 'redis-sentinel', 'redis-proxy']) expect(policy(name).spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(selected(pods, policy('redis-proxy').spec.podSelector)).toEqual(['Deployment/redis-proxy']);
+  });
+
+  it('the proxy pods: 6379 (write) and 6380 (read) from labelled clients only, 8404 (metrics) from the monitoring namespaces only; the same egress as the instance\'s pods', () => {
+    const [clients, metrics, ...rest] = policy('redis-proxy').spec.ingress;
+    expect(rest).toEqual([]);
+    expect(clients).toEqual({ from: [{ podSelector: { matchLabels: { 'redis-client': 'true' } } }], ports: [{ protocol: 'TCP', port: 6379 }, { protocol: 'TCP', port: 6380 }] });
+    expect(metrics).toEqual({ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], ports: [{ protocol: 'TCP', port: 8404 }] });
+    expect(policy('redis-proxy').spec.egress).toEqual(policy('redis').spec.egress);
   });
 
   it('select exactly the Redis pods (master and replicas) or the Sentinel pods of their own instance', () => {
@@ -48,15 +57,16 @@ describe('the NetworkPolicies of an instance', () => {
       const ingress = policy(name).spec.ingress;
       expect(ingress).toHaveLength(1);
       expect(ingress[0].ports).toEqual([{ protocol: 'TCP', port }]);
-      const [redisPeer, sentinelPeer, clientPeer, ...rest] = ingress[0].from;
+      const [redisPeer, sentinelPeer, proxyPeer, clientPeer, ...rest] = ingress[0].from;
       expect(rest).toEqual([]);
       expect(selected(pods, redisPeer.podSelector)).toEqual(['StatefulSet/redis-master', 'StatefulSet/redis-slave']);
       expect(selected(pods, sentinelPeer.podSelector)).toEqual(['Deployment/redis-sentinel']);
-      for (const peer of [redisPeer, sentinelPeer]) expect(peer.namespaceSelector).toBeUndefined();
+      expect(selected(pods, proxyPeer.podSelector)).toEqual(['Deployment/redis-proxy']);
+      for (const peer of [redisPeer, sentinelPeer, proxyPeer]) expect(peer.namespaceSelector).toBeUndefined();
       expect(clientPeer).toEqual({ podSelector: { matchLabels: { 'redis-client': 'true' } } });
       expect(selected(pods, clientPeer.podSelector)).toEqual([]);
     }
-    expect(policy('cache').spec.ingress[0].from[2]).toEqual({ podSelector: { matchLabels: { 'cache-client': 'true' } } });
+    expect(policy('cache').spec.ingress[0].from[3]).toEqual({ podSelector: { matchLabels: { 'cache-client': 'true' } } });
   });
 
   it('allow egress only to DNS (UDP and TCP 53 to kube-dns pods in any namespace), the Redis pods on 6379 and the Sentinels on 26379', () => {
@@ -81,6 +91,7 @@ describe('the NetworkPolicies of an instance', () => {
       const instance = o.metadata.labels['app.kubernetes.io/instance'];
       const peers = [...o.spec.ingress.flatMap((r: any) => r.from), ...o.spec.egress.flatMap((r: any) => r.to)];
       for (const peer of peers) {
+        if (peer.podSelector === undefined) continue; // the monitoring namespaces: no pod of either instance
         const owners = pods.filter((p) => matches(peer.podSelector, p.labels)).map((p) => p.labels['app.kubernetes.io/instance']);
         expect(owners.filter((i) => i !== instance), objectKey(o)).toEqual([]);
       }
@@ -98,7 +109,7 @@ describe('the NetworkPolicies of an instance', () => {
     const s = RedisHaSettings.resolve({ clientLabels: { 'shop/redis': 'yes' }, clientNamespaceLabels: { team: 'shop' } });
     const { redis, sentinel } = networkPolicySpecs(s);
     for (const spec of [redis, sentinel]) {
-      expect(spec.ingress![0].from!.slice(2)).toEqual([
+      expect(spec.ingress![0].from!.slice(3)).toEqual([
         { podSelector: { matchLabels: { 'shop/redis': 'yes' } } },
         { namespaceSelector: { matchLabels: { team: 'shop' } }, podSelector: { matchLabels: { 'shop/redis': 'yes' } } },
       ]);
@@ -121,6 +132,20 @@ describe('evaluated as a network plugin would', () => {
     }
     expect(policiesAllow([redis, sentinel], pod({ 'redis-client': 'true' }), master, 6379)).toBe(true);
     expect(policiesAllow([redis, sentinel], pod({ 'redis-client': 'true' }), sentinelPod, 26379)).toBe(true);
+  });
+
+  it('the proxy: a labelled client reaches its write and read ports, an unlabelled pod neither; it reaches Redis and Sentinel, nothing else', () => {
+    const { proxy } = networkPolicySpecs(s);
+    const all = [redis, sentinel, proxy!];
+    const proxyPod = pod({ 'app.kubernetes.io/name': 'redis-proxy', 'app.kubernetes.io/instance': 'redis', 'app.kubernetes.io/component': 'proxy' });
+    for (const port of [6379, 6380]) {
+      expect(policiesAllow(all, pod({ 'redis-client': 'true' }), proxyPod, port)).toBe(true);
+      expect(policiesAllow(all, pod({}), proxyPod, port)).toBe(false);
+    }
+    expect(policiesAllow(all, proxyPod, master, 6379)).toBe(true);
+    expect(policiesAllow(all, proxyPod, sentinelPod, 26379)).toBe(true);
+    expect(policiesAllow(all, proxyPod, master, 26379)).toBe(false);
+    // (policiesAllow does not evaluate namespace labels: the metrics rule is checked as written in the test above.)
   });
 
   it('the instance\'s pods reach no other port and no client pod', () => {

@@ -94,12 +94,12 @@ describe('every placement prop reaches the Redis and the Sentinel pods', () => {
   });
 
   it('pod annotations join the configuration hash on every pod template; Service annotations are on every Service', () => {
-    for (const [kind, name] of [['StatefulSet', 'redis-master'], ['StatefulSet', 'redis-slave'], ['Deployment', 'redis-sentinel']]) {
+    for (const [kind, name] of [['StatefulSet', 'redis-master'], ['StatefulSet', 'redis-slave'], ['Deployment', 'redis-sentinel'], ['Deployment', 'redis-proxy']]) {
       const annotations = find(objects, kind, name).spec.template.metadata.annotations;
       expect(Object.keys(annotations).sort()).toEqual(['example.com/owner', 'redis-sentinel-ha/config-hash']);
     }
     const services = objects.filter((o) => o.kind === 'Service');
-    expect(services).toHaveLength(4);
+    expect(services).toHaveLength(6);
     for (const s of services) expect(s.metadata.annotations).toEqual({ 'service.beta.kubernetes.io/internal': 'true' });
   });
 

@@ -11,6 +11,7 @@ import { kustomize, TempDirs } from './helpers';
 import { checkKey, CHECKS, exemption, formatFindings, runPolicy } from './policy/checks';
 
 const DIGEST_IMAGE = `redis:7.2.7-bookworm@sha256:${'ab12'.repeat(16)}`;
+const PROXY_DIGEST_IMAGE = `haproxy:2.6.12@sha256:${'cd34'.repeat(16)}`;
 
 const temp = new TempDirs();
 const rendered = new Map<string, any[]>();
@@ -54,7 +55,7 @@ describe('policy checks', () => {
     });
   }
 
-  it('the deliberate exceptions are exactly these, on the Redis StatefulSets and the Sentinel Deployment', () => {
+  it('the deliberate exceptions are exactly these, on the Redis StatefulSets, the Sentinel Deployment and the proxy Deployment', () => {
     const report = runPolicy(objectsOf('staging'));
     const byObject = new Map<string, string[]>();
     for (const e of report.exempted) byObject.set(e.object, [...(byObject.get(e.object) ?? []), `${e.tool} ${e.id}`]);
@@ -64,7 +65,14 @@ describe('policy checks', () => {
       'kube-score container-image-pull-policy', 'kube-score container-resources', 'kube-score container-security-context-user-group-id',
       'polaris cpuLimitsMissing', 'polaris livenessProbeMissing', 'polaris pullPolicyNotAlways', 'polaris readinessProbeMissing',
     ];
-    expect([...byObject.keys()].sort()).toEqual(['Deployment/redis-sentinel', 'StatefulSet/redis-master', 'StatefulSet/redis-slave']);
+    expect([...byObject.keys()].sort()).toEqual(['Deployment/redis-proxy', 'Deployment/redis-sentinel', 'StatefulSet/redis-master', 'StatefulSet/redis-slave']);
+    // The proxy runs as uid 10001 and has no helper container: only the CPU limit, pull policy and digest.
+    const proxy = byObject.get('Deployment/redis-proxy')!;
+    byObject.delete('Deployment/redis-proxy');
+    expect(proxy.sort()).toEqual([
+      'checkov CKV_K8S_11', 'checkov CKV_K8S_15', 'checkov CKV_K8S_43', 'kube-linter unset-cpu-requirements',
+      'kube-score container-image-pull-policy', 'kube-score container-resources', 'polaris cpuLimitsMissing', 'polaris pullPolicyNotAlways',
+    ]);
     for (const ids of byObject.values()) expect(ids.sort()).toEqual(expected);
     for (const e of report.exempted) expect(e.reason.length).toBeGreaterThan(20);
     const cpu = report.exempted.find((e) => e.id === 'CKV_K8S_11')!;
@@ -106,18 +114,18 @@ describe('policy checks', () => {
   });
 
   it('with an image digest CKV_K8S_43 passes and carries no exemption; without one it is exempted with its reason', () => {
-    const withDigest = chartObjects({ image: DIGEST_IMAGE });
+    const withDigest = chartObjects({ image: DIGEST_IMAGE, proxyImage: PROXY_DIGEST_IMAGE });
     const report = runPolicy(withDigest);
     expect(formatFindings(report.findings)).toBe('');
     expect(report.exempted.filter((e) => e.id === 'CKV_K8S_43')).toEqual([]);
     for (const w of withDigest.filter((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment')) {
       expect(exemption('checkov', 'CKV_K8S_43', w).written).toBe(false);
-      for (const c of w.spec.template.spec.containers) expect(c.image).toBe(DIGEST_IMAGE);
+      for (const c of w.spec.template.spec.containers) expect(c.image).toBe(c.name === 'haproxy' ? PROXY_DIGEST_IMAGE : DIGEST_IMAGE);
     }
     const tagOnly = runPolicy(chartObjects({}));
     expect(formatFindings(tagOnly.findings)).toBe('');
     expect(tagOnly.exempted.filter((e) => e.id === 'CKV_K8S_43').map((e) => e.reason)).toEqual([
-      expect.stringMatching(/digest/), expect.stringMatching(/digest/), expect.stringMatching(/digest/)]);
+      expect.stringMatching(/digest/), expect.stringMatching(/digest/), expect.stringMatching(/digest/), expect.stringMatching(/digest/)]);
   });
 
   it('a CPU limit given for Redis keeps the exemption only for the helper containers that still have none', () => {
@@ -202,7 +210,7 @@ describe('the checks fail when violated (none is vacuous)', () => {
 
   it('the NetworkPolicy checks: every pod is selected by a policy; without the Sentinel policy, the Sentinel pods are reported', () => {
     const objects = objectsOf('staging');
-    expect(objects.filter((o) => o.kind === 'NetworkPolicy').map((o) => o.metadata.name).sort()).toEqual(['redis', 'redis-sentinel']);
+    expect(objects.filter((o) => o.kind === 'NetworkPolicy').map((o) => o.metadata.name).sort()).toEqual(['redis', 'redis-proxy', 'redis-sentinel']);
     const networkIds = (findings: Array<{ tool: string; id: string; object: string }>) => findings
       .filter((f) => ['pod-networkpolicy', 'non-isolated-pod', 'missingNetworkPolicy', 'networkpolicy-targets-pod'].includes(f.id))
       .map((f) => `${f.tool} ${f.id} ${f.object}`);

@@ -11,8 +11,9 @@ import { environmentRead, scriptSource, stripShell, withSourced } from './suppor
 
 interface Container { name: string; command?: string[]; env?: { name: string; value?: string }[]; [probe: string]: any }
 
+// The proxy's HAProxy runs no pod script: its contract with the Lua decider is checked in test/unit/proxy.test.ts.
 const workloadContainers = (objects: any[]): { owner: string; container: Container }[] => objects
-  .filter((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment')
+  .filter((o) => (o.kind === 'StatefulSet' || o.kind === 'Deployment') && o.metadata.name !== 'redis-proxy')
   .flatMap((o: any) => o.spec.template.spec.containers.map((c: Container) => ({ owner: `${o.kind}/${o.metadata.name}`, container: c })));
 const containers = workloadContainers(synthBase());
 /** The same with the tls prop: each container also gets TLS_CA_FILE. */

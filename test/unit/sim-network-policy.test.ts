@@ -25,8 +25,8 @@ const elsewhere = endpoint('elsewhere', '10.213.0.16', { 'redis-client': 'true' 
 const all = [master, replica, sentinel, client, stranger, elsewhere];
 
 describe('the simulator turns the NetworkPolicies into nftables rules per pod', () => {
-  it('reads both policies of the staging environment', () => {
-    expect(s.m.networkPolicies.map((p) => `${p.namespace}/${p.name}`).sort()).toEqual([`${ns}/redis`, `${ns}/redis-sentinel`]);
+  it('reads the policies of the staging environment', () => {
+    expect(s.m.networkPolicies.map((p) => `${p.namespace}/${p.name}`).sort()).toEqual([`${ns}/redis`, `${ns}/redis-proxy`, `${ns}/redis-sentinel`]);
   });
 
   it('a Redis pod: drops by default, admits 6379 from the Redis pods, the Sentinels and the labelled client of its namespace, opens only 6379 and 26379 to them', () => {

@@ -249,9 +249,17 @@ describe('no secret ever reaches the output', () => {
         expect(c.envFrom, path).toBeUndefined();
       }
       // The whole Secret (no items): the -previous keys of a rotation appear, and kubelet
-      // updates the files in place.
+      // updates the files in place. The proxy pods get only the proxy user's keys (optional:
+      // the -previous one exists only during a rotation), still without subPath.
       const auth = o.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'auth');
-      expect(auth.secret).toEqual({ secretName: 'redis-auth', defaultMode: 0o440 });
+      if (o.metadata.name === 'redis-proxy') {
+        expect(auth.secret).toEqual({
+          secretName: 'redis-auth', defaultMode: 0o440, optional: true,
+          items: [{ key: 'proxy-password', path: 'proxy-password' }, { key: 'proxy-password-previous', path: 'proxy-password-previous' }],
+        });
+      } else {
+        expect(auth.secret).toEqual({ secretName: 'redis-auth', defaultMode: 0o440 });
+      }
       for (const container of o.spec.template.spec.containers) {
         for (const m of container.volumeMounts ?? []) if (m.name === 'auth') expect(m.subPath, `${path} ${container.name}`).toBeUndefined();
       }

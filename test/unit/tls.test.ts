@@ -116,13 +116,13 @@ describe('tls prop: the output', () => {
     expect(cert.metadata.annotations['argocd.argoproj.io/sync-wave']).toBe('-1');
     const names: string[] = cert.spec.dnsNames;
     for (const short of ['redis-master-0.redis-master', 'redis-slave-0.redis-slave', 'redis-slave-1.redis-slave',
-      'redis-master', 'redis-slave', 'redis-sentinel', 'redis-sentinel-headless']) {
+      'redis-master', 'redis-slave', 'redis-sentinel', 'redis-sentinel-headless', 'redis-write', 'redis-read']) {
       for (const suffix of ['', '.redis-staging', '.redis-staging.svc', '.redis-staging.svc.cluster.local']) {
         expect(names).toContain(short + suffix);
       }
     }
-    expect(names).toHaveLength(7 * 4);
-    const sentinel = withIssuer.find((o) => o.kind === 'Deployment');
+    expect(names).toHaveLength(9 * 4);
+    const sentinel = withIssuer.find((o) => o.kind === 'Deployment' && o.metadata.name === 'redis-sentinel');
     expect(sentinel.spec.template.spec.volumes.find((v: any) => v.name === 'tls').secret.secretName).toBe('redis-tls');
     // tls.namespace wins over the environment's; a chart namespace is used when there is no tls.namespace.
     const own = stagingWith({ tls: { issuer: { name: 'ca' }, namespace: 'shop', secretName: 'shop-redis-tls' } });
