@@ -4,7 +4,8 @@
 # bubblewrap, iproute2 and nftables for the pod simulator, python3-redis for its Python
 # client pods, shellcheck for the script tests, prometheus-redis-exporter for the metrics
 # sidecars the simulator runs (and the metrics ACL test), prometheus for promtool (the alert
-# rules' checks and unit tests). Then it stops the services those
+# rules' checks and unit tests), haproxy for the proxy pods the simulator runs (and the
+# haproxy.cfg checks). Then it stops the services those
 # packages start (the tests run their own in network namespaces). Anywhere else, and when
 # nothing is missing, it does nothing and says nothing: the tests that need a missing
 # package (the live suite, the shellcheck tests) then skip with one line each, or fail under
@@ -12,8 +13,8 @@
 # kubectl (kustomize rendering) is no Debian package: the tests that run it skip the same way.
 set -eu
 
-PACKAGES="redis-server redis-sentinel redis-tools bubblewrap iproute2 python3-redis shellcheck nftables openssl prometheus-redis-exporter prometheus"
-SERVICES="redis-server redis-sentinel prometheus-redis-exporter prometheus"
+PACKAGES="redis-server redis-sentinel redis-tools bubblewrap iproute2 python3-redis shellcheck nftables openssl prometheus-redis-exporter prometheus haproxy"
+SERVICES="redis-server redis-sentinel prometheus-redis-exporter prometheus haproxy"
 
 [ "$(id -u)" = 0 ] || exit 0
 command -v apt-get >/dev/null 2>&1 || exit 0

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-const TOOLS = ['redis-server', 'redis-sentinel', 'redis-cli', 'bwrap', 'ip', 'nsenter', 'setpriv', 'unshare', 'nft', 'openssl', 'prometheus-redis-exporter', 'prometheus'];
+const TOOLS = ['redis-server', 'redis-sentinel', 'redis-cli', 'bwrap', 'ip', 'nsenter', 'setpriv', 'unshare', 'nft', 'openssl', 'prometheus-redis-exporter', 'prometheus', 'haproxy'];
 
 function which(tool: string): boolean {
   const dirs = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
@@ -14,7 +14,7 @@ export function checkLivePrerequisites(): string | null {
   if (process.platform !== 'linux') return `live simulator needs Linux (this is ${process.platform})`;
   if (process.getuid?.() !== 0) return 'live simulator needs root (network namespaces, bwrap as root)';
   const missing = TOOLS.filter((t) => !which(t));
-  if (missing.length) return `live simulator is missing: ${missing.join(', ')} (apt-get install redis-server redis-sentinel redis-tools bubblewrap iproute2 util-linux nftables openssl prometheus-redis-exporter prometheus)`;
+  if (missing.length) return `live simulator is missing: ${missing.join(', ')} (apt-get install redis-server redis-sentinel redis-tools bubblewrap iproute2 util-linux nftables openssl prometheus-redis-exporter prometheus haproxy)`;
   // The live tests and the benchmark render the overlay with `kubectl kustomize`.
   if (!which('kubectl')) return 'live simulator is missing kubectl (kubectl 1.27 or later renders the overlays: https://kubernetes.io/docs/tasks/tools/)';
   try {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChildProcess, execFileSync, spawn } from 'child_process';
 import Redis from 'ioredis';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'fs';
+import { AddressInfo, createServer } from 'net';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import {
@@ -108,6 +109,15 @@ describe('the rules reach the pods', () => {
     expect(keys(objects, 'Deployment', 'redis-sentinel', 'sentinel')).toContain('metrics-password');
   });
 });
+
+/** A loopback port nothing listens on now (the kernel's pick), for a process started next. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
 
 /**
  * A throwaway server of this machine's Redis on loopback with the rendered users (and a
@@ -255,7 +265,7 @@ describe('what each user may do, asked of real servers (ACL DRYRUN over every co
   itWithExporter('metrics: the real redis_exporter (Debian 1.45, the sidecar\'s flags) scrapes Redis and a Sentinel as metrics with nothing refused', async () => {
     for (const [server, serverPort, probe] of [[redis, port, 'redis_connected_clients'], [sentinel, port + 1, 'redis_sentinel_masters']] as const) {
       server.cli('ACL', 'LOG', 'RESET');
-      const listen = serverPort + 2;
+      const listen = await freePort();
       const exporter = spawn('prometheus-redis-exporter', [...METRICS_EXPORTER_FLAGS, `--redis.addr=redis://127.0.0.1:${serverPort}`,
         '--redis.user=metrics', '--redis.password=any', `--web.listen-address=127.0.0.1:${listen}`], { stdio: 'ignore' });
       try {

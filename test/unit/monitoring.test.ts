@@ -12,7 +12,7 @@ import { join } from 'path';
 import { App, Chart, Testing } from 'cdk8s';
 import { stringify } from 'yaml';
 import {
-  RedisHaConfiguration, RedisHaSettings, RedisMaster, RedisMonitoring, RedisNetworkPolicies, RedisReplicaSet, RedisSentinelHA, SentinelQuorum,
+  RedisHaConfiguration, RedisHaSettings, RedisMaster, RedisMonitoring, RedisNetworkPolicies, RedisProxy, RedisReplicaSet, RedisSentinelHA, SentinelQuorum,
   RedisDisruptionBudget,
 } from '../../lib';
 import { ManifestObject, objectKey, synthEnvironment } from '../../lib/internal';
@@ -109,6 +109,7 @@ describe('what monitoring emits, and when', () => {
     new RedisDisruptionBudget(byHand, 'budget', { configuration });
     new RedisNetworkPolicies(byHand, 'netpol', { configuration });
     new RedisMonitoring(byHand, 'monitoring', { configuration });
+    new RedisProxy(byHand, 'proxy', { configuration });
     const sorted = (c: Chart) => (Testing.synth(c) as ManifestObject[]).sort((a, b) => objectKey(a).localeCompare(objectKey(b)));
     expect(sorted(byHand)).toEqual(sorted(composite));
 

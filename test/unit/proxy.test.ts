@@ -2,7 +2,7 @@
 // between the container's environment and the Lua decider.
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { RedisHaSettings } from '../../lib';
@@ -12,6 +12,7 @@ import { PROXY_BACKENDS, proxyLua, renderProxyConfig } from '../../lib/pod/proxy
 import { ENVIRONMENTS } from '../../main';
 import { makeTestCertificates } from '../../harness/live-cluster';
 import { find } from './helpers';
+import { itWith } from '../prerequisites';
 
 const staging = ENVIRONMENTS.find((e) => e.name === 'staging')!;
 const objects = synthEnvironment(staging);
@@ -104,13 +105,13 @@ describe('haproxy.cfg', () => {
     expect(tls).toContain('ssl verify required ca-file /t/ca.crt verifyhost "redis-master-0.redis-master.${POD_NAMESPACE}.svc.cluster.local" check-ssl');
   });
 
-  it.skipIf(!existsSync('/usr/sbin/haproxy'))('HAProxy 2.6 (Debian\'s, as in the image) accepts the configuration and loads the decider', () => {
+  itWith('haproxy', 'apt-get install haproxy')('HAProxy 2.6 (Debian\'s, as in the image) accepts the configuration and loads the decider', () => {
     const dir = mkdtempSync(join(tmpdir(), 'proxy-cfg-'));
     try {
       writeFileSync(join(dir, 'redis-proxy.lua'), config['redis-proxy.lua']);
       writeFileSync(join(dir, 'haproxy.cfg'), cfg.replace('/usr/local/etc/haproxy/redis-proxy.lua', join(dir, 'redis-proxy.lua')));
       const env = Object.fromEntries(container.env.filter((e: any) => e.value !== undefined).map((e: any) => [e.name, e.value]));
-      const out = execFileSync('/usr/sbin/haproxy', ['-c', '-f', join(dir, 'haproxy.cfg')], {
+      const out = execFileSync('haproxy', ['-c', '-f', join(dir, 'haproxy.cfg')], {
         env: { ...env, POD_NAMESPACE: 'redis-staging', PATH: process.env.PATH }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
       });
       expect(out).toMatch(/Configuration file is valid/);
@@ -132,7 +133,7 @@ describe('with TLS', () => {
     expect(tlsDeployment.spec.template.spec.containers[0].env).toContainEqual({ name: 'TLS', value: '1' });
   });
 
-  it.skipIf(!existsSync('/usr/sbin/haproxy') || !existsSync('/usr/bin/openssl'))('HAProxy accepts the TLS configuration with a real certificate, key and CA', () => {
+  itWith('haproxy', 'apt-get install haproxy openssl')('HAProxy accepts the TLS configuration with a real certificate, key and CA', () => {
     const dir = mkdtempSync(join(tmpdir(), 'proxy-tls-'));
     try {
       const files = makeTestCertificates(['redis-write', 'redis-read']);
@@ -144,7 +145,7 @@ describe('with TLS', () => {
       writeFileSync(join(dir, 'haproxy.cfg'), cm['haproxy.cfg'].replaceAll('/etc/redis-proxy-tls', dir)
         .replace('/usr/local/etc/haproxy/redis-proxy.lua', join(dir, 'redis-proxy.lua')));
       const env = Object.fromEntries(tlsDeployment.spec.template.spec.containers[0].env.filter((e: any) => e.value !== undefined).map((e: any) => [e.name, e.value]));
-      const out = execFileSync('/usr/sbin/haproxy', ['-c', '-f', join(dir, 'haproxy.cfg')], {
+      const out = execFileSync('haproxy', ['-c', '-f', join(dir, 'haproxy.cfg')], {
         env: { ...env, POD_NAMESPACE: 'redis-staging', PATH: process.env.PATH }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
       });
       expect(out).toMatch(/Configuration file is valid/);

@@ -12,7 +12,7 @@ import { itWith } from '../prerequisites';
 import { ROOT, TempDirs } from './helpers';
 
 const SCRIPT = join(ROOT, 'bin/ensure-test-packages.sh');
-const NEEDED = ['redis-server', 'redis-sentinel', 'redis-tools', 'bubblewrap', 'iproute2', 'python3-redis', 'shellcheck', 'nftables', 'openssl', 'prometheus-redis-exporter', 'prometheus'];
+const NEEDED = ['redis-server', 'redis-sentinel', 'redis-tools', 'bubblewrap', 'iproute2', 'python3-redis', 'shellcheck', 'nftables', 'openssl', 'prometheus-redis-exporter', 'prometheus', 'haproxy'];
 const temp = new TempDirs();
 afterEach(() => temp.cleanup());
 
@@ -64,7 +64,7 @@ describe('bin/ensure-test-packages.sh (pretest)', () => {
   });
 
   it('as root with some packages missing: one line naming them, apt-get update, then install -y of only those', () => {
-    const r = run({ installed: ['redis-tools', 'bubblewrap', 'iproute2', 'python3-redis', 'shellcheck', 'openssl', 'prometheus-redis-exporter', 'prometheus'] });
+    const r = run({ installed: ['redis-tools', 'bubblewrap', 'iproute2', 'python3-redis', 'shellcheck', 'openssl', 'prometheus-redis-exporter', 'prometheus', 'haproxy'] });
     expect(r.status).toBe(0);
     expect(r.stdout).toBe('ensure-test-packages: installing redis-server redis-sentinel nftables (missing; the tests need them)\n');
     expect(r.stderr).toBe('');
