@@ -177,6 +177,13 @@ export interface LiveClusterOptions {
    * @default false
    */
   readonly metrics?: boolean;
+  /**
+   * false: start the environment without the proxy tier (prop proxy false; rendered in
+   * memory too), for tests about something else that should not share the two cores with
+   * the proxy pods' deciders.
+   * @default - the environment's own setting (on)
+   */
+  readonly proxy?: boolean;
 }
 
 /** The overlay of `env` with TLS and/or metrics on, rendered like `npm run synth` into a temporary directory, as `kubectl kustomize` prints it. */
@@ -189,6 +196,7 @@ async function renderedManifests(env: string, opts: LiveClusterOptions): Promise
     ...profile.redis,
     ...(opts.tls ? { tls: { secretName: TLS_SECRET } } : {}),
     ...(opts.metrics ? { metrics: true } : {}),
+    ...(opts.proxy === false ? { proxy: false } : {}),
   };
   const dir = mkdtempSync(join(tmpdir(), 'redis-ha-tls-dist-'));
   try {
@@ -221,7 +229,7 @@ export class LiveCluster {
   static async start(env = 'staging', opts: LiveClusterOptions = {}): Promise<LiveCluster> {
     let manifests: string;
     let tls: TlsFiles | undefined;
-    if (opts.tls || opts.metrics) {
+    if (opts.tls || opts.metrics || opts.proxy === false) {
       const rendered = await renderedManifests(env, opts);
       manifests = rendered.manifests;
       if (opts.tls) tls = makeTestCertificates(rendered.dnsNames);
