@@ -418,14 +418,18 @@ const ops = {
    * Loads `count` keys `<prefix>:<n>` with values of `size` bytes through the master, in
    * pipelined batches (DEBUG POPULATE is disabled since Redis 7). Returns the DBSIZE after.
    */
-  async load({ prefix, count, size = 100, batch = 5000 }) {
+  async load({ prefix, count, size = 100, batch = 1000 }) {
     const value = 'x'.repeat(size);
     for (let i = 0; i < count; i += batch) {
-      const p = master.pipeline();
-      for (let n = i; n < Math.min(count, i + batch); n++) p.set(`${prefix}:${n}`, value);
-      const results = await p.exec();
-      const failed = results.find(([err]) => err);
-      if (failed) throw failed[0];
+      // A batch whose commands time out on a busy machine (each has the 1 s command
+      // timeout) is sent again: SET of the same value is idempotent.
+      await retrying(async () => {
+        const p = master.pipeline();
+        for (let n = i; n < Math.min(count, i + batch); n++) p.set(`${prefix}:${n}`, value);
+        const results = await p.exec();
+        const failed = results.find(([err]) => err);
+        if (failed) throw failed[0];
+      }, { attempts: 10, delayMs: 200 });
     }
     return master.dbsize();
   },
