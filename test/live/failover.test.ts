@@ -2,6 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { sleep, waitFor } from '../../harness/sim/util';
 import { cliAs, confirmedWrites, LiveCluster, longestPause, resyncsBetween, WriteRecord, writeOutage } from '../../harness/live-cluster';
 import { freshClusterPerTest, livePrerequisites } from './live-suite';
+import { FILES, MOUNTS } from '../../lib/pod/contract';
 
 /**
  * The live failover suite: the staging overlay, rendered by kustomize, runs as real
@@ -356,8 +357,17 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     await live.waitHealthy(30_000);
     for (let i = 0; i < 200; i++) await live.agent.call('write', { key: `before:${i}`, value: String(i) });
     await live.agent.call('write', { key: 'before:last', value: 'x', wait: 2 });
-    // Let the readiness probes record every node's current role on its volume.
-    await sleep(6000);
+    // Let every guard record its node's current role on the volume (what the start
+    // scripts read): the promoted one "master", the others "replica <it>". A fixed sleep
+    // was not always enough on a busy machine.
+    await waitFor(async () => {
+      for (const pod of live.redisPods()) {
+        const r = await live.sim.exec(pod, ['cat', `${MOUNTS.redisData}/${FILES.role}`], { container: 'redis' });
+        const recorded = r.stdout.trim();
+        if (pod === master ? recorded !== 'master' : !recorded.startsWith(`replica ${master}.`)) return undefined;
+      }
+      return true;
+    }, 60_000, 'every Redis pod recorded its current role', 250);
     const pods = live.sim.pods().map((p) => p.name);
     await Promise.all(pods.map((p) => live.sim.deletePod(p, { grace: false, recreate: true })));
     await live.sim.waitReady(120_000);
