@@ -235,7 +235,8 @@ describe.skipIf(missing)('live metrics: redis_exporter sidecars (staging overlay
     }
     const masterAddress = (body: string) => /^redis_sentinel_master_status\{[^}]*master_address="([^"]+)"/m.exec(body)?.[1];
     const addressBefore = masterAddress(before[target(sentinelPods[0])].body);
-    expect(addressBefore).toBeTruthy();
+    // The Sentinels' exported master address names the current master (by its pod's DNS name).
+    expect(addressBefore).toMatch(new RegExp(`^${master}\\.`));
 
     // Failover: the master's Redis dies for good; a replica is promoted.
     await live.sim.killContainer(master, 'redis', { restart: false });
