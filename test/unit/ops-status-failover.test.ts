@@ -29,6 +29,37 @@ async function cli(args: string[]): Promise<{ code: number; out: string; err: st
   }
 }
 
+/**
+ * A writer on the master at `port` as app: SET <prefix>:<i>, then WAIT 1; the writes a
+ * replica confirmed. It ends at the first error (a handover closes client connections).
+ */
+async function waitWriter(port: number, prefix: string): Promise<{ confirmed: number[]; stop: () => Promise<void> }> {
+  const writer = new Redis({ host: HOST, port, username: 'app', password: PASSWORDS.app, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
+  writer.on('error', () => undefined);
+  await writer.connect();
+  const confirmed: number[] = [];
+  let stopped = false;
+  const writing = (async () => {
+    for (let i = 0; !stopped; i++) {
+      try {
+        await writer.set(`${prefix}:${i}`, String(i));
+        if (Number(await writer.call('WAIT', '1', '1000')) >= 1) confirmed.push(i);
+      } catch {
+        return;
+      }
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 300));
+  return {
+    confirmed,
+    stop: async () => {
+      stopped = true;
+      await writing;
+      writer.disconnect();
+    },
+  };
+}
+
 describe('redis-ha status and failover on loopback', () => {
   const ha = new LoopbackHa({ replicas: 2, sentinels: 3 });
   let conn: string[];
@@ -88,26 +119,9 @@ describe('redis-ha status and failover on loopback', () => {
 
   itWithRedis('failover under a writer confirming with WAIT: no confirmed write lost, the new master printed is the one the Sentinels name', async () => {
     const oldPort = ha.redisPorts[0];
-    const writer = new Redis({ host: HOST, port: oldPort, username: 'app', password: PASSWORDS.app, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
-    writer.on('error', () => undefined);
-    await writer.connect();
-    const confirmed: number[] = [];
-    let stop = false;
-    const writing = (async () => {
-      for (let i = 0; !stop; i++) {
-        try {
-          await writer.set(`w:${i}`, String(i));
-          if (Number(await writer.call('WAIT', '1', '1000')) >= 1) confirmed.push(i);
-        } catch {
-          return; // the handover closes client connections: this writer ends there
-        }
-      }
-    })();
-    await new Promise((r) => setTimeout(r, 300));
+    const { confirmed, stop } = await waitWriter(oldPort, 'w');
     const r = await cli(['failover', ...conn, '--timeout', '15s']);
-    stop = true;
-    await writing;
-    writer.disconnect();
+    await stop();
     expect(r.code, r.err).toBe(0);
     console.log(`failover on loopback: ${r.out.trim()}; ${confirmed.length} writes confirmed with WAIT\n${r.err}`);
     const m = /^new master: (\S+) \(was 127\.0\.0\.1:(\d+); writes paused (\d+) ms; named by (\d) of 3 Sentinels\)$/.exec(r.out.trim());
@@ -138,29 +152,12 @@ describe('redis-ha status and failover on loopback', () => {
   itWithRedis('two failovers at once (two operators): no confirmed write lost, both end on the same master or the second refuses', async () => {
     await ha.waitHealthy();
     const oldPort = ha.masterPort();
-    const writer = new Redis({ host: HOST, port: oldPort, username: 'app', password: PASSWORDS.app, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
-    writer.on('error', () => undefined);
-    await writer.connect();
-    const confirmed: number[] = [];
-    let stop = false;
-    const writing = (async () => {
-      for (let i = 0; !stop; i++) {
-        try {
-          await writer.set(`c:${i}`, String(i));
-          if (Number(await writer.call('WAIT', '1', '1000')) >= 1) confirmed.push(i);
-        } catch {
-          return;
-        }
-      }
-    })();
-    await new Promise((r) => setTimeout(r, 300));
+    const { confirmed, stop } = await waitWriter(oldPort, 'c');
     const conns = [0, 1].map(() => new HaConnection(connectionOptions(
       { sentinel: [`${HOST}:${ha.sentinelPorts[0]}`], 'password-file': ha.passwordFile('operations') }, { user: 'operations', env: {} })));
     const results = await Promise.allSettled(conns.map((c) => safeFailover(c, { timeoutMs: 15_000 })));
     for (const c of conns) await c.close();
-    stop = true;
-    await writing;
-    writer.disconnect();
+    await stop();
     const done = results.filter((r): r is PromiseFulfilledResult<FailoverResult> => r.status === 'fulfilled').map((r) => r.value.newMaster);
     const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason);
     console.log(`two failovers at once: ${done.length} done (${done.join(', ')}), refused: ${refused.map((e) => e.message).join('; ') || 'none'}`);
