@@ -1,7 +1,8 @@
 /**
  * The rotation tool's access (lib/ops/rotation.ts) to a simulated cluster instead of
  * kubectl: the Secret through SimCluster.updateSecret, so every pod's kubelet applies each
- * update at its own moment within `maxSkewMs`, and exec into the pods' sidecars.
+ * update at its own moment within `maxSkewMs`, and exec into the pods' sidecars (the
+ * guard, the janitor) and the proxy pods' haproxy container.
  */
 import { PodAccess, RotationPod, SecretAccess } from '../lib/ops/rotation';
 import { SimCluster } from './sim';
@@ -17,6 +18,7 @@ export function simRotationAccess(sim: SimCluster, namespace: string, secretName
     [`${instance}-master`]: { kind: 'redis', container: 'guard' },
     [`${instance}-slave`]: { kind: 'redis', container: 'guard' },
     [`${instance}-sentinel`]: { kind: 'sentinel', container: 'janitor' },
+    [`${instance}-proxy`]: { kind: 'proxy', container: 'haproxy' },
   };
   return {
     secret: {

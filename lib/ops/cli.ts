@@ -3,7 +3,7 @@
  * `redis-ha`: the operator's command line (package.json "bin"). One subcommand per task:
  *
  *   redis-ha rotate-passwords [--namespace NS] [--secret redis-auth] [--instance redis]
- *       [--users replication,sentinel,operations,app] [--timeout 5m] [--app-grace 10m]
+ *       [--users replication,sentinel,operations,proxy,app] [--timeout 5m] [--app-grace 10m]
  *       [--finish] [--context CTX]
  *   redis-ha status [connection options] [--sentinels N] [--json]
  *   redis-ha failover [connection options] [--to HOST:PORT] [--timeout 10s] [--json]
@@ -32,7 +32,8 @@ commands:
       --context CTX      kubectl context (default: the current one)
       --secret NAME      the auth Secret (default: redis-auth)
       --instance NAME    the instance name, app.kubernetes.io/instance of its pods (default: redis)
-      --users LIST       comma-separated, of ${AUTH_USERS.join(', ')} (default: all)
+      --users LIST       comma-separated, of ${AUTH_USERS.join(', ')} (default: all;
+                         proxy only when the Secret has proxy-password, i.e. with the proxy tier)
       --timeout DUR      how long each step may wait for the pods (default: 5m)
       --app-grace DUR    after every server accepts the new app password, how long the
                          applications get to move to it before the old one is refused;
@@ -70,7 +71,8 @@ async function rotateCommand(args: string[]): Promise<number> {
       context: { type: 'string' },
       secret: { type: 'string', default: 'redis-auth' },
       instance: { type: 'string', default: 'redis' },
-      users: { type: 'string', default: AUTH_USERS.join(',') },
+      // No default: rotatePasswords' own leaves out the proxy user when the instance has no proxy tier.
+      users: { type: 'string' },
       timeout: { type: 'string', default: '5m' },
       'app-grace': { type: 'string' },
       finish: { type: 'boolean', default: false },
@@ -85,7 +87,7 @@ async function rotateCommand(args: string[]): Promise<number> {
   const target = { namespace: values.namespace, context: values.context };
   const appGrace = values['app-grace'];
   const result = await rotatePasswords(kubectlSecret(target, values.secret!), kubectlPods(target, values.instance!), {
-    users: parseUsers(values.users!),
+    users: values.users === undefined ? undefined : parseUsers(values.users),
     timeoutMs: parseDuration(values.timeout!),
     appGraceMs: appGrace === undefined ? undefined : parseDuration(appGrace),
     finish: values.finish,

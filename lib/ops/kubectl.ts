@@ -14,10 +14,15 @@ export interface KubectlTarget {
   readonly kubectl?: string;
 }
 
-/** The pods of each kind: their `app.kubernetes.io/name` label and the sidecar that runs auth_sync. */
+/**
+ * The pods of each kind: their `app.kubernetes.io/name` label (selectorLabels in
+ * lib/constructs/names.ts) and the container that writes the status file (auth_sync's
+ * sidecar, or the proxy's haproxy, whose decider writes it).
+ */
 const KINDS: Record<string, { kind: PodKind; container: string }> = {
   redis: { kind: 'redis', container: 'guard' },
   'redis-sentinel': { kind: 'sentinel', container: 'janitor' },
+  'redis-proxy': { kind: 'proxy', container: 'haproxy' },
 };
 
 function kubectl(t: KubectlTarget, args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -63,7 +68,7 @@ export function kubectlSecret(t: KubectlTarget, name: string): SecretAccess {
   };
 }
 
-/** The running Redis and Sentinel pods of `instance` (by label), and `kubectl exec` into their sidecars. */
+/** The running Redis, Sentinel and proxy pods of `instance` (by label), and `kubectl exec` into the containers of KINDS. */
 export function kubectlPods(t: KubectlTarget, instance: string): PodAccess {
   return {
     async pods() {

@@ -10,9 +10,14 @@
  * server accepts both, and each client credential our components hold (masterauth,
  * Sentinel's auth-pass and sentinel-pass) moves to NEW once every peer accepts it. They
  * report what they accept and use in a status file (sha256 prefixes, never passwords).
- * Once every pod reports NEW accepted and in use, a second update removes the -previous
- * keys; the sidecars then drop OLD, and the tool checks that OLD is refused and NEW works
- * as that user on every server and Sentinel.
+ * The proxy tier's pods (HAProxy with its Lua decider, lib/pod/proxy/redis-proxy.lua) are
+ * clients only: the decider logs in to every server as `proxy`, reads the password files at
+ * each connection, falls back to `-previous` while a server refuses the current one, and
+ * re-authenticates an open connection whose password is not the current one; it reports
+ * the passwords its connections use in the same status file (with nothing accepted).
+ * Once every pod reports NEW accepted (servers) and in use (servers and proxies), a second
+ * update removes the -previous keys; the sidecars then drop OLD, and the tool checks that
+ * OLD is refused and NEW works as that user on every server and Sentinel.
  *
  * The application password goes last: applications must move to NEW themselves while both
  * are accepted. With an app grace period the tool waits that long before dropping OLD;
@@ -32,16 +37,34 @@ export type AuthUser = AclUser;
  * no rotation can move it to a new password without a restart. The servers' side of a
  * metrics rotation still works like every user's (auth_sync keeps current and -previous
  * accepted); the README's "Rotating the metrics password" has the steps, with the restart.
- * Not `proxy` yet either: the proxy's decider reads its password file at every connection
- * and falls back to `-previous`, so it needs no restart, but the tool does not know yet
- * whether an instance has the proxy tier (and so the key).
+ * `proxy` is rotated when the Secret has its key (see OPTIONAL_USERS).
  */
-export const AUTH_USERS: readonly AuthUser[] = [...ACL_USERS.filter((u) => u !== 'app' && u !== 'metrics' && u !== 'proxy'), 'app'];
+export const AUTH_USERS: readonly AuthUser[] = [...ACL_USERS.filter((u) => u !== 'app' && u !== 'metrics'), 'app'];
 
-/** The users each kind of server has (Redis has all; Sentinel has no replication user). */
+/**
+ * Users whose key exists only when a prop is on: `proxy`, the proxy tier's (prop `proxy`,
+ * on by default). Without its key the instance has no such user: the default rotation
+ * leaves it out, and asking for it is an error.
+ */
+export const OPTIONAL_USERS: readonly AuthUser[] = ['proxy'];
+
+/**
+ * The users each kind of pod's server has (Redis has all; Sentinel has no replication
+ * user; the proxy pods have no server).
+ */
 export const SERVER_USERS: Record<PodKind, readonly AuthUser[]> = {
   redis: AUTH_USERS.filter((u) => REDIS_ACL[u] !== undefined),
   sentinel: AUTH_USERS.filter((u) => SENTINEL_ACL[u] !== undefined),
+  proxy: [],
+};
+
+/**
+ * The users each kind of pod reports in its status file: a server's users; for a proxy
+ * pod only `proxy`, whose password its decider uses as a client.
+ */
+export const REPORTED_USERS: Record<PodKind, readonly AuthUser[]> = {
+  ...SERVER_USERS,
+  proxy: ['proxy'],
 };
 
 /** Length of the sha256 prefixes in the status file (auth-sync.sh's short_hash). */
@@ -70,18 +93,22 @@ export interface SecretAccess {
   update(changes: Record<string, string | null>): Promise<void>;
 }
 
-export type PodKind = 'redis' | 'sentinel';
+/** A Redis server's pod, a Sentinel's, or a proxy pod (a client only: it has no server). */
+export type PodKind = 'redis' | 'sentinel' | 'proxy';
 
 export interface RotationPod {
   readonly name: string;
   readonly kind: PodKind;
-  /** The sidecar that runs auth_sync and writes the status file: the guard or the janitor. */
+  /**
+   * The container that writes the status file: the guard (auth_sync), the janitor
+   * (auth_sync) or a proxy pod's haproxy (the decider).
+   */
   readonly container: string;
 }
 
-/** The Redis and Sentinel pods of the instance, and running a command in one of them. */
+/** The Redis, Sentinel and proxy pods of the instance, and running a command in one of them. */
 export interface PodAccess {
-  /** Every running Redis and Sentinel pod of the instance. */
+  /** Every running Redis, Sentinel and proxy pod of the instance. */
   pods(): Promise<RotationPod[]>;
   /** Runs argv in the pod's sidecar with `stdin`; its stdout. Rejects when it cannot run or exits non-zero. */
   exec(pod: RotationPod, argv: string[], stdin?: string): Promise<string>;
@@ -95,8 +122,9 @@ export interface UserStatus {
 export type PodStatus = Partial<Record<AuthUser, UserStatus>>;
 
 /**
- * Parses the status file: one line per user, `<user> accepted <h>[,<h>] using <h>[,<h>]|-`
- * (`-` when no component of this pod uses that user as a client).
+ * Parses the status file: one line per user, `<user> accepted <h>[,<h>]|- using <h>[,<h>]|-`
+ * (`-` when no component of this pod uses that user as a client; a proxy pod, which has no
+ * server, writes `accepted -`).
  */
 export function parseStatus(text: string): PodStatus {
   const out: PodStatus = {};
@@ -110,7 +138,10 @@ export function parseStatus(text: string): PodStatus {
 }
 
 export interface RotationOptions {
-  /** Users to rotate (default all four; the app user always goes last). */
+  /**
+   * Users to rotate (default: every user of AUTH_USERS, `proxy` only when the Secret has its
+   * key; the app user always goes last).
+   */
   readonly users?: readonly AuthUser[];
   /** How long each wait for the pods may take before the rotation stops with an error. */
   readonly timeoutMs: number;
@@ -180,12 +211,18 @@ const list = (users: readonly AuthUser[]): string => users.join(', ');
 
 /** Rotates the passwords of `opts.users` (see the header for the steps). */
 export async function rotatePasswords(secret: SecretAccess, pods: PodAccess, opts: RotationOptions): Promise<RotationResult> {
-  const users = AUTH_USERS.filter((u) => (opts.users ?? AUTH_USERS).includes(u));
   const data = await secret.read();
   if (!data) throw new RotationError(`Secret ${secret.name} not found (check --namespace and --secret)`);
+  // An optional user without its key is not part of this instance: left out unless asked for.
+  const users = AUTH_USERS.filter((u) => (opts.users ?? AUTH_USERS).includes(u)
+    && (opts.users !== undefined || !OPTIONAL_USERS.includes(u) || secretKey(u) in data));
   const missing = users.filter((u) => !data[secretKey(u)]);
   if (missing.length && 'password' in data && !AUTH_USERS.some((u) => data[secretKey(u)])) {
-    throw new RotationError(`Secret ${secret.name} is in the pre-ACL layout (one 'password' key): add the keys ${AUTH_USERS.map(secretKey).join(', ')} first (see the README's upgrade notes)`);
+    const required = AUTH_USERS.filter((u) => !OPTIONAL_USERS.includes(u)).map(secretKey).join(', ');
+    throw new RotationError(`Secret ${secret.name} is in the pre-ACL layout (one 'password' key): add the keys ${required} (and ${secretKey('proxy')} with the proxy tier) first (see the README's upgrade notes)`);
+  }
+  if (missing.includes('proxy') && !(secretKey('proxy') in data)) {
+    throw new RotationError(`Secret ${secret.name} has no key ${secretKey('proxy')}: the proxy tier is off for this instance (the key exists only with the proxy prop on), so there is no proxy user to rotate; leave proxy out of --users`);
   }
   if (missing.length) throw new RotationError(`Secret ${secret.name} has no key ${missing.map(secretKey).join(', ')}`);
   const started = users.filter((u) => data[previousKey(u)] !== undefined);
@@ -262,10 +299,16 @@ class Rotation {
     return pairs;
   }
 
-  /** Step 2: every pod accepts NEW and no component uses anything else. */
+  /**
+   * Step 2: every server accepts NEW and no component uses anything else. A proxy pod must
+   * also use something: until its decider has a live connection, the empty list would pass
+   * for "nothing old", and a decider still on OLD could lose every server at the drop.
+   */
   async waitNewInUse(pairs: Pair[]): Promise<void> {
     await this.waitAll(`${list(pairs.map((p) => p.user))}: new passwords accepted and in use`, pairs,
-      (s, p) => s.accepted.includes(hashPrefix(p.new)) && s.using.every((h) => h === hashPrefix(p.new)));
+      (s, p, kind) => kind === 'proxy'
+        ? s.using.length > 0 && s.using.every((h) => h === hashPrefix(p.new))
+        : s.accepted.includes(hashPrefix(p.new)) && s.using.every((h) => h === hashPrefix(p.new)));
   }
 
   /** Steps 3 and 4: remove the -previous keys, wait until OLD is gone everywhere, check OLD refused and NEW working. */
@@ -274,24 +317,32 @@ class Rotation {
     for (const p of pairs) changes[previousKey(p.user)] = null;
     await this.secret.update(changes);
     this.opts.log(`${list(pairs.map((p) => p.user))}: ${Object.keys(changes).join(', ')} removed from Secret ${this.secret.name}`);
+    // A proxy pod accepts nothing: for it this is "OLD no longer in use".
     await this.waitAll(`${list(pairs.map((p) => p.user))}: old passwords no longer accepted`, pairs,
       (s, p) => !s.accepted.includes(hashPrefix(p.old)) && !s.using.includes(hashPrefix(p.old)));
     await this.verify(pairs);
   }
 
   /**
-   * Polls every pod's status until `ok` holds for every user of `pairs` its server has,
-   * on every pod; a pod that does not get there within the timeout stops the rotation
-   * with what it reports.
+   * Polls every pod's status until `ok` holds for every user of `pairs` the pod reports
+   * (REPORTED_USERS), on every pod; a pod that does not get there within the timeout stops
+   * the rotation with what it reports.
    */
-  private async waitAll(what: string, pairs: Pair[], ok: (s: UserStatus, p: Pair) => boolean): Promise<void> {
+  private async waitAll(what: string, pairs: Pair[], ok: (s: UserStatus, p: Pair, kind: PodKind) => boolean): Promise<void> {
     const t0 = this.now();
     const deadline = t0 + this.opts.timeoutMs;
     const done = new Set<string>();
-    this.opts.log(`waiting for every Redis and Sentinel pod: ${what} (timeout ${formatDuration(this.opts.timeoutMs)})`);
+    const proxy = pairs.some((p) => p.user === 'proxy');
+    this.opts.log(`waiting for every Redis${proxy ? ', Sentinel and proxy' : ' and Sentinel'} pod: ${what} (timeout ${formatDuration(this.opts.timeoutMs)})`);
+    let noProxyLogged = false;
     for (;;) {
-      const pods = await this.pods.pods();
-      if (!pods.length) throw new RotationError('no running Redis or Sentinel pod found (check --namespace and --instance)');
+      // The proxy pods only for the proxy user: they use no other.
+      const pods = (await this.serverPods()).filter((p) => proxy || p.kind !== 'proxy');
+      if (proxy && !noProxyLogged && !pods.some((p) => p.kind === 'proxy')) {
+        // Nothing uses the proxy user then: the servers' side is the whole rotation.
+        this.opts.log('  no running proxy pod: only the servers are waited for (a proxy pod that starts later reads the new password)');
+        noProxyLogged = true;
+      }
       const waiting: string[] = [];
       await Promise.all(pods.map(async (pod) => {
         const problem = await this.podProblem(pod, pairs, ok);
@@ -309,8 +360,15 @@ class Rotation {
     }
   }
 
+  /** The pods, which must include a server (an empty list means a wrong namespace or instance). */
+  private async serverPods(): Promise<RotationPod[]> {
+    const pods = await this.pods.pods();
+    if (!pods.some((p) => p.kind !== 'proxy')) throw new RotationError('no running Redis or Sentinel pod found (check --namespace and --instance)');
+    return pods;
+  }
+
   /** Why `pod` is not there yet, or undefined when it is. */
-  private async podProblem(pod: RotationPod, pairs: Pair[], ok: (s: UserStatus, p: Pair) => boolean): Promise<string | undefined> {
+  private async podProblem(pod: RotationPod, pairs: Pair[], ok: (s: UserStatus, p: Pair, kind: PodKind) => boolean): Promise<string | undefined> {
     let text: string;
     try {
       text = await this.pods.exec(pod, ['cat', AUTH_STATUS_FILE]);
@@ -320,17 +378,21 @@ class Rotation {
     const status = parseStatus(text);
     const wrong: string[] = [];
     for (const p of pairs) {
-      if (!SERVER_USERS[pod.kind].includes(p.user)) continue;
+      if (!REPORTED_USERS[pod.kind].includes(p.user)) continue;
       const s = status[p.user];
       if (!s) wrong.push(`${p.user} not reported`);
-      else if (!ok(s, p)) wrong.push(`${p.user} accepts [${s.accepted.join(',')}] uses [${s.using.join(',') || '-'}] (old ${hashPrefix(p.old)}, new ${hashPrefix(p.new)})`);
+      else if (!ok(s, p, pod.kind)) {
+        // A proxy pod has no server: what it accepts is always empty, and would only confuse.
+        const accepts = pod.kind === 'proxy' ? '' : `accepts [${s.accepted.join(',')}] `;
+        wrong.push(`${p.user} ${accepts}uses [${s.using.join(',') || '-'}] (old ${hashPrefix(p.old)}, new ${hashPrefix(p.new)})`);
+      }
     }
     return wrong.length ? wrong.join(', ') : undefined;
   }
 
-  /** OLD is refused and NEW accepted as each user, by every Redis server and Sentinel. */
+  /** OLD is refused and NEW accepted as each user, by every Redis server and Sentinel (not the proxy pods: they have no server). */
   private async verify(pairs: Pair[]): Promise<void> {
-    const pods = await this.pods.pods();
+    const pods = (await this.serverPods()).filter((p) => p.kind !== 'proxy');
     const failures: string[] = [];
     await Promise.all(pods.map(async (pod) => {
       for (const p of pairs) {

@@ -181,7 +181,7 @@ describe('a fresh cdk8s app with the packed library installed', () => {
     const usage = run(bin, ['--help'], appDir);
     expect(usage).toContain('rotate-passwords');
     const r = spawnSync(bin, ['rotate-passwords', '--users', 'root'], { cwd: appDir, encoding: 'utf8' });
-    expect({ status: r.status, stderr: r.stderr.trim() }).toEqual({ status: 1, stderr: 'redis-ha rotate-passwords: unknown user root (the users are replication, sentinel, operations, app)' });
+    expect({ status: r.status, stderr: r.stderr.trim() }).toEqual({ status: 1, stderr: 'redis-ha rotate-passwords: unknown user root (the users are replication, sentinel, operations, proxy, app)' });
   });
 
   it('runs `redis-ha drill` from the install (its modules load ioredis, vega and vega-lite, bundled): a one-line error without a password', () => {

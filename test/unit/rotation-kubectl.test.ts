@@ -59,24 +59,25 @@ describe('kubectl access of redis-ha rotate-passwords', () => {
     await expect(kubectlSecret({ kubectl: denied.kubectl }, 'redis-auth').read()).rejects.toThrow('kubectl get secret redis-auth: Error from server (Forbidden): secrets "redis-auth" is forbidden');
   });
 
-  it('lists the running Redis and Sentinel pods of the instance and runs commands in their sidecars, stdin passed with -i', async () => {
+  it('lists the running Redis, Sentinel and proxy pods of the instance and runs commands in their status containers, stdin passed with -i', async () => {
     const pod = (name: string, app: string, phase = 'Running', deleting = false) => ({
       metadata: { name, labels: { 'app.kubernetes.io/name': app }, ...(deleting ? { deletionTimestamp: 'x' } : {}) }, status: { phase },
     });
     const k = standIn([
-      { match: 'get pods', stdout: JSON.stringify({ items: [pod('redis-slave-0', 'redis'), pod('redis-sentinel-x', 'redis-sentinel'), pod('redis-master-0', 'redis'), pod('redis-slave-1', 'redis', 'Pending'), pod('redis-sentinel-y', 'redis-sentinel', 'Running', true)] }) },
+      { match: 'get pods', stdout: JSON.stringify({ items: [pod('redis-slave-0', 'redis'), pod('redis-sentinel-x', 'redis-sentinel'), pod('redis-master-0', 'redis'), pod('redis-slave-1', 'redis', 'Pending'), pod('redis-sentinel-y', 'redis-sentinel', 'Running', true), pod('redis-proxy-5d9c-x2x7k', 'redis-proxy')] }) },
       { match: 'exec', stdout: 'OK\n' },
     ]);
     const access = kubectlPods({ namespace: 'shop', kubectl: k.kubectl }, 'cache');
     const pods = await access.pods();
     expect(pods).toEqual([
       { name: 'redis-master-0', kind: 'redis', container: 'guard' },
+      { name: 'redis-proxy-5d9c-x2x7k', kind: 'proxy', container: 'haproxy' },
       { name: 'redis-sentinel-x', kind: 'sentinel', container: 'janitor' },
       { name: 'redis-slave-0', kind: 'redis', container: 'guard' },
     ]);
-    expect(await access.exec(pods[1], ['sh', '-c', 'read -r pw', 'sh', 'app'], 'secret-pw\n')).toBe('OK\n');
+    expect(await access.exec(pods[2], ['sh', '-c', 'read -r pw', 'sh', 'app'], 'secret-pw\n')).toBe('OK\n');
     const [list, exec] = k.calls();
-    expect(list.args).toBe('--namespace shop get pods -l app.kubernetes.io/instance=cache,app.kubernetes.io/name in (redis,redis-sentinel) -o json');
+    expect(list.args).toBe('--namespace shop get pods -l app.kubernetes.io/instance=cache,app.kubernetes.io/name in (redis,redis-sentinel,redis-proxy) -o json');
     expect(exec).toEqual({ args: '--namespace shop exec -i redis-sentinel-x -c janitor -- sh -c read -r pw sh app', stdin: 'secret-pw\n' });
   });
 });

@@ -1,12 +1,14 @@
 // The rotation tool's steps (lib/ops/rotation.ts) against a described cluster: a Secret and
 // pods whose sidecars behave as auth_sync does (the server accepts current and previous of
 // the Secret as that pod's kubelet last wrote it; a client credential moves to the current
-// password once every pod accepts it). Kubelets lag: each pod sees a Secret update only
-// after a few looks. No Redis runs, and time is the test's own (sleep advances a clock).
+// password once every pod accepts it), and a proxy pod whose decider behaves as the contract
+// says (each connection to a server logs in with the current password if that server takes
+// it, else with the previous one). Kubelets lag: each pod sees a Secret update only after a
+// few looks. No Redis runs, and time is the test's own (sleep advances a clock).
 import { describe, expect, it } from 'vitest';
 import {
-  AUTH_USERS, AuthUser, PodAccess, RotationOptions, RotationPod, SecretAccess, hashPrefix, parseDuration, parseStatus,
-  parseUsers, previousKey, rotatePasswords, secretKey, SERVER_USERS,
+  AUTH_USERS, AuthUser, PodAccess, REPORTED_USERS, RotationOptions, RotationPod, SecretAccess, hashPrefix, parseDuration,
+  parseStatus, parseUsers, previousKey, rotatePasswords, secretKey, SERVER_USERS,
 } from '../../lib/ops/rotation';
 
 const OLD: Record<string, string> = Object.fromEntries(AUTH_USERS.map((u) => [secretKey(u), `old-${u}`]));
@@ -14,9 +16,16 @@ const PODS: RotationPod[] = [
   { name: 'redis-master-0', kind: 'redis', container: 'guard' },
   { name: 'redis-slave-0', kind: 'redis', container: 'guard' },
   { name: 'redis-sentinel-abc', kind: 'sentinel', container: 'janitor' },
+  { name: 'redis-proxy-5d9c-x2x7k', kind: 'proxy', container: 'haproxy' },
 ];
+const SERVER_PODS = PODS.filter((p) => p.kind !== 'proxy');
 
-interface FakePod { pod: RotationPod; seen: Record<string, string>; behind: number; stuck?: boolean; keepsOld?: boolean }
+/**
+ * stuck: its kubelet never delivers an update. keepsOld: its server keeps taking the old
+ * passwords (a proxy pod: its decider keeps using the old one). idle: a proxy pod whose
+ * decider has no connection open.
+ */
+interface FakePod { pod: RotationPod; seen: Record<string, string>; behind: number; stuck?: boolean; keepsOld?: boolean; idle?: boolean }
 
 class World {
   data: Record<string, string> | undefined;
@@ -28,9 +37,9 @@ class World {
   log: string[] = [];
 
   /** data: the Secret (null: none). */
-  constructor(data: Record<string, string> | null = { ...OLD }, readonly lag = 2) {
+  constructor(data: Record<string, string> | null = { ...OLD }, readonly lag = 2, pods = PODS) {
     this.data = data ?? undefined;
-    this.pods = PODS.map((pod) => ({ pod, seen: { ...(data ?? {}) }, behind: 0 }));
+    this.pods = pods.map((pod) => ({ pod, seen: { ...(data ?? {}) }, behind: 0 }));
   }
 
   accepted(p: FakePod, user: AuthUser): string[] {
@@ -39,6 +48,7 @@ class World {
 
   /** What the pod's components use as a client for `user` (auth_sync's rule). */
   using(p: FakePod, user: AuthUser): string[] {
+    if (p.pod.kind === 'proxy') return user === 'proxy' ? this.proxyUsing(p) : [];
     const clientOf: Record<string, AuthUser[]> = { redis: ['replication', 'operations'], sentinel: ['sentinel', 'operations'] };
     if (!clientOf[p.pod.kind].includes(user)) return [];
     const cur = p.seen[secretKey(user)];
@@ -47,8 +57,19 @@ class World {
     return [p.seen[previousKey(user)] ?? cur];
   }
 
+  /** The passwords of the proxy's decider's connections, one per server (the contract's rule). */
+  proxyUsing(p: FakePod): string[] {
+    if (p.idle) return [];
+    if (p.keepsOld) return [OLD[secretKey('proxy')]];
+    const cur = p.seen[secretKey('proxy')];
+    const prev = p.seen[previousKey('proxy')];
+    const servers = this.pods.filter((q) => q.pod.kind !== 'proxy');
+    return [...new Set(servers.map((q) => (this.accepted(q, 'proxy').includes(cur) || prev === undefined ? cur : prev)))];
+  }
+
   status(p: FakePod): string {
-    return SERVER_USERS[p.pod.kind].map((u) => {
+    if (p.pod.kind === 'proxy') return `proxy accepted - using ${this.proxyUsing(p).map(hashPrefix).join(',') || '-'}\n`;
+    return REPORTED_USERS[p.pod.kind].map((u) => {
       const using = this.using(p, u).map(hashPrefix);
       const accepted = this.accepted(p, u).map(hashPrefix);
       if (p.keepsOld) accepted.push(hashPrefix(OLD[secretKey(u)]));
@@ -91,6 +112,8 @@ class World {
           if (!p.stuck && p.behind > 0 && --p.behind === 0) p.seen = { ...this.data };
           return this.status(p);
         }
+        // A proxy pod has no server to log in to.
+        expect(pod.kind).not.toBe('proxy');
         const user = argv[argv.length - 1] as AuthUser;
         const pw = stdin!.trim();
         expect(argv.join(' ')).not.toContain(pw);
@@ -121,18 +144,22 @@ describe('redis-ha rotate-passwords (the steps)', () => {
   it('rotates our own users first, then the application user, each in two Secret updates', async () => {
     const w = new World();
     const result = await w.run({ appGraceMs: 30_000 });
-    expect(result).toEqual({ rotated: ['replication', 'sentinel', 'operations', 'app'], pending: [] });
+    expect(result).toEqual({ rotated: ['replication', 'sentinel', 'operations', 'proxy', 'app'], pending: [] });
     expect(w.updates.map((u) => Object.entries(u).map(([k, v]) => `${k}=${v}`).sort())).toEqual([
-      ['operations-password-previous=old-operations', 'operations-password=new-3', 'replication-password-previous=old-replication',
-        'replication-password=new-1', 'sentinel-password-previous=old-sentinel', 'sentinel-password=new-2'],
-      ['operations-password-previous=null', 'replication-password-previous=null', 'sentinel-password-previous=null'],
-      ['app-password-previous=old-app', 'app-password=new-4'],
+      ['operations-password-previous=old-operations', 'operations-password=new-3', 'proxy-password-previous=old-proxy', 'proxy-password=new-4',
+        'replication-password-previous=old-replication', 'replication-password=new-1', 'sentinel-password-previous=old-sentinel', 'sentinel-password=new-2'],
+      ['operations-password-previous=null', 'proxy-password-previous=null', 'replication-password-previous=null', 'sentinel-password-previous=null'],
+      ['app-password-previous=old-app', 'app-password=new-5'],
       ['app-password-previous=null'],
     ]);
-    expect(w.data).toEqual({ 'replication-password': 'new-1', 'sentinel-password': 'new-2', 'operations-password': 'new-3', 'app-password': 'new-4' });
+    expect(w.data).toEqual({
+      'replication-password': 'new-1', 'sentinel-password': 'new-2', 'operations-password': 'new-3', 'proxy-password': 'new-4', 'app-password': 'new-5',
+    });
     expect(w.violations).toEqual([]);
+    // The proxy pod is waited for with the proxy user (twice), never logged in to (it has no server).
+    expect(w.log.filter((l) => l.startsWith('  redis-proxy-5d9c-x2x7k: ok after'))).toHaveLength(2);
     expect(w.log.filter((l) => l.includes('verified'))).toEqual([
-      'replication, sentinel, operations: verified on 3 pods: the old passwords are refused, the new ones work',
+      'replication, sentinel, operations, proxy: verified on 3 pods: the old passwords are refused, the new ones work',
       'app: verified on 3 pods: the old passwords are refused, the new ones work',
     ]);
     expect(w.log.some((l) => l.includes('applications have 30s to move'))).toBe(true);
@@ -183,6 +210,53 @@ describe('redis-ha rotate-passwords (the steps)', () => {
     expect(String(err)).toContain('redis-sentinel-abc: sentinel accepts');
   });
 
+  it('rotates the proxy user: the -previous key goes only once every proxy pod\'s decider uses the new password on every connection', async () => {
+    const proxies: RotationPod[] = [1, 2].map((i) => ({ name: `redis-proxy-5d9c-${i}`, kind: 'proxy', container: 'haproxy' }));
+    const w = new World({ ...OLD }, 5, [...SERVER_PODS, ...proxies]);
+    expect(await w.run({ users: ['proxy'] })).toEqual({ rotated: ['proxy'], pending: [] });
+    expect(w.updates.map((u) => Object.keys(u).sort())).toEqual([['proxy-password', 'proxy-password-previous'], ['proxy-password-previous']]);
+    // While the servers' kubelets lagged, the deciders used the old password (fallback); the key stayed until they did not.
+    expect(w.violations).toEqual([]);
+    for (const p of w.pods.filter((x) => x.pod.kind === 'proxy')) expect(w.status(p)).toBe(`proxy accepted - using ${hashPrefix('new-1')}\n`);
+    expect(w.log.filter((l) => /^ {2}redis-proxy-5d9c-\d: ok after/.test(l))).toHaveLength(4);
+    expect(w.log).toContain('proxy: verified on 3 pods: the old passwords are refused, the new ones work');
+    expect(w.log.some((l) => l.startsWith('waiting for every Redis, Sentinel and proxy pod: proxy: new passwords accepted and in use'))).toBe(true);
+  });
+
+  it.each([
+    ['still uses the old password', { keepsOld: true }, hashPrefix('old-proxy')],
+    ['has no connection open (nothing proves it took the new one)', { idle: true }, '-'],
+  ])('stops, naming the proxy pod, when its decider %s', async (_what, state, uses) => {
+    const w = new World();
+    Object.assign(w.pods[3], state);
+    const err = await w.run({ users: ['proxy'], timeoutMs: 20_000 }).catch((e: Error) => e);
+    const [o, n] = [hashPrefix('old-proxy'), hashPrefix('new-1')];
+    expect(String(err)).toBe(`RotationError: timed out after 20s waiting for proxy: new passwords accepted and in use; `
+      + `redis-proxy-5d9c-x2x7k: proxy uses [${uses}] (old ${o}, new ${n})`);
+    // The servers still take the old password: the key stays.
+    expect(w.data!['proxy-password-previous']).toBe('old-proxy');
+    expect(w.updates).toHaveLength(1);
+  });
+
+  it('without the proxy tier (no proxy-password key) leaves the proxy user out, and refuses it when asked for', async () => {
+    const { 'proxy-password': _, ...noProxy } = OLD;
+    const w = new World({ ...noProxy }, 2, SERVER_PODS);
+    expect(await w.run({ appGraceMs: 0 })).toEqual({ rotated: ['replication', 'sentinel', 'operations', 'app'], pending: [] });
+    expect(w.data).not.toHaveProperty('proxy-password');
+    expect(w.violations).toEqual([]);
+    const asked = new World({ ...noProxy }, 2, SERVER_PODS);
+    const err = await asked.run({ users: ['proxy', 'app'] }).catch((e: Error) => e);
+    expect((err as Error).message).toBe('Secret ns/redis-auth has no key proxy-password: the proxy tier is off for this instance '
+      + '(the key exists only with the proxy prop on), so there is no proxy user to rotate; leave proxy out of --users');
+    expect(asked.updates).toEqual([]);
+  });
+
+  it('with the proxy tier on but no proxy pod running, rotates the proxy user on the servers and says so', async () => {
+    const w = new World({ ...OLD }, 2, SERVER_PODS);
+    expect(await w.run({ users: ['proxy'] })).toEqual({ rotated: ['proxy'], pending: [] });
+    expect(w.log.filter((l) => l.includes('no running proxy pod'))).toHaveLength(2);
+  });
+
   it.each([
     ['a missing Secret', null, {}, 'Secret ns/redis-auth not found (check --namespace and --secret)'],
     ['a missing key', { ...OLD, 'sentinel-password': '' }, {}, 'Secret ns/redis-auth has no key sentinel-password'],
@@ -204,6 +278,8 @@ describe('the status file and the command line values', () => {
       replication: { accepted: ['aaaa', 'bbbb'], using: ['bbbb'] },
       app: { accepted: ['aaaa'], using: [] },
     });
+    // A proxy pod's: no server, so nothing accepted.
+    expect(parseStatus('proxy accepted - using cccc,dddd\n')).toEqual({ proxy: { accepted: [], using: ['cccc', 'dddd'] } });
   });
 
   it('parses durations and users', () => {
@@ -212,6 +288,7 @@ describe('the status file and the command line values', () => {
     expect(parseDuration('250ms')).toBe(250);
     expect(() => parseDuration('soon')).toThrow("invalid duration 'soon'");
     expect(parseUsers('app,replication')).toEqual(['replication', 'app']);
+    expect(parseUsers('app,proxy,operations')).toEqual(['operations', 'proxy', 'app']);
     expect(() => parseUsers('app,root')).toThrow('unknown user root');
   });
 });
