@@ -110,7 +110,7 @@ export interface RotationPod {
 export interface PodAccess {
   /** Every running Redis, Sentinel and proxy pod of the instance. */
   pods(): Promise<RotationPod[]>;
-  /** Runs argv in the pod's sidecar with `stdin`; its stdout. Rejects when it cannot run or exits non-zero. */
+  /** Runs argv in the pod's `container` with `stdin`; its stdout. Rejects when it cannot run or exits non-zero. */
   exec(pod: RotationPod, argv: string[], stdin?: string): Promise<string>;
 }
 
