@@ -161,11 +161,14 @@ export class RedisProxy extends Construct {
               volumeMounts: [
                 { name: 'config', mountPath: PROXY_CONFIG_DIR, readOnly: true },
                 { name: 'auth', mountPath: MOUNTS.auth, readOnly: true },
+                // The decider's password status file (the root filesystem is read-only).
+                { name: 'tmp', mountPath: MOUNTS.tmp },
                 ...(s.tls ? [{ name: 'tls', mountPath: PROXY_TLS_DIR, readOnly: true }] : []),
               ],
             }],
             volumes: [
               configMapVolume('config', s.names.proxy, 0o444),
+              { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('1Mi') } },
               // Only the proxy user's password (and, during a rotation, the previous one).
               {
                 name: 'auth',

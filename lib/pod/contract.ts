@@ -375,10 +375,11 @@ export interface ProxyPodContract {
 export const PROXY_START_WAIT_SECONDS = 120;
 
 /**
- * The decider's timings: a round every pollIntervalMs (each Sentinel and each Redis pod asked
- * once, on a fresh connection, each answer within checkTimeoutMs; 100 ms keeps a planned
- * switchover's pause through the proxy near the Sentinel clients'); a
- * Sentinel IP learned from a peer and not reached for sentinelForgetMs is dropped.
+ * The decider's timings: each Sentinel address and each Redis pod is asked every
+ * pollIntervalMs by its own poller, on a connection kept open, each answer within
+ * checkTimeoutMs (an answer counts for 2 x pollIntervalMs + checkTimeoutMs); a verdict
+ * changes as soon as an answer changes it. A Sentinel IP learned from a peer and not
+ * reached for sentinelForgetMs is dropped.
  */
 export const PROXY_TIMINGS = { pollIntervalMs: 100, checkTimeoutMs: 500, sentinelForgetMs: 60_000 } as const;
 
@@ -396,6 +397,7 @@ export function proxyContainerEnv(c: ProxyPodContract, backends: { write: string
       SENTINEL_PORT: c.sentinelPort,
       SENTINEL_COUNT: c.sentinelCount,
       AUTH_DIR: MOUNTS.auth,
+      AUTH_STATUS_FILE,
       PROXY_USER,
       POLL_INTERVAL_MS: PROXY_TIMINGS.pollIntervalMs,
       CHECK_TIMEOUT_MS: PROXY_TIMINGS.checkTimeoutMs,

@@ -126,16 +126,20 @@ async function freePort(): Promise<number> {
 class Server {
   private proc?: ChildProcess;
   private readonly dir = mkdtempSync(join(tmpdir(), 'acl-'));
-  constructor(private readonly kind: 'redis' | 'sentinel', private readonly port: number) {}
+  /** A port the kernel picked (a random one may be taken), set by start(). */
+  port = 0;
+  constructor(private readonly kind: 'redis' | 'sentinel') {}
 
   async start(rules: Partial<Record<string, string>>): Promise<void> {
+    this.port = await freePort();
     const users = Object.entries(rules).map(([user, r]) => `user ${user} on nopass ${r}`);
     const conf = this.kind === 'redis'
       ? ['bind 127.0.0.1', `port ${this.port}`, 'save ""', `dir ${this.dir}`]
       : ['bind 127.0.0.1', `port ${this.port}`, `dir ${this.dir}`, 'sentinel monitor mymaster 127.0.0.1 1 1'];
     writeFileSync(join(this.dir, 'server.conf'), [...conf, 'user default on nopass ~* &* +@all', ...users, ''].join('\n'));
     this.proc = spawn(this.kind === 'redis' ? 'redis-server' : 'redis-sentinel', [join(this.dir, 'server.conf')], { stdio: 'ignore' });
-    for (let i = 0; i < 100; i++) {
+    // Up to 20 s: the unit suite runs many files at once on two cores.
+    for (let i = 0; i < 400; i++) {
       if (this.cli('PING') === 'PONG') return;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -210,14 +214,13 @@ const LOGIN = ['auth', 'hello', 'quit', 'reset'];
 const SENTINEL_LOGIN = ['auth', 'hello'];
 
 describe('what each user may do, asked of real servers (ACL DRYRUN over every command)', () => {
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const redis = new Server('redis', port);
-  const sentinel = new Server('sentinel', port + 1);
+  const redis = new Server('redis');
+  const sentinel = new Server('sentinel');
   beforeAll(async () => {
     if (!execFileSyncOk('redis-server')) return;
     await redis.start(REDIS_ACL);
     await sentinel.start(SENTINEL_ACL);
-  }, 30_000);
+  }, 60_000);
   afterAll(() => {
     redis.stop();
     sentinel.stop();
@@ -263,7 +266,7 @@ describe('what each user may do, asked of real servers (ACL DRYRUN over every co
   }, 60_000);
 
   itWithExporter('metrics: the real redis_exporter (Debian 1.45, the sidecar\'s flags) scrapes Redis and a Sentinel as metrics with nothing refused', async () => {
-    for (const [server, serverPort, probe] of [[redis, port, 'redis_connected_clients'], [sentinel, port + 1, 'redis_sentinel_masters']] as const) {
+    for (const [server, serverPort, probe] of [[redis, redis.port, 'redis_connected_clients'], [sentinel, sentinel.port, 'redis_sentinel_masters']] as const) {
       server.cli('ACL', 'LOG', 'RESET');
       const listen = await freePort();
       const exporter = spawn('prometheus-redis-exporter', [...METRICS_EXPORTER_FLAGS, `--redis.addr=redis://127.0.0.1:${serverPort}`,
