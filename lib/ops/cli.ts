@@ -32,8 +32,9 @@ commands:
       --context CTX      kubectl context (default: the current one)
       --secret NAME      the auth Secret (default: redis-auth)
       --instance NAME    the instance name, app.kubernetes.io/instance of its pods (default: redis)
-      --users LIST       comma-separated, of ${AUTH_USERS.join(', ')} (default: all;
-                         proxy only when the Secret has proxy-password, i.e. with the proxy tier)
+      --users LIST       comma-separated, of ${AUTH_USERS.join(', ')}
+                         (default: all; proxy only when the Secret has proxy-password,
+                         i.e. with the proxy tier)
       --timeout DUR      how long each step may wait for the pods (default: 5m)
       --app-grace DUR    after every server accepts the new app password, how long the
                          applications get to move to it before the old one is refused;
