@@ -93,11 +93,6 @@ describe.skipIf(missing)('live proxy (staging overlay; clients use only redis-wr
   }
 
   /**
-   * When every proxy pod had closed `server` of the write backend after `since` (its
-   * decider logs "redis_write: closed <server>", HAProxy stamps the line to the second:
-   * the end of that second); Infinity when a proxy pod did not close it.
-   */
-  /**
    * When the decider of every proxy pod had done `what` (`closed` or `open`) to `server` in
    * the write backend, from their log lines ("redis-proxy: <ms> redis_write: <what> <server>
    * ..."): the latest pod's first such line at or after `since`; 0 when a pod has none.
@@ -181,9 +176,6 @@ describe.skipIf(missing)('live proxy (staging overlay; clients use only redis-wr
     console.log(`${prefix}: every proxy opened ${promoted} ${openedAt ? `${openedAt - switchedAt} ms` : 'never'} after the switch; the first write acknowledged by it `
       + `${firstAfter ? `${(firstAfter.ack! - switchedAt).toFixed(0)} ms` : 'never'} after the switch; the writes in between: `
       + between.map((w) => `#${w.n} ${(w.start - switchedAt).toFixed(0)}..${((w.ack ?? w.start) - switchedAt).toFixed(0)} ${w.error ?? w.firstError ?? 'ok'}`).join('; '));
-    for (const pod of live.sim.podsOf('redis-proxy').map((p) => p.name)) {
-      console.log(`DEBUG ${pod}:\n` + live.sim.logs(pod, 'haproxy', 3000).split('\n').filter((l) => { const m = /redis-proxy: (\d+) /.exec(l); return m && Number(m[1]) > switchedAt - 1500 && Number(m[1]) < switchedAt + 2000; }).map((l) => l.replace(/redis-proxy: (\d+)/, (_, t) => `+${Number(t) - switchedAt}`)).join('\n'));
-    }
     expect(fromProxy.length, 'MONITOR saw the writer\'s SETs through the proxy on redis-master-0 before the fault').toBeGreaterThan(0);
     expect(late.map((e) => `${new Date(e.at).toISOString()} ${e.client} ${e.args.join(' ')}`), 'SETs the old master executed after the switch').toEqual([]);
     expect(wrongNode.map((w) => `${w.n} by ${w.node}`), 'writes acknowledged after the switch by another node than the new master').toEqual([]);
