@@ -2,7 +2,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { createHash } from 'crypto';
 import { secretKey } from '../pod/acl';
-import { MOUNTS, PROXY_USER, proxyContainerEnv, TLS_FILES } from '../pod/contract';
+import { MOUNTS, PROXY_TIMINGS, PROXY_USER, proxyContainerEnv, TLS_FILES } from '../pod/contract';
 import {
   PROXY_BACKENDS, PROXY_CONFIG_DIR, PROXY_CONFIG_FILE, PROXY_LUA_FILE, proxyLua, renderProxyConfig,
 } from '../pod/proxy-config';
@@ -92,6 +92,7 @@ export class RedisProxy extends Construct {
       writePort: PROXY_WRITE_PORT,
       readPort: PROXY_READ_PORT,
       metricsPort: PROXY_METRICS_PORT,
+      holdMs: PROXY_TIMINGS.holdMs,
       ...(s.tls ? { tls: { caFile: `${PROXY_TLS_DIR}/${TLS_FILES.ca}`, certFile: `${PROXY_TLS_DIR}/proxy.pem` } } : {}),
     });
     const lua = proxyLua();

@@ -375,13 +375,21 @@ export interface ProxyPodContract {
 export const PROXY_START_WAIT_SECONDS = 120;
 
 /**
+ * How long the proxy holds a client that connects while no server is open (a failover under
+ * way) before it refuses it: the client's command runs on the new master the moment the
+ * decider opens it. Short enough that a client without a command timeout learns within
+ * seconds that the proxy cannot reach a master.
+ */
+export const PROXY_HOLD_MS = 2000;
+
+/**
  * The decider's timings: each Sentinel address and each Redis pod is asked every
  * pollIntervalMs by its own poller, on a connection kept open, each answer within
  * checkTimeoutMs (an answer counts for 2 x pollIntervalMs + checkTimeoutMs); a verdict
  * changes as soon as an answer changes it. A Sentinel IP learned from a peer and not
  * reached for sentinelForgetMs is dropped.
  */
-export const PROXY_TIMINGS = { pollIntervalMs: 100, checkTimeoutMs: 500, sentinelForgetMs: 60_000 } as const;
+export const PROXY_TIMINGS = { pollIntervalMs: 100, checkTimeoutMs: 500, sentinelForgetMs: 60_000, holdMs: PROXY_HOLD_MS } as const;
 
 /** The ACL user the proxy's decider logs in as. */
 export const PROXY_USER = 'proxy';
@@ -402,6 +410,7 @@ export function proxyContainerEnv(c: ProxyPodContract, backends: { write: string
       POLL_INTERVAL_MS: PROXY_TIMINGS.pollIntervalMs,
       CHECK_TIMEOUT_MS: PROXY_TIMINGS.checkTimeoutMs,
       SENTINEL_FORGET_MS: PROXY_TIMINGS.sentinelForgetMs,
+      HOLD_MS: PROXY_TIMINGS.holdMs,
       // Kubernetes expands $(POD_NAMESPACE) (defined above) in the value.
       PROXY_HOSTS: [...c.redisPods, c.sentinelService].map((p) => `${p}.$(POD_NAMESPACE).svc.${c.clusterDomain}`).join(' '),
       START_WAIT_SECONDS: PROXY_START_WAIT_SECONDS,

@@ -25,6 +25,8 @@ export interface ProxyConfigInput {
   readonly writePort: number;
   readonly readPort: number;
   readonly metricsPort: number;
+  /** How long the decider holds a client while no server is open (PROXY_TIMINGS.holdMs). */
+  readonly holdMs: number;
   /** TLS to the servers (CA file) and to clients (certificate file, its key beside it as `<file>.key`). */
   readonly tls?: { readonly caFile: string; readonly certFile: string };
 }
@@ -77,18 +79,18 @@ export function renderProxyConfig(c: ProxyConfigInput): string {
     '  hold timeout 1h',
     '  hold other 1h',
     '',
-    // With no server open (a failover in progress), refuse at once rather than hold the
-    // client in the queue: it retries, and reaches the new master as soon as it is open.
-    'frontend write',
-    `  bind :${c.writePort}${bindTls}`,
-    `  tcp-request connection reject if { nbsrv(${PROXY_BACKENDS.write}) eq 0 }`,
-    `  default_backend ${PROXY_BACKENDS.write}`,
-    '',
-    'frontend read',
-    `  bind :${c.readPort}${bindTls}`,
-    `  tcp-request connection reject if { nbsrv(${PROXY_BACKENDS.read}) eq 0 }`,
-    `  default_backend ${PROXY_BACKENDS.read}`,
-    '',
+    // With no server open (a failover in progress), the decider holds a new client up to
+    // holdMs and lets it on to the server it opens; after that it is refused. (The inspect
+    // delay only bounds the hold: rules that decide at once do not wait for it.)
+    ...(['write', 'read'] as const).flatMap((f) => [
+      `frontend ${f}`,
+      `  bind :${f === 'write' ? c.writePort : c.readPort}${bindTls}`,
+      `  tcp-request inspect-delay ${c.holdMs + 1000}ms`,
+      `  tcp-request content lua.hold_${f}`,
+      `  tcp-request content reject if { nbsrv(${PROXY_BACKENDS[f]}) eq 0 }`,
+      `  default_backend ${PROXY_BACKENDS[f]}`,
+      '',
+    ]),
     'frontend metrics',
     '  mode http',
     '  timeout client 10s',

@@ -93,21 +93,21 @@ describe.skipIf(missing)('live proxy (staging overlay; clients use only redis-wr
   }
 
   /**
-   * When every proxy pod had closed `server` of the write backend after `since` (its
-   * decider logs "redis_write: closed <server>", HAProxy stamps the line to the second:
-   * the end of that second); Infinity when a proxy pod did not close it.
+   * When the decider of every proxy pod had done `what` (`closed` or `open`) to `server` in
+   * the write backend, from their log lines ("redis-proxy: <ms> redis_write: <what> <server>
+   * ..."): the latest pod's first such line at or after `since`; 0 when a pod has none.
    */
-  function proxiesClosedAt(server: string, since: number): number {
+  function proxiesDidAt(what: 'closed' | 'open', server: string, since: number): number {
     let latest = 0;
     for (const pod of live.sim.podsOf('redis-proxy').map((p) => p.name)) {
       let first = Infinity;
       for (const line of live.sim.logs(pod, 'haproxy', 2000).split('\n')) {
-        const m = /^\[info\] +\d+\/(\d\d)(\d\d)(\d\d) .*redis-proxy: redis_write: closed (\S+)/.exec(line);
-        if (!m || m[4] !== server) continue;
-        const day = new Date(since);
-        const at = Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), day.getUTCDate(), Number(m[1]), Number(m[2]), Number(m[3])) + 999;
-        if (at >= since - 1000 && at < first) first = at;
+        const m = /redis-proxy: (\d+) redis_write: (closed|open) (\S+)/.exec(line);
+        if (!m || m[2] !== what || m[3] !== server) continue;
+        const at = Number(m[1]);
+        if (at >= since && at < first) first = at;
       }
+      if (first === Infinity) return 0;
       latest = Math.max(latest, first);
     }
     return latest;
@@ -150,7 +150,9 @@ describe.skipIf(missing)('live proxy (staging overlay; clients use only redis-wr
     // proxy closed it, itself before the switch), and none of them was acknowledged by it.
     // Anything else executed late (a write the client started after the proxies closed the
     // old master, or acknowledged by it after the switch) fails the test.
-    const closedAt = proxiesClosedAt('redis-master-0', faultAt);
+    const closedAt = proxiesDidAt('closed', 'redis-master-0', faultAt);
+    const openedAt = proxiesDidAt('open', promoted, switchedAt - 1000);
+    const firstAfter = log.find((w) => w.ack !== null && w.ack > switchedAt && w.node === promotedIp);
     const byN = new Map(log.map((w) => [w.n, w]));
     const late = fromProxy.filter((e) => e.at > switchedAt).filter((e) => {
       const w = byN.get(Number((e.args[1] ?? '').slice(prefix.length + 1)));
@@ -169,6 +171,11 @@ describe.skipIf(missing)('live proxy (staging overlay; clients use only redis-wr
       + `${fromProxy.length} SETs executed on redis-master-0 from the proxy (last ${fromProxy.length ? fromProxy[fromProxy.length - 1].at - switchedAt : '-'} ms `
       + `from the switch; ${buffered} of them sent before every proxy closed it, ${closedAt - faultAt} ms after the fault, and run when it resumed); idle connection closed ${idle.closedAt === null ? 'never' : `${(idle.closedAt - switchedAt).toFixed(0)} ms from the switch`}`);
 
+    // Where the time after the switch goes: the deciders opening the new master, then the client reaching it.
+    const between = log.filter((w) => w.start < (firstAfter?.ack ?? Infinity) && (w.ack === null || w.ack > switchedAt) && w.start + 10_000 > switchedAt);
+    console.log(`${prefix}: every proxy opened ${promoted} ${openedAt ? `${openedAt - switchedAt} ms` : 'never'} after the switch; the first write acknowledged by it `
+      + `${firstAfter ? `${(firstAfter.ack! - switchedAt).toFixed(0)} ms` : 'never'} after the switch; the writes in between: `
+      + between.map((w) => `#${w.n} ${(w.start - switchedAt).toFixed(0)}..${((w.ack ?? w.start) - switchedAt).toFixed(0)} ${w.error ?? w.firstError ?? 'ok'}`).join('; '));
     expect(fromProxy.length, 'MONITOR saw the writer\'s SETs through the proxy on redis-master-0 before the fault').toBeGreaterThan(0);
     expect(late.map((e) => `${new Date(e.at).toISOString()} ${e.client} ${e.args.join(' ')}`), 'SETs the old master executed after the switch').toEqual([]);
     expect(wrongNode.map((w) => `${w.n} by ${w.node}`), 'writes acknowledged after the switch by another node than the new master').toEqual([]);

@@ -16,6 +16,7 @@ import { clusterPerTest, livePrerequisites } from './live-suite';
  * over and the crashed master rejoins; applications connect through Sentinel with TLS
  * (ioredis in the client agent, and the seed's Python example with redis-py), logged in as
  * the app user: TLS does not replace authentication (no credentials still gets NOAUTH).
+ * The proxy tier is on: clients reach it over TLS, and it reaches the servers over TLS.
  */
 
 const missing = livePrerequisites('tls');
@@ -46,10 +47,8 @@ async function inClientPod(live: LiveCluster, name: string, script: string, args
 
 describe.skipIf(missing)('live TLS (staging overlay with the tls prop)', () => {
   let live: LiveCluster;
-  // Without the proxy tier: its deciders open a TLS connection to every server ten times a
-  // second, load the two shared cores would add to these timing-bound checks; TLS through
-  // the proxy is checked by haproxy -c with real certificates (test/unit/proxy.test.ts).
-  clusterPerTest(() => LiveCluster.start('staging', { tls: true, proxy: false }), (started) => { live = started; });
+  // With the proxy tier (on in staging): its deciders keep one TLS connection per server.
+  clusterPerTest(() => LiveCluster.start('staging', { tls: true }), (started) => { live = started; });
 
   test('plaintext is refused on 6379 and 26379; TLS checked against the CA works; another CA is refused; over TLS, no credentials get NOAUTH and the app user NOPERM for CONFIG SET', async () => {
     await live.waitHealthy();
@@ -127,6 +126,38 @@ echo "tls-wrongpass $(REDISCLI_AUTH=not-the-password timeout 5 redis-cli --tls -
       const c = pod.startsWith('redis-sentinel') ? 'sentinel' : 'redis';
       expect(live.sim.logs(pod, c, 100_000), `${pod} ${c}`).not.toMatch(/wrong version number|unknown ca|certificate verify failed/);
     }
+  }, 180_000);
+
+  test('through the proxy over TLS: clients check the proxy\'s certificate against the CA, the proxy checks the servers\'; writes follow a master crash, no WAIT-confirmed write lost', async () => {
+    await live.waitHealthy();
+    // The client agent speaks TLS with the CA to every port: the proxy's Services included.
+    await live.agent.call('connectProxy', { write: { host: 'redis-write', port: 6379 }, read: { host: 'redis-read', port: 6380 } }, 120_000);
+    expect(await live.agent.call('write', { key: 'tls-proxy-first', value: 'v', wait: 1 })).toBeGreaterThanOrEqual(1);
+    expect((await live.agent.call<{ value: string }>('readVia', { key: 'tls-proxy-first' })).value).toBe('v');
+    let faultAt = 0;
+    let promoted = '';
+    const log = await live.runWriter('tls-proxy', async () => {
+      await sleep(1000);
+      faultAt = Date.now();
+      await live.sim.killContainer('redis-master-0', 'redis', { restart: false });
+      promoted = await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
+      const since = Date.now();
+      await waitFor(async () => (await live.agent.call<number>('writerLastAck')) > since,
+        30_000, 'a write acknowledged through the proxy by the new master', 100);
+    });
+    console.log(`master crash through the proxy over TLS: write outage ${writeOutage(log, faultAt).toFixed(0)} ms (downAfter ${live.downAfterMs} ms)`);
+    expect(promoted).toMatch(/^redis-slave-[01]$/);
+    const confirmed = confirmedWrites(log);
+    expect(log.filter((w) => w.ack !== null && (w.ack as number) > faultAt).length).toBeGreaterThan(0);
+    expect(await live.agent.call<number[]>('missing', { prefix: 'tls-proxy', ns: confirmed })).toEqual([]);
+    // Each decider opened the promoted node over TLS; nothing met a certificate it could not verify.
+    for (const pod of live.sim.podsOf('redis-proxy').map((p) => p.name)) {
+      const lines = live.sim.logs(pod, 'haproxy', 100_000);
+      expect(lines, pod).toMatch(new RegExp(`redis_write: open ${promoted} because`));
+      expect(lines, pod).not.toMatch(/certificate verify failed|SSL handshake failure|unknown ca/i);
+    }
+    await live.sim.restartContainer('redis-master-0', 'redis');
+    await live.waitHealthy(60_000);
   }, 180_000);
 
   test('partitioned master over TLS: the guard reaches its peers while healthy and fences once cut off; the old master follows the new one after healing', async () => {

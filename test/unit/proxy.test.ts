@@ -10,6 +10,7 @@ import { proxyStartScript } from '../../lib/constructs/redis-proxy';
 import { synthEnvironment } from '../../lib/internal';
 import { PROXY_BACKENDS, proxyLua, renderProxyConfig } from '../../lib/pod/proxy-config';
 import { ENVIRONMENTS } from '../../main';
+import { PROXY_TIMINGS } from '../../lib/pod/contract';
 import { makeTestCertificates } from '../../harness/live-cluster';
 import { find } from './helpers';
 import { itWith } from '../prerequisites';
@@ -90,8 +91,14 @@ describe('haproxy.cfg', () => {
     expect(write.match(/^ {2}server /gm)).toHaveLength(3);
   });
 
-  it('a frontend with no open server refuses at once; metrics come from HAProxy\'s Prometheus exporter', () => {
-    expect(cfg).toContain(`tcp-request connection reject if { nbsrv(${PROXY_BACKENDS.write}) eq 0 }`);
+  it('a frontend with no open server holds a client for the decider (bounded by the inspect delay), then refuses it; metrics come from HAProxy\'s Prometheus exporter', () => {
+    for (const f of ['write', 'read'] as const) {
+      const frontend = cfg.slice(cfg.indexOf(`frontend ${f}\n`)).split('\n\n')[0];
+      expect(frontend).toContain(`tcp-request inspect-delay ${PROXY_TIMINGS.holdMs + 1000}ms`);
+      expect(frontend.indexOf(`tcp-request content lua.hold_${f}`)).toBeGreaterThan(0);
+      expect(frontend.indexOf(`tcp-request content reject if { nbsrv(${PROXY_BACKENDS[f]}) eq 0 }`)).toBeGreaterThan(frontend.indexOf(`lua.hold_${f}`));
+      expect(proxyLua()).toContain(`core.register_action("hold_${f}"`);
+    }
     expect(cfg).toContain('http-request use-service prometheus-exporter if { path /metrics }');
     expect(cfg).toContain('monitor-uri /healthz');
   });
@@ -99,7 +106,7 @@ describe('haproxy.cfg', () => {
   it('with TLS: TLS to every server (checked against the CA and the pod\'s name) and to clients', () => {
     const tls = renderProxyConfig({
       redisPods: ['redis-master-0.redis-master'], sentinelService: 'redis-sentinel', clusterDomain: 'cluster.local', redisPort: 6379,
-      sentinelPort: 26379, writePort: 6379, readPort: 6380, metricsPort: 8404, tls: { caFile: '/t/ca.crt', certFile: '/t/proxy.pem' },
+      sentinelPort: 26379, writePort: 6379, readPort: 6380, metricsPort: 8404, holdMs: 2000, tls: { caFile: '/t/ca.crt', certFile: '/t/proxy.pem' },
     });
     expect(tls).toContain('bind :6379 ssl crt /t/proxy.pem');
     expect(tls).toContain('ssl verify required ca-file /t/ca.crt verifyhost "redis-master-0.redis-master.${POD_NAMESPACE}.svc.cluster.local" check-ssl');

@@ -32,6 +32,8 @@ local REDIS_PORT = tonumber(env("REDIS_PORT"))
 local POLL_MS = tonumber(env("POLL_INTERVAL_MS"))
 local TIMEOUT_MS = tonumber(env("CHECK_TIMEOUT_MS"))
 local FORGET_MS = tonumber(env("SENTINEL_FORGET_MS"))
+local HOLD_MS = tonumber(env("HOLD_MS"))
+local HOLD_STEP_MS = 10
 -- An answer counts while it is the poller's latest and no older than this: a healthy server
 -- answers every POLL_MS; one whose question is waiting for its timeout still counts until then.
 local FRESH_MS = 2 * POLL_MS + TIMEOUT_MS
@@ -44,13 +46,15 @@ local WRITE_BACKEND = env("WRITE_BACKEND")
 local READ_BACKEND = env("READ_BACKEND")
 local SENTINEL_BACKEND = env("SENTINEL_BACKEND")
 
-local function log(msg)
-  core.Info("redis-proxy: " .. msg)
-end
-
 local function now_ms()
   local t = core.now()
   return t.sec * 1000 + t.usec // 1000
+end
+
+-- One line per decision, with the time in ms since the epoch (HAProxy's own prefix has
+-- seconds only): "redis-proxy: <ms> <what>".
+local function log(msg)
+  core.Info(string.format("redis-proxy: %d %s", now_ms(), msg))
 end
 
 -- Sleeps what is left of POLL_MS since `started`.
@@ -324,7 +328,7 @@ end
 local function current_role(name, now)
   local r = roles[name]
   if r == nil then return { error = "no answer yet" } end
-  if now - r.at > FRESH_MS then return { error = string.format("no answer for %d ms", now - r.at) } end
+  if now - r.at > FRESH_MS then return { error = string.format("no answer for over %d ms", FRESH_MS) } end
   return r
 end
 
@@ -395,6 +399,29 @@ local function apply(backend, want, shut, reason)
     end
   end
 end
+
+-- Held connections -----------------------------------------------------------------
+--
+-- A client that connects while no server of the backend is open (a failover under way) is
+-- held up to HOLD_MS and goes on the moment the decider opens one, so its first command is
+-- answered by the new master instead of failing (with a reject, many clients wait out a
+-- command timeout before they try again). After HOLD_MS the frontend refuses it
+-- (haproxy.cfg). A client that gives up meanwhile (closes its side) is dropped: the
+-- commands it sent must not run later, after writes it made elsewhere since.
+local function hold(backend)
+  return function(txn)
+    local deadline = now_ms() + HOLD_MS
+    while next(opened[backend]) == nil and now_ms() < deadline do
+      core.msleep(HOLD_STEP_MS)
+      if not txn.req:may_recv() then
+        txn:done()
+        return
+      end
+    end
+  end
+end
+core.register_action("hold_write", { "tcp-req" }, hold(WRITE_BACKEND), 0)
+core.register_action("hold_read", { "tcp-req" }, hold(READ_BACKEND), 0)
 
 -- Decides on the latest answers and acts. No I/O and no yield: called by a poller whose
 -- answer changed something and by the clock, it runs whole before any other task.
