@@ -284,7 +284,8 @@ echo "tls-wrongpass $(REDISCLI_AUTH=not-the-password timeout 5 redis-cli --tls -
     const access = simRotationAccess(live.sim, live.namespace, AUTH_SECRET, { maxSkewMs: 3000 });
     const opts = { timeoutMs: 120_000, pollMs: 500, log: (l: string) => console.log(`[rotation over TLS] ${l}`) };
     const log = await live.runWriter('tls-rotation', async () => {
-      expect(await rotatePasswords(access.secret, access.pods, opts)).toEqual({ rotated: ['replication', 'sentinel', 'operations'], pending: ['app'] });
+      // The proxy tier is on: its user too, its deciders' TLS connections moving to the new password.
+      expect(await rotatePasswords(access.secret, access.pods, opts)).toEqual({ rotated: ['replication', 'sentinel', 'operations', 'proxy'], pending: ['app'] });
       await live.agent.call('setPassword', { user: 'operations', password: secretPasswords().operations });
       await live.agent.call('setPassword', { user: 'app', password: secretPasswords().app });
       expect(await rotatePasswords(access.secret, access.pods, { ...opts, finish: true })).toEqual({ rotated: ['app'], pending: [] });
@@ -301,6 +302,9 @@ echo "tls-wrongpass $(REDISCLI_AUTH=not-the-password timeout 5 redis-cli --tls -
       expect(withOld.every((a) => a === 'WRONGPASS'), `${user} old: ${withOld.join(' ')}`).toBe(true);
       expect((await answers(user, now[user])).every((a) => a === 'OK'), `${user} new`).toBe(true);
     }
+    // The deciders ask on the new proxy password: writes through the proxy (over TLS) work.
+    await live.agent.call('connectProxy', { write: { host: 'redis-write', port: 6379 }, read: { host: 'redis-read', port: 6380 } }, 120_000);
+    expect(await live.agent.call('write', { key: 'tls-rotation-proxy', value: 'v', wait: 1 })).toBeGreaterThanOrEqual(1);
     await live.waitHealthy(30_000);
   }, 300_000);
 });
