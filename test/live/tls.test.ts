@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { sleep, waitFor } from '../../harness/sim/util';
-import { AUTH_SECRET, confirmedWrites, LiveCluster, longestPause, makeTestCertificates, MASTER_NAME, User, USERS, writeOutage } from '../../harness/live-cluster';
+import { AUTH_SECRET, confirmedWrites, LiveCluster, longestPause, makeTestCertificates, MASTER_NAME, User, USERS, WriteRecord, writeOutage } from '../../harness/live-cluster';
 import { simRotationAccess } from '../../harness/sim-rotation';
 import { AUTH_USERS, rotatePasswords, SERVER_USERS } from '../../lib/ops/rotation';
 import { clusterPerTest, livePrerequisites } from './live-suite';
@@ -43,6 +43,26 @@ async function inClientPod(live: LiveCluster, name: string, script: string, args
   const code = await new Promise<number | null>((resolve) => pod.proc.on('exit', resolve));
   await live.sim.stopClientPod(name);
   return { out, code };
+}
+
+/**
+ * Kills redis-master-0's Redis (not restarted) while the client writes (through Sentinel, or
+ * the proxy after connectProxy), until the Sentinels name another master and a write after
+ * that is acknowledged: the write log, the fault's time and the promoted pod.
+ */
+async function crashMasterWhileWriting(live: LiveCluster, prefix: string): Promise<{ log: WriteRecord[]; faultAt: number; promoted: string }> {
+  let promoted = '';
+  let faultAt = 0;
+  const log = await live.runWriter(prefix, async () => {
+    await sleep(1000);
+    faultAt = Date.now();
+    await live.sim.killContainer('redis-master-0', 'redis', { restart: false });
+    promoted = await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
+    const since = Date.now();
+    await waitFor(async () => (await live.agent.call<number>('writerLastAck')) > since,
+      30_000, 'the client to have a write acknowledged by the new master', 100);
+  });
+  return { log, faultAt, promoted };
 }
 
 describe.skipIf(missing)('live TLS (staging overlay with the tls prop)', () => {
@@ -95,17 +115,7 @@ echo "tls-wrongpass $(REDISCLI_AUTH=not-the-password timeout 5 redis-cli --tls -
   test('master crash over TLS: Sentinel names a replica, writes continue through Sentinel, no WAIT-confirmed write lost, the old master rejoins', async () => {
     await live.waitHealthy();
     expect(await live.onlyMaster()).toBe('redis-master-0');
-    let promoted = '';
-    let faultAt = 0;
-    const log = await live.runWriter('tls-crash', async () => {
-      await sleep(1000);
-      faultAt = Date.now();
-      await live.sim.killContainer('redis-master-0', 'redis', { restart: false });
-      promoted = await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
-      const since = Date.now();
-      await waitFor(async () => (await live.agent.call<number>('writerLastAck')) > since,
-        30_000, 'the client to have a write acknowledged by the new master', 100);
-    });
+    const { log, faultAt, promoted } = await crashMasterWhileWriting(live, 'tls-crash');
     expect(promoted).toMatch(/^redis-slave-[01]$/);
     expect(await live.onlyMaster()).toBe(promoted);
     console.log(`master crash over TLS: write outage ${writeOutage(log, faultAt).toFixed(0)} ms (downAfter ${live.downAfterMs} ms)`);
@@ -134,17 +144,7 @@ echo "tls-wrongpass $(REDISCLI_AUTH=not-the-password timeout 5 redis-cli --tls -
     await live.agent.call('connectProxy', { write: { host: 'redis-write', port: 6379 }, read: { host: 'redis-read', port: 6380 } }, 120_000);
     expect(await live.agent.call('write', { key: 'tls-proxy-first', value: 'v', wait: 1 })).toBeGreaterThanOrEqual(1);
     expect((await live.agent.call<{ value: string }>('readVia', { key: 'tls-proxy-first' })).value).toBe('v');
-    let faultAt = 0;
-    let promoted = '';
-    const log = await live.runWriter('tls-proxy', async () => {
-      await sleep(1000);
-      faultAt = Date.now();
-      await live.sim.killContainer('redis-master-0', 'redis', { restart: false });
-      promoted = await live.waitForSentinelMasterOtherThan('redis-master-0', 30_000);
-      const since = Date.now();
-      await waitFor(async () => (await live.agent.call<number>('writerLastAck')) > since,
-        30_000, 'a write acknowledged through the proxy by the new master', 100);
-    });
+    const { log, faultAt, promoted } = await crashMasterWhileWriting(live, 'tls-proxy');
     console.log(`master crash through the proxy over TLS: write outage ${writeOutage(log, faultAt).toFixed(0)} ms (downAfter ${live.downAfterMs} ms)`);
     expect(promoted).toMatch(/^redis-slave-[01]$/);
     const confirmed = confirmedWrites(log);
