@@ -3,8 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { App, Chart, Size, Testing } from 'cdk8s';
 import {
-  RedisDisruptionBudget, RedisHaConfiguration, RedisHaSettings, RedisMaster, RedisNetworkPolicies, RedisProxy, RedisReplicaSet, RedisSentinelHA,
-  SentinelQuorum,
+  RedisDisruptionBudget, RedisHaConfiguration, RedisHaSettings, RedisMaster, RedisMonitoring, RedisNetworkPolicies, RedisProxy, RedisReplicaSet,
+  RedisSentinelHA, RedisSentinelHAProps, SentinelQuorum,
 } from '../../lib';
 import { ManifestObject, objectKey } from '../../lib/internal';
 
@@ -18,8 +18,9 @@ describe('the parts compose by hand into exactly RedisSentinelHA', () => {
     'an instance "cache" with 3 replicas, 5 Sentinels, 20Gi volumes and a label': {
       name: 'cache', replicas: 3, sentinels: 5, storageSize: Size.gibibytes(20), labels: { team: 'x' },
     },
+    'metrics on (exporters, PodMonitor, PrometheusRule, dashboard)': { name: 'cache', metrics: true },
   };
-  for (const [label, props] of Object.entries(cases)) {
+  for (const [label, props] of Object.entries(cases) as Array<[string, RedisSentinelHAProps]>) {
     it(`with ${label}: deep-equal objects`, () => {
       const composite = chart();
       new RedisSentinelHA(composite, 'redis', props);
@@ -31,11 +32,13 @@ describe('the parts compose by hand into exactly RedisSentinelHA', () => {
       new SentinelQuorum(byHand, 'sentinels', { configuration });
       new RedisDisruptionBudget(byHand, 'budget', { configuration });
       new RedisNetworkPolicies(byHand, 'netpol', { configuration });
+      if (props.metrics) new RedisMonitoring(byHand, 'monitoring', { configuration });
       new RedisProxy(byHand, 'proxy', { configuration });
 
       const expected = synth(composite);
       expect(synth(byHand)).toEqual(expected);
-      expect(expected.length).toBe(21);
+      // With metrics: the PodMonitor, the PrometheusRule and the dashboard's ConfigMap more.
+      expect(expected.length).toBe(props.metrics ? 24 : 21);
     });
   }
 

@@ -9,12 +9,9 @@ import { ChildProcess, spawn, spawnSync } from 'child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { App, Chart, Testing } from 'cdk8s';
+import { App, Chart } from 'cdk8s';
 import { stringify } from 'yaml';
-import {
-  RedisHaConfiguration, RedisHaSettings, RedisMaster, RedisMonitoring, RedisNetworkPolicies, RedisProxy, RedisReplicaSet, RedisSentinelHA, SentinelQuorum,
-  RedisDisruptionBudget,
-} from '../../lib';
+import { RedisHaSettings, RedisMonitoring, RedisSentinelHA } from '../../lib';
 import { ManifestObject, objectKey, synthEnvironment } from '../../lib/internal';
 import { METRICS_EXPORTER_FLAGS, REDIS_ACL, SENTINEL_ACL } from '../../lib/pod/acl';
 import { alertRuleGroups, RuleGroup } from '../../lib/monitoring/alert-rules';
@@ -97,22 +94,9 @@ describe('what monitoring emits, and when', () => {
     expect(() => new RedisMonitoring(c, 'm', {})).toThrow(/^metrics is false in the settings this RedisMonitoring was given/);
   });
 
-  it('composes by hand into exactly RedisSentinelHA, and takes the namespace of its chart (or a prop) into the rules', () => {
+  // Composing by hand into exactly RedisSentinelHA with metrics on: test/unit/composition.test.ts.
+  it('takes the namespace of its chart (or a prop) into the rules', () => {
     const props = { name: 'cache', metrics: true };
-    const composite = new Chart(new App(), 'x');
-    new RedisSentinelHA(composite, 'redis', props);
-    const byHand = new Chart(new App(), 'x');
-    const configuration = new RedisHaConfiguration(byHand, 'config', props);
-    new RedisMaster(byHand, 'master', { configuration });
-    new RedisReplicaSet(byHand, 'replicas', { configuration });
-    new SentinelQuorum(byHand, 'sentinels', { configuration });
-    new RedisDisruptionBudget(byHand, 'budget', { configuration });
-    new RedisNetworkPolicies(byHand, 'netpol', { configuration });
-    new RedisMonitoring(byHand, 'monitoring', { configuration });
-    new RedisProxy(byHand, 'proxy', { configuration });
-    const sorted = (c: Chart) => (Testing.synth(c) as ManifestObject[]).sort((a, b) => objectKey(a).localeCompare(objectKey(b)));
-    expect(sorted(byHand)).toEqual(sorted(composite));
-
     const inNamespace = new Chart(new App(), 'y', { namespace: 'shop' });
     const ha = new RedisSentinelHA(inNamespace, 'redis', props);
     expect(ha.monitoring?.namespace).toBe('shop');
