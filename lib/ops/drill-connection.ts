@@ -47,18 +47,43 @@ export function writerOptions(conn: HaConnection, sentinels: Address[]): RedisOp
   };
 }
 
-/** The examples' connect(): a command that times out drops the connection, so the next asks the Sentinels. */
-function applicationClient(options: RedisOptions): Redis {
-  const client = new Redis(options);
-  const sendCommand = client.sendCommand.bind(client);
-  client.sendCommand = (command, stream) => {
-    command.promise.catch((err: Error) => {
-      if (/Command timed out/.test(err.message) && client.status === 'ready') client.disconnect(true);
-    });
-    return sendCommand(command, stream);
-  };
-  client.on('error', () => { /* reported through the writes that fail */ });
-  return client;
+/**
+ * The application's client of the master, kept as a pool keeps a connection: one whose
+ * command times out is dropped and a new client made (it asks the Sentinels again). A
+ * reconnect of the same client (the examples' disconnect(true)) is not enough through --map:
+ * a kubectl port-forward (or any forwarder) to a pod that is gone accepts and closes
+ * connections in quick succession, and ioredis 5 can then stay "ready" on a closed socket
+ * for good; a drill saw no write acknowledged for 30 s after a switch that way.
+ */
+class ReplacingClient implements CommandClient {
+  private client: Redis;
+
+  constructor(private readonly options: RedisOptions) {
+    this.client = this.make();
+  }
+
+  async call(command: string, ...args: string[]): Promise<unknown> {
+    const used = this.client;
+    try {
+      return await used.call(command, ...args);
+    } catch (err) {
+      if (/Command timed out/.test((err as Error).message) && this.client === used) {
+        this.client = this.make();
+        used.disconnect();
+      }
+      throw err;
+    }
+  }
+
+  disconnect(): void {
+    this.client.disconnect();
+  }
+
+  private make(): Redis {
+    const client = new Redis(this.options);
+    client.on('error', () => { /* reported through the writes that fail */ });
+    return client;
+  }
 }
 
 /** A Sentinel's event stream (PSUBSCRIBE *), resubscribing after a lost connection. */
@@ -95,10 +120,10 @@ export interface DrillConnection extends DrillTarget {
 /** The drill's target through `conn` (the application user's connection options). */
 export async function drillTarget(conn: HaConnection): Promise<DrillConnection> {
   const { sentinels } = await conn.discoverSentinels();
-  const writer = applicationClient(writerOptions(conn, sentinels));
+  const writer = new ReplacingClient(writerOptions(conn, sentinels));
   const subscribers: Redis[] = [];
   return {
-    writer: writer as unknown as CommandClient,
+    writer,
     masterAddress: async () => formatAddress(await conn.masterAddress()),
     async subscribe(onEvent) {
       const skipped: string[] = [];

@@ -214,8 +214,15 @@ export async function rotatePasswords(secret: SecretAccess, pods: PodAccess, opt
   const data = await secret.read();
   if (!data) throw new RotationError(`Secret ${secret.name} not found (check --namespace and --secret)`);
   // An optional user without its key is not part of this instance: left out unless asked for.
-  const users = AUTH_USERS.filter((u) => (opts.users ?? AUTH_USERS).includes(u)
+  let users = AUTH_USERS.filter((u) => (opts.users ?? AUTH_USERS).includes(u)
     && (opts.users !== undefined || !OPTIONAL_USERS.includes(u) || secretKey(u) in data));
+  // A key left in the Secret after the proxy tier was turned off: no server has the user and
+  // no proxy pod runs, so nobody would report it (unless a rotation of it is under way).
+  if (opts.users === undefined && users.includes('proxy') && data[previousKey('proxy')] === undefined
+    && !(await pods.pods()).some((p) => p.kind === 'proxy')) {
+    opts.log(`proxy: not rotated: no proxy pod runs (the proxy tier looks off, though Secret ${secret.name} has ${secretKey('proxy')}); name it in --users to rotate it anyway`);
+    users = users.filter((u) => u !== 'proxy');
+  }
   const missing = users.filter((u) => !data[secretKey(u)]);
   if (missing.length && 'password' in data && !AUTH_USERS.some((u) => data[secretKey(u)])) {
     const required = AUTH_USERS.filter((u) => !OPTIONAL_USERS.includes(u)).map(secretKey).join(', ');

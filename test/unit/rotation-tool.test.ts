@@ -251,7 +251,15 @@ describe('redis-ha rotate-passwords (the steps)', () => {
     expect(asked.updates).toEqual([]);
   });
 
-  it('with the proxy tier on but no proxy pod running, rotates the proxy user on the servers and says so', async () => {
+  it('a proxy-password left in the Secret with no proxy pod running: the proxy user is left out by default, and says so', async () => {
+    const w = new World({ ...OLD }, 2, SERVER_PODS);
+    expect(await w.run({ appGraceMs: 0 })).toEqual({ rotated: ['replication', 'sentinel', 'operations', 'app'], pending: [] });
+    expect(w.data?.['proxy-password']).toBe(OLD['proxy-password']);
+    expect(w.log.filter((l) => l.startsWith('proxy: not rotated: no proxy pod runs'))).toHaveLength(1);
+    expect(w.violations).toEqual([]);
+  });
+
+  it('with the proxy tier on but no proxy pod running, rotates the proxy user on the servers when asked, and says so', async () => {
     const w = new World({ ...OLD }, 2, SERVER_PODS);
     expect(await w.run({ users: ['proxy'] })).toEqual({ rotated: ['proxy'], pending: [] });
     expect(w.log.filter((l) => l.includes('no running proxy pod'))).toHaveLength(2);
