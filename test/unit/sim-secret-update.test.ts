@@ -59,17 +59,24 @@ describe('a Secret volume in the kubelet layout', () => {
     const big = (c: string): string => c.repeat(256 * 1024);
     const versions = [big('a'), big('b')];
     writeAtomically(dir, payload({ key: versions[0] }));
-    // The reader runs in its own process, in parallel with the swaps below.
+    // The reader runs in its own process, in parallel with the swaps below. A read may find
+    // the file gone once: its path was resolved through ..data into the version just removed
+    // (the kubelet removes the old version right after the switch too); read again, it is
+    // there. What must never happen is a partial or mixed file.
     const reader = spawn('sh', ['-c', `n=0
       while [ $n -lt 200 ]; do
-        if v="$(cat "$1/key")"; then printf '%s %s %s\\n' "\${#v}" "$(printf '%s' "$v" | head -c1)" "$(printf '%s' "$v" | tail -c1)"; else echo missing; fi
+        if v="$(cat "$1/key" 2>/dev/null)" || v="$(cat "$1/key")"; then printf '%s %s %s\\n' "\${#v}" "$(printf '%s' "$v" | head -c1)" "$(printf '%s' "$v" | tail -c1)"; else echo missing; fi
         n=$((n + 1))
       done`, 'sh', dir]);
     let out = '';
     reader.stdout.on('data', (d) => { out += d; });
     const exited = new Promise<number | null>((r) => reader.once('exit', r));
+    // Swap only once the reader runs (a loaded machine can take long to start it), and for
+    // as long as it reads, so that it meets both versions.
+    while (!out && reader.exitCode === null) await new Promise((r) => setTimeout(r, 5));
     let swaps = 0;
-    while (reader.exitCode === null && swaps < 5000) {
+    const deadline = Date.now() + 50_000;
+    while (reader.exitCode === null && Date.now() < deadline) {
       writeAtomically(dir, payload({ key: versions[++swaps % 2] }));
       await new Promise((r) => setImmediate(r));
     }
