@@ -37,7 +37,10 @@ export const SCRIPTS: { readonly [file: string]: string } = {
 # the previous password of a current one already read, and drop a password still in use.
 auth_file() {
   if [ -d "$AUTH_DIR/..data" ]; then
-    cat "$AUTH_DIR/..data/$1" 2>/dev/null || true
+    # Read again when the file is not found: a read resolved through ..data into the version
+    # the kubelet removes right after a switch finds it gone, and would take a password that
+    # is in the Secret for one that is not (and refuse it for a round).
+    cat "$AUTH_DIR/..data/$1" 2>/dev/null || cat "$AUTH_DIR/..data/$1" 2>/dev/null || true
   else
     secret_value "$1"
   fi
