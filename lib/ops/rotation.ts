@@ -37,7 +37,8 @@ export type AuthUser = AclUser;
  * no rotation can move it to a new password without a restart. The servers' side of a
  * metrics rotation still works like every user's (auth_sync keeps current and -previous
  * accepted); the README's "Rotating the metrics password" has the steps, with the restart.
- * `proxy` is rotated when the Secret has its key (see OPTIONAL_USERS).
+ * `proxy` is rotated when the Secret has its key and a proxy pod runs (or a rotation of it
+ * is under way); see OPTIONAL_USERS and rotatePasswords.
  */
 export const AUTH_USERS: readonly AuthUser[] = [...ACL_USERS.filter((u) => u !== 'app' && u !== 'metrics'), 'app'];
 
@@ -140,7 +141,7 @@ export function parseStatus(text: string): PodStatus {
 export interface RotationOptions {
   /**
    * Users to rotate (default: every user of AUTH_USERS, `proxy` only when the Secret has its
-   * key; the app user always goes last).
+   * key and a proxy pod runs or its rotation is under way; the app user always goes last).
    */
   readonly users?: readonly AuthUser[];
   /** How long each wait for the pods may take before the rotation stops with an error. */
