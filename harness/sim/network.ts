@@ -32,16 +32,27 @@ export class Network {
 
   // iproute2 calls are serialized: concurrent first uses of /run/netns can race.
   private queue: Promise<unknown> = Promise.resolve();
-  private serial<T>(f: () => Promise<T>): Promise<T> {
-    const r = this.queue.then(f);
+  private current: { what: string; since: number } | undefined;
+  private serial<T>(what: string, f: () => Promise<T>): Promise<T> {
+    const r = this.queue.then(() => {
+      this.current = { what, since: Date.now() };
+      return f();
+    }).finally(() => { this.current = undefined; });
     this.queue = r.catch(() => undefined);
     return r;
   }
 
-  addPod(): Promise<PodNet> {
-    return this.serial(() => this.addPodNow());
+  /** What the serialized network changes are busy with, for a pod that waits on them. */
+  busy(): string {
+    return this.current ? `${this.current.what} for ${Date.now() - this.current.since} ms` : 'idle';
   }
 
+  addPod(): Promise<PodNet> {
+    return this.serial('adding a pod', () => this.addPodNow());
+  }
+
+  // A failed step removes what the earlier ones made (the namespace, and with it both veth
+  // ends), so the caller can try again with a fresh name and IP.
   private async addPodNow(): Promise<PodNet> {
     const n = this.next++;
     const ip = `${SUBNET}.${Math.floor(n / 250)}.${(n % 250) + 1}`;
@@ -49,24 +60,30 @@ export class Network {
     const hostVeth = `v${this.seq}`;
     const b = ['-n', this.bridgeNs];
     await run('ip', ['netns', 'add', netns]);
-    await run('ip', [...b, 'link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns]);
-    await run('ip', [...b, 'link', 'set', hostVeth, 'master', 'br0', 'up']);
-    await run('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
-    await run('ip', ['-n', netns, 'addr', 'add', `${ip}/16`, 'dev', 'eth0']);
-    await run('ip', ['-n', netns, 'link', 'set', 'eth0', 'up']);
+    try {
+      await run('ip', [...b, 'link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns]);
+      await run('ip', [...b, 'link', 'set', hostVeth, 'master', 'br0', 'up']);
+      await run('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+      await run('ip', ['-n', netns, 'addr', 'add', `${ip}/16`, 'dev', 'eth0']);
+      await run('ip', ['-n', netns, 'link', 'set', 'eth0', 'up']);
+    } catch (e) {
+      await run('ip', ['netns', 'del', netns]).catch(() => undefined);
+      await run('ip', [...b, 'link', 'del', hostVeth]).catch(() => undefined);
+      throw e;
+    }
     return { netns, ip, hostVeth };
   }
 
   // Deleting the namespace also deletes both veth ends.
   removePod(p: PodNet): Promise<void> {
     killNetnsProcesses(p.netns);
-    return this.serial(() => run('ip', ['netns', 'del', p.netns]).then(() => undefined, () => undefined));
+    return this.serial(`removing ${p.netns}`, () => run('ip', ['netns', 'del', p.netns]).then(() => undefined, () => undefined));
   }
 
   // A partition takes the bridge-side link down: the pod keeps running and its
   // sockets stay open, but no packet crosses (like a node losing its network).
   async setLink(p: PodNet, up: boolean): Promise<void> {
-    await this.serial(() => run('ip', ['-n', this.bridgeNs, 'link', 'set', p.hostVeth, up ? 'up' : 'down']));
+    await this.serial(`setting ${p.hostVeth} ${up ? 'up' : 'down'}`, () => run('ip', ['-n', this.bridgeNs, 'link', 'set', p.hostVeth, up ? 'up' : 'down']));
   }
 
   // Partitions between groups of pods: the bridge drops every frame that enters from
@@ -85,7 +102,7 @@ export class Network {
     if (rules.length) {
       script.push(`table bridge ${PARTITION_TABLE} {`, '  chain split {', '    type filter hook forward priority 0; policy accept;', ...rules, '  }', '}');
     }
-    return this.serial(async () => {
+    return this.serial('setting partitions', async () => {
       writeFileSync(scriptFile, `${script.join('\n')}\n`);
       await run('ip', ['netns', 'exec', this.bridgeNs, 'nft', '-f', scriptFile]);
     });

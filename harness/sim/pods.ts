@@ -67,8 +67,25 @@ export function createPod(s: SimState, wl: Workload, name?: string): Pod {
 
 async function bootPod(s: SimState, p: Pod): Promise<void> {
   mkdirSync(p.dir, { recursive: true });
-  p.net = await s.net.addPod();
+  // Like a kubelet's FailedCreatePodSandBox: a network that cannot be set up now (an ip
+  // command failed or timed out, as it can while the kernel tears down many namespaces on
+  // a busy machine) is tried again, and the pod says why it waits.
+  for (let attempt = 1; !p.net; attempt++) {
+    p.waiting = attempt === 1 ? 'creating its network' : p.waiting;
+    try {
+      p.net = await s.net.addPod();
+    } catch (e) {
+      if (p.terminating) return;
+      p.waiting = `network setup failed ${attempt}x, retrying: ${String(e).slice(0, 300)}`;
+      s.event(`pod ${p.name}: ${p.waiting}`);
+      s.notice(`pod ${p.name}: network setup failed (${String(e).slice(0, 300)}); retrying`);
+      await sleep(Math.min(s.restartDelayMs * attempt, 5000));
+      if (p.terminating) return;
+    }
+  }
+  p.waiting = undefined;
   p.ip = p.net.ip;
+  if (p.terminating) return; // terminate() removes the network once this boot is over
   // Split before anything runs, if the pod is named in a partition in force.
   if (s.partitionSpec.some((g) => g.includes(p.name))) await applyPartitions(s);
   // The NetworkPolicies know the new IP (this pod's rules, and its IP in every peer's) before anything runs.
@@ -84,6 +101,7 @@ async function bootPod(s: SimState, p: Pod): Promise<void> {
   for (const c of p.initContainers) {
     for (;;) {
       if (p.terminating) return;
+      p.waiting = `init container ${c.spec.name} running`;
       startContainer(s, c);
       const code = await c.exited;
       if (code === 0) break;
@@ -93,6 +111,7 @@ async function bootPod(s: SimState, p: Pod): Promise<void> {
       await sleep(s.restartDelayMs);
     }
   }
+  p.waiting = undefined;
   if (p.terminating) return;
   p.phase = 'Running';
   for (const c of p.containers) startContainer(s, c);

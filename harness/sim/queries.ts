@@ -45,5 +45,9 @@ export function logs(s: SimState, pod: string, container?: string, lines = 50, o
 
 // One line per pod, for failure messages.
 export function describe(s: SimState): string {
-  return pods(s).map((p) => `${p.name}=${p.phase}${p.ready ? '/ready' : ''}@${p.ip || '-'}`).join(', ');
+  return pods(s).map((p) => {
+    let waiting = s.podMap.get(p.name)?.waiting;
+    if (waiting === 'creating its network') waiting += `; network changes: ${s.net.busy()}`;
+    return `${p.name}=${p.phase}${p.ready ? '/ready' : ''}@${p.ip || '-'}${waiting ? ` (${waiting})` : ''}`;
+  }).join(', ');
 }

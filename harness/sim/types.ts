@@ -88,6 +88,8 @@ export interface Pod {
   volumeGroup?: number; // the group volumes are owned by (fsGroup), set with the volumes
   uidGid: { uid?: number; gid?: number; fsGroup?: number; groups: number[] };
   boot?: Promise<void>;
+  /** Why a Pending pod is not running yet, while it waits (for failure messages). */
+  waiting?: string;
 }
 
 export interface Client {

@@ -3,7 +3,8 @@ import { execFile, execFileSync } from 'node:child_process';
 
 export function run(cmd: string, args: string[], timeoutMs = 15_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
+    // SIGKILL: a command that outlives its timeout must not hold up what waits for it.
+    execFile(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${stderr.trim() || err.message}`));
       else resolve(stdout);
     });
