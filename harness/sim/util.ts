@@ -3,8 +3,11 @@ import { execFile, execFileSync } from 'node:child_process';
 
 export function run(cmd: string, args: string[], timeoutMs = 15_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    // SIGKILL: a command that outlives its timeout must not hold up what waits for it.
+    // A command that outlives its timeout must not hold up what waits for it: SIGKILL, and
+    // give up on it even if it cannot die (a process stuck in the kernel).
+    const abandon = setTimeout(() => reject(new Error(`${cmd} ${args.join(' ')}: still running ${timeoutMs + 2000} ms after it started`)), timeoutMs + 2000);
     execFile(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      clearTimeout(abandon);
       if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${stderr.trim() || err.message}`));
       else resolve(stdout);
     });

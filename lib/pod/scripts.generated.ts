@@ -1161,6 +1161,10 @@ EOF
       fi
       VERDICT="$(fence_verdict "$FENCED" "$BACKING" "$HEALTHY" "$REPLICAS_EXPECTED" "$BAD_ROUNDS")"
       case "$VERDICT" in
+        keep*"checks in a row")
+          # A first failed check: said once, so a fence (or a near miss) can be traced.
+          [ "$BAD_ROUNDS" = 1 ] && log "check failed: \${VERDICT#keep }"
+          ;;
         fence*)
           if set_min_replicas "$FENCED_VALUE"; then
             FENCED=1

@@ -269,7 +269,16 @@ echo "tls-wrongpass $(REDISCLI_AUTH=not-the-password timeout 5 redis-cli --tls -
       await live.agent.call('setPassword', { user: 'app', password: secretPasswords().app });
       expect(await rotatePasswords(access.secret, access.pods, { ...opts, finish: true })).toEqual({ rotated: ['app'], pending: [] });
     });
-    expect(log.filter((w) => w.error !== null).map((w) => `${w.n}: ${w.error}`)).toEqual([]);
+    // A refused write comes with what could explain it: when it happened, the guards'
+    // fences (NOREPLICAS), and every replication link and password change on the Redis pods.
+    const failed = log.filter((w) => w.error !== null);
+    const why = failed.length === 0 ? '' : [
+      `refused from ${new Date(failed[0].start).toISOString()} to ${new Date(failed[failed.length - 1].start).toISOString()}`,
+      ...live.redisPods().flatMap((p) => ['guard', 'redis'].flatMap((c) => live.sim.logs(p, c, 100_000).split('\n')
+        .filter((l) => /fenc|check failed|demoting|masterauth|ACL|replica|MASTER <-> REPLICA|Connection with|Lost|timeout/i.test(l))
+        .map((l) => `${p}/${c}: ${l}`))),
+    ].join('\n');
+    expect(failed.map((w) => `${w.n}: ${w.error}`), why).toEqual([]);
     expect(live.sim.pods().map((p) => `${p.name} restarts=${p.restarts}`).sort()).toEqual(podsBefore);
     expect(live.sim.events.slice(eventsFrom).filter((e) => /(liveness|readiness|startup) probe failed/.test(e))).toEqual([]);
     const now = secretPasswords();
