@@ -469,6 +469,11 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     const fenceLine = live.sim.logs('redis-master-0', 'guard', 500).split('\n').find((l) => / fencing: /.test(l)) ?? '';
     // The old master fenced itself, for the reason the rule gives: it kept one Sentinel and one replica.
     expect(fenceLine).toMatch(/ fencing: 1 of 3 Sentinels back this master \(need 2\), 1 of 2 replicas healthy/);
+    // The first failed check of that run was logged before it, with what it saw.
+    const guardLines = live.sim.logs('redis-master-0', 'guard', 500).split('\n');
+    const before = guardLines.slice(0, guardLines.indexOf(fenceLine)).reverse();
+    expect(before.find((l) => / check failed: | fencing: | unfencing: /.test(l)), guardLines.join('\n'))
+      .toMatch(/ check failed: \d of 3 Sentinels back this master \(need 2\), \d of 2 replicas healthy, for 1 of 2 checks in a row$/);
     const confirmed = confirmedWrites(log);
     const lost = new Set(await live.agent.call<number[]>('missing', { prefix: 'asym', ns: confirmed }));
     const lostWrites = log.filter((w) => lost.has(w.n));
