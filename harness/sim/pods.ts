@@ -77,8 +77,9 @@ async function bootPod(s: SimState, p: Pod): Promise<void> {
     } catch (e) {
       if (p.terminating) return;
       p.waiting = `network setup failed ${attempt}x, retrying: ${String(e).slice(0, 300)}`;
-      s.event(`pod ${p.name}: ${p.waiting}`);
-      s.notice(`pod ${p.name}: network setup failed (${String(e).slice(0, 300)}); retrying`);
+      // The first failure is shown even without a log callback (as a start failure was).
+      if (attempt === 1) s.notice(`pod ${p.name}: ${p.waiting}`);
+      else s.event(`pod ${p.name}: ${p.waiting}`);
       await sleep(Math.min(s.restartDelayMs * attempt, 5000));
       if (p.terminating) return;
     }
