@@ -40,7 +40,11 @@ export interface FailoverOptions {
   readonly timeoutMs: number;
   /** After the pause: how long a majority of the Sentinels may take to name the new master. Default timeoutMs. */
   readonly confirmTimeoutMs?: number;
-  /** How long to wait for a Sentinel to see the target's replica-priority 1 before going on without. Default 3 s. */
+  /**
+   * How long to wait for a Sentinel to see the target's replica-priority 1: then, with `to`,
+   * give up (nothing changed); without, go on (any replica has every write). Default 12 s
+   * with `to`, 3 s without.
+   */
   readonly priorityWaitMs?: number;
   readonly log?: (line: string) => void;
 }
@@ -58,17 +62,27 @@ export interface FailoverResult {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** With --to: how long a Sentinel may take to see the target's replica-priority (Sentinel's default INFO period to replicas is 10 s). */
+const TO_PRIORITY_WAIT_MS = 12_000;
 const field = (info: string, name: string): string | undefined => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();
 const key = (a: Address): string => formatAddress({ host: a.host.toLowerCase().replace(/\.$/, ''), port: a.port });
 
-/** Sentinel's pick among SENTINEL REPLICAS (lowest priority not 0, then highest offset, then run id): "host:port", or undefined. */
-export function promotionForecast(replicas: Record<string, string>[]): { address: string; priority: number } | undefined {
+/**
+ * Sentinel's pick among SENTINEL REPLICAS (lowest priority not 0, then highest offset, then
+ * run id): "host:port", its priority as that Sentinel last saw it, and whether the priority
+ * alone decides (every other candidate's is higher). Only such a pick holds through the
+ * handover: once writes are paused every replica catches up, so offsets that made the
+ * pick a moment ago end equal, and the run id decides instead.
+ */
+export function promotionForecast(replicas: Record<string, string>[]): { address: string; priority: number; byPriority: boolean } | undefined {
   const usable = replicas.filter((r) => r.flags === 'slave' && Number(r['slave-priority']) !== 0);
   usable.sort((a, b) => Number(a['slave-priority']) - Number(b['slave-priority'])
     || Number(b['slave-repl-offset']) - Number(a['slave-repl-offset'])
     || a.runid.toLowerCase().localeCompare(b.runid.toLowerCase()));
-  const best = usable[0];
-  return best ? { address: key({ host: best.ip, port: Number(best.port) }), priority: Number(best['slave-priority']) } : undefined;
+  const [best, next] = usable;
+  if (!best) return undefined;
+  const priority = Number(best['slave-priority']);
+  return { address: key({ host: best.ip, port: Number(best.port) }), priority, byPriority: !next || Number(next['slave-priority']) > priority };
 }
 
 /** The manual failover without losing writes (see the header). */
@@ -233,15 +247,22 @@ export async function safeFailover(conn: HaConnection, opts: FailoverOptions): P
     }
     log(`master ${oldName}; promoting ${targetName} (replica-priority 1 until the handover ends)`);
 
-    // A Sentinel that names this master and, having seen the priority, would promote the target.
+    // A Sentinel that names this master and, having seen the priority, would promote the
+    // target whatever the offsets (they end equal once writes are paused).
     let sentinel: Address | undefined;
-    const seenBy = Date.now() + (opts.priorityWaitMs ?? 3000);
+    const waitMs = opts.priorityWaitMs ?? (opts.to ? TO_PRIORITY_WAIT_MS : 3000);
+    const seenBy = Date.now() + waitMs;
     while (!sentinel && Date.now() < seenBy) {
       for (const s of namingMaster) {
         const list = await conn.sentinelCommand<unknown[]>(s, 'SENTINEL', 'REPLICAS', name).catch(() => []);
-        if (promotionForecast(list.map(flat))?.address === key(target.address)) { sentinel = s; break; }
+        const forecast = promotionForecast(list.map(flat));
+        if (forecast?.byPriority && forecast.address === key(target.address)) { sentinel = s; break; }
       }
       if (!sentinel) await sleep(100);
+    }
+    if (!sentinel && opts.to) {
+      // Asked for this replica: promoting another would do what the operator did not ask.
+      return giveUp(`no Sentinel showed the new replica-priority of ${targetName} within ${waitMs} ms, so Sentinel could promote another replica; run it again, or leave out --to`);
     }
     if (!sentinel) {
       sentinel = namingMaster[0];
