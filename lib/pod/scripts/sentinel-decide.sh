@@ -14,13 +14,9 @@
 #      with the current state instead of the bootstrap master;
 #   2. if no Sentinel knows it, the Redis pod that reports role master with the largest
 #      replication offset;
-#   3. if none does (it is down as well), the master every other Redis pod follows, when
-#      all of them answer: the Sentinels then see it down and fail over to one of those
-#      replicas. A pod that does not answer may be a master still starting (after every pod
-#      restarted at once): a Sentinel that decided without it would monitor a replica while
-#      the others monitor that master, and at the same epoch neither side ever gives way;
-#   4. otherwise (replicas disagree, or a pod other than that master does not answer),
-#      wait: a guess could elect a stale master.
+#   3. if none does (it is down as well), the master every reachable replica follows: the
+#      Sentinels then see it down and fail over to one of those replicas;
+#   4. otherwise (replicas disagree or none answers), wait: a guess could elect a stale master.
 decide_master() {
   read -r _epoch _host _port _flags _why <<EOF
 $(sentinel_views "$POD_IP" | newest_sentinel_view)
@@ -36,7 +32,7 @@ EOF
   fi
   _followed="$(master_followed_by_replicas)"
   if [ -n "$_followed" ]; then
-    echo "monitor $_followed 0 no Sentinel knows the master, no Redis pod reports role master, and every other Redis pod answers and follows it (if it is down, the Sentinels fail over)"
+    echo "monitor $_followed 0 no Sentinel knows the master, no Redis pod reports role master, and every reachable replica follows it (if it is down, the Sentinels fail over)"
     return 0
   fi
   echo "wait - - no Sentinel and no Redis pod names a master yet"
@@ -54,22 +50,12 @@ master_from_redis_nodes() {
   done | sort -n -r -k 2,2 | head -n 1
 }
 
-# master_followed_by_replicas: the master_host that the replicas follow, when at least one
-# answers, they all name the same one, and every Redis pod but that one answers; nothing
-# otherwise.
+# master_followed_by_replicas: the master_host that every reachable replica follows, when
+# at least one answers and they all name the same one; nothing otherwise.
 master_followed_by_replicas() {
   for _node in $REDIS_NODES; do
-    _host="$(fqdn "$_node")"
-    _followed="$(info_field "$_host" replication master_host)"
-    echo "$_host ${_followed:--}"
-  done | awk '
-    $2 == "-" { silent[$1] = 1; next }
-    !($2 in named) { named[$2] = 1; n++; host = $2 }
-    END {
-      if (n != 1) exit
-      for (h in silent) if (h != host) exit
-      print host
-    }'
+    info_field "$(fqdn "$_node")" replication master_host
+  done | sort -u | awk 'NF { n++; host = $0 } END { if (n == 1) print host }'
 }
 
 

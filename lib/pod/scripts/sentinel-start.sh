@@ -6,11 +6,10 @@
 #      with the current state instead of the bootstrap master;
 #   2. if no Sentinel knows it (all of them were replaced at once), from the Redis pods
 #      themselves: the one that reports role master with the largest replication offset;
-#   3. if none reports master (it is down as well), the master every other Redis pod
-#      follows, once all of them answer: the Sentinels then see it down and fail over to
-#      one of those replicas;
-#   4. otherwise (replicas disagree, or another pod does not answer yet) it waits:
-#      starting with a guess could elect a stale master (see decide_master).
+#   3. if none reports master (it is down as well), the master every reachable replica
+#      follows: the Sentinels then see it down and fail over to one of those replicas;
+#   4. otherwise (replicas disagree or none answers) it waits: starting with a guess
+#      could elect a stale master.
 # A restarted container keeps its Sentinel ID, current epoch and leader epoch (read back
 # from the config the previous run left in the emptyDir), so it is not counted as a new
 # voter by its peers and never votes twice in one epoch. Every other Redis pod is listed as a
