@@ -23,6 +23,8 @@ export const ROOT = (() => {
   throw new Error(`no package.json above ${__dirname}`);
 })();
 export const MASTER_NAME = 'mymaster';
+/** A line the pod scripts log (common.sh's log): "<UTC time> <script>: <message>". */
+const SCRIPT_LOG_LINE = /^\d{4}-\d\d-\d\dT[\d:]+Z [a-z-]+: /;
 /** The auth Secret the overlays name (authSecretName's default). */
 export const AUTH_SECRET = 'redis-auth';
 /** The ACL users, each with its key `<user>-password` in the auth Secret (lib/pod/acl.ts). */
@@ -419,6 +421,13 @@ export class LiveCluster {
       lines.push(`--- ${p.name} (${p.ip}, ${p.phase}, ready=${p.ready}, restarts=${p.restarts}) ---`);
       for (const c of p.name.startsWith('redis-sentinel') ? ['sentinel', 'janitor'] : p.name.startsWith('redis-proxy') ? ['haproxy'] : ['redis']) {
         lines.push(`[${c}]`, this.sim.logs(p.name, c, logLines));
+        // The start, stop and guard scripts' decisions, which Redis' own lines push out of the tail.
+        const decisions = (previous: boolean) => this.sim.logs(p.name, c, 5000, { previous }).split('\n')
+          .filter((l) => SCRIPT_LOG_LINE.test(l)).slice(-25);
+        const current = decisions(false);
+        if (current.length) lines.push(`[${c}: the scripts' lines]`, ...current);
+        const earlier = p.restarts > 0 ? decisions(true) : [];
+        if (earlier.length) lines.push(`[${c}, previous run: the scripts' lines]`, ...earlier);
       }
     }
     lines.push('--- client agent output ---', this.agent.output.slice(-3000));

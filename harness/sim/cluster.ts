@@ -100,11 +100,11 @@ export class SimCluster {
   describe(): string { return describe(this.s); }
 
   async waitReady(timeoutMs = 120_000): Promise<void> {
-    await waitFor(() => allReady(this.s), timeoutMs, `all pods ready (${this.describe()})`);
+    await waitFor(() => allReady(this.s), timeoutMs, () => `all pods ready (${this.describe()})`);
   }
 
   async waitPodReady(name: string, timeoutMs = 60_000): Promise<void> {
-    await waitFor(() => { const p = this.s.podMap.get(name); return p && this.s.podReady(p); }, timeoutMs, `pod ${name} ready`);
+    await waitFor(() => { const p = this.s.podMap.get(name); return p && this.s.podReady(p); }, timeoutMs, () => `pod ${name} ready (${this.describe()})`);
   }
 
   waitFor<T>(cond: () => T | Promise<T>, timeoutMs: number, what: string): Promise<T> {

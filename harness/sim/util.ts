@@ -24,8 +24,9 @@ export function runSync(cmd: string, args: string[]): string {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-// Polls `cond` until it returns truthy or the deadline passes (then throws naming `what`).
-export async function waitFor<T>(cond: () => T | Promise<T>, timeoutMs: number, what: string, everyMs = 100): Promise<T> {
+// Polls `cond` until it returns truthy or the deadline passes (then throws naming `what`;
+// a function is called then, so the message describes the state at the timeout).
+export async function waitFor<T>(cond: () => T | Promise<T>, timeoutMs: number, what: string | (() => string), everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -35,7 +36,7 @@ export async function waitFor<T>(cond: () => T | Promise<T>, timeoutMs: number, 
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}${last ? `: ${String(last)}` : ''}`);
     await sleep(everyMs);
   }
 }

@@ -83,3 +83,12 @@ describe('a pod whose network setup fails', () => {
     expect(net.removed).toEqual([]);
   });
 });
+
+describe('waitFor', () => {
+  it('describes the state at the timeout, not at the call, when given a function', async () => {
+    let state = 'Pending';
+    const waiting = waitFor(() => false, 150, () => `pod ready (${state})`, 20);
+    state = 'Running, not ready';
+    await expect(waiting).rejects.toThrow(/^timed out after 150 ms waiting for pod ready \(Running, not ready\)$/);
+  });
+});
