@@ -393,6 +393,12 @@ export class LiveCluster {
     }, timeoutMs, `Sentinels to name a master other than ${pod}`, 100) as Promise<string>;
   }
 
+  /** The last `max` lines the pod scripts (start, preStop, guard...) logged in one container. */
+  scriptLines(pod: string, container: string, opts: { previous?: boolean; max?: number } = {}): string[] {
+    return this.sim.logs(pod, container, 5000, { previous: opts.previous }).split('\n')
+      .filter((l) => SCRIPT_LOG_LINE.test(l)).slice(-(opts.max ?? 25));
+  }
+
   /**
    * What a failing test prints: each node's ROLE, each Sentinel's view, the pods, and the
    * tail of each pod's log. Gathered with exec inside the pods, so it works even when the
@@ -421,12 +427,12 @@ export class LiveCluster {
       lines.push(`--- ${p.name} (${p.ip}, ${p.phase}, ready=${p.ready}, restarts=${p.restarts}) ---`);
       for (const c of p.name.startsWith('redis-sentinel') ? ['sentinel', 'janitor'] : p.name.startsWith('redis-proxy') ? ['haproxy'] : ['redis']) {
         lines.push(`[${c}]`, this.sim.logs(p.name, c, logLines));
-        // The start, stop and guard scripts' decisions, which Redis' own lines push out of the tail.
-        const decisions = (previous: boolean) => this.sim.logs(p.name, c, 5000, { previous }).split('\n')
-          .filter((l) => SCRIPT_LOG_LINE.test(l)).slice(-25);
-        const current = decisions(false);
+      }
+      // The start, stop and guard scripts' decisions, which Redis' own lines push out of the tail.
+      for (const c of p.name.startsWith('redis-sentinel') ? ['sentinel'] : p.name.startsWith('redis-proxy') ? [] : ['redis', 'guard']) {
+        const current = this.scriptLines(p.name, c);
         if (current.length) lines.push(`[${c}: the scripts' lines]`, ...current);
-        const earlier = p.restarts > 0 ? decisions(true) : [];
+        const earlier = p.restarts > 0 ? this.scriptLines(p.name, c, { previous: true }) : [];
         if (earlier.length) lines.push(`[${c}, previous run: the scripts' lines]`, ...earlier);
       }
     }

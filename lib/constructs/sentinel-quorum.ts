@@ -100,8 +100,14 @@ export class SentinelQuorum extends Construct {
                 env: sentinelContainerEnv(contract),
                 resources: resourceRequirements(s.sentinelResources, MAIN_EPHEMERAL_STORAGE),
                 securityContext: restrictedContainerSecurity(),
+                // sentinel-start waits, without a Sentinel process, until it knows which
+                // master to monitor (after every pod restarted, until a Redis pod answers):
+                // liveness starts counting once Sentinel answers, so a waiting container is
+                // not killed and, on a real kubelet, pushed into CrashLoopBackOff.
+                startupProbe: execProbe(scriptCommand('sentinel-probe.sh', 'liveness'),
+                  { periodSeconds: 2, timeoutSeconds: 4, failureThreshold: 150 }),
                 livenessProbe: execProbe(scriptCommand('sentinel-probe.sh', 'liveness'),
-                  { periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3, initialDelaySeconds: 10 }),
+                  { periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 }),
                 readinessProbe: execProbe(scriptCommand('sentinel-probe.sh', 'readiness'),
                   { periodSeconds: 3, timeoutSeconds: 2, failureThreshold: 2 }),
                 volumeMounts: [

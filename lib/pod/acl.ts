@@ -81,6 +81,7 @@ export const OPERATIONS_SENTINEL_COMMANDS = [
   'sentinel|debug', // the janitor keeps the INFO period
   'sentinel|reset', // the janitor drops phantom Sentinels
   'sentinel|failover', // the preStop hook of a master hands over
+  'shutdown', // the janitor restarts a Sentinel that started apart from the others (decide_rejoin)
   'acl|getuser', 'acl|setuser', // the janitor's password rotation: the users' passwords,
   'sentinel|set', 'sentinel|config', // auth-pass towards Redis, sentinel-pass towards the other Sentinels
 ] as const;

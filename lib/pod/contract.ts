@@ -337,6 +337,8 @@ export function sentinelContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
 export function janitorContainerEnv(c: SentinelPodContract): k8s.EnvVar[] {
   return [
     field('POD_NAMESPACE', 'metadata.namespace'),
+    // decide_rejoin asks every other Sentinel, not this pod's own.
+    field('POD_IP', 'status.podIP'),
     ...plain({
       // SENTINEL_CONFIG (shared): Sentinel keeps the auth-pass it uses only in its config
       // file, which the janitor reads (read-only here).

@@ -477,11 +477,30 @@ sentinel_views() {
 # <master host> <master port> <flags> <reason>"; nothing when no Sentinel knows the master.
 # The highest config epoch wins: right after a failover, Sentinels other than the leader
 # report the old master for a few seconds, so a single Sentinel's answer can be stale.
+# Sentinels that name different masters at the same (newest) epoch have not failed over
+# since they started apart (after every pod restarted): the master most of them name wins,
+# then the first host name in sort order, so every pod that asks gets the same answer
+# whatever order the Sentinels answer in.
 newest_sentinel_view() {
-  sort -n -r -k 1,1 | awk '
-    NR == 1 { epoch = $1; host = $2; port = $3; flags = $4; from = $5 }
-    { n++; if ($2 == host) agree++ }
-    END { if (n) print epoch, host, port, flags, "Sentinel " from " has the newest config epoch of the " n " that know the master (" agree " name " host ")" }'
+  awk '
+    { n++; line[n] = $0; if (n == 1 || $1 + 0 > epoch) epoch = $1 + 0 }
+    END {
+      if (!n) exit
+      for (i = 1; i <= n; i++) {
+        split(line[i], f, " ")
+        if (f[1] + 0 != epoch) continue
+        if (!(f[2] in votes)) { hosts++; first[f[2]] = i }
+        votes[f[2]]++
+      }
+      best = ""
+      for (h in votes) if (best == "" || votes[h] > votes[best] || (votes[h] == votes[best] && h < best)) best = h
+      split(line[first[best]], f, " ")
+      agree = 0
+      for (i = 1; i <= n; i++) { split(line[i], g, " "); if (g[2] == best) agree++ }
+      why = "Sentinel " f[5] " has the newest config epoch of the " n " that know the master (" agree " name " best ")"
+      if (hosts > 1) why = why "; at that epoch " hosts " masters are named, this one by most Sentinels (then by name)"
+      print epoch, best, f[3], f[4], why
+    }'
 }
 
 # redis_role HOST: first line of ROLE ("master", "slave" or "sentinel"), empty if unreachable.
@@ -754,6 +773,15 @@ own_keys() {
   fi
   _keys="$(state_field keys)"
   echo "\${_keys:-unknown}"
+}
+
+# volume_summary: what this pod's data volume holds, for the start log: the data files
+# own_keys looks at with their sizes, the role record and the keys the guard last recorded.
+volume_summary() {
+  _files="$(cd "$DATA_DIR" 2>/dev/null && for _f in dump.rdb appendonlydir/*; do
+    [ -e "$_f" ] && printf '%s %s bytes, ' "$_f" "$(wc -c < "$_f" | tr -d ' ')"
+  done)"
+  echo "\${_files:-no data file, }role record '$(cat "$ROLE_FILE" 2>/dev/null || true)', keys recorded '$(state_field keys)'"
 }
 
 # state_field NAME: one field of the guard's record of this pod ("name value" lines).
@@ -1559,6 +1587,7 @@ require_auth_keys
 ME="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
 PREVIOUS_IP="$(cat "$IP_FILE" 2>/dev/null || true)"
 echo "$POD_IP" > "$IP_FILE"
+log "data volume: $(volume_summary)"
 STARTED="$(date +%s)"
 LAST_REASON=""
 while :; do
@@ -1589,7 +1618,7 @@ exec redis-server "$REDIS_CONFIG"
 # redis-cli and stand-in previous configs.
 #
 # Environment (from lib/pod/contract.ts): MASTER_NAME, REDIS_NODES, POD_IP (sentinel
-# container); SENTINEL_REPLICAS, JANITOR_RESET_HOLDOFF_SECONDS (janitor).
+# container); POD_IP, SENTINEL_REPLICAS, JANITOR_RESET_HOLDOFF_SECONDS (janitor).
 
 # decide_master: which master a starting Sentinel monitors, as "monitor <host> <config-epoch>
 # <reason>" (config epoch 0 when no Sentinel knows it) or "wait - - <reason>":
@@ -1721,6 +1750,69 @@ decide_reset() {
     echo "reset this Sentinel knows $_known other Sentinels ($_down down) but only $_exist exist"
   fi
 }
+
+# ---- the janitor: a Sentinel that started apart from the others
+
+# decide_rejoin: whether the local Sentinel monitors another master than a majority of
+# the Sentinels at the same config epoch, as "apart <reason>" or "none <reason>".
+#
+# Sentinels that start while no Sentinel knows the master (every pod restarted at once)
+# each choose from what the Redis pods answer at that moment (decide_master). One that
+# chose while the real master was still starting can monitor one of its replicas, at the
+# same config epoch (0) as the others. Sentinel never reconciles that: a hello message
+# moves a Sentinel only to a newer epoch, and the others answer its "is the master down?"
+# about an address they do not monitor. So it stays apart for good, sees its "master" (a
+# replica) down, cannot fail over, and sends every client that asks it to a replica.
+# Apart means, all at once:
+#   - no other Sentinel reports a newer config epoch (hello messages handle that case);
+#   - more than half of all SENTINEL_REPLICAS Sentinels, not counting this one, name one
+#     other master at this Sentinel's config epoch;
+#   - this Sentinel's master is down in its eyes or reports itself a replica (a master
+#     that says it is one is left to the guard), and no failover is in progress.
+# The janitor restarts an apart Sentinel (its start takes the majority's view); a
+# Sentinel that is right never sees a majority at its epoch name another master.
+decide_rejoin() {
+  _mine="$(sentinel_view 127.0.0.1)"
+  if [ -z "$_mine" ]; then
+    echo "none the local Sentinel does not answer or does not know the master"
+    return 0
+  fi
+  # shellcheck disable=SC2086
+  set -- $_mine
+  _epoch="$1" _host="$2" _flags="$4"
+  case "$_flags" in
+    *failover*)
+      echo "none a failover is in progress ($_flags)"
+      return 0
+      ;;
+  esac
+  read -r _newer _count _other <<EOF
+$(sentinel_views "$POD_IP" | awk -v epoch="$_epoch" -v mine="$_host" '
+    NF && $1 + 0 > epoch + 0 { newer++ }
+    NF && $1 + 0 == epoch + 0 && $2 != mine { votes[$2]++ }
+    END {
+      best = ""
+      for (h in votes) if (best == "" || votes[h] > votes[best] || (votes[h] == votes[best] && h < best)) best = h
+      print newer + 0, (best == "" ? 0 : votes[best]), (best == "" ? "-" : best)
+    }')
+EOF
+  _needed=$(( SENTINEL_REPLICAS / 2 + 1 ))
+  if [ "$_newer" -gt 0 ]; then
+    echo "none $_newer other Sentinels report a newer config epoch than $_epoch; their hello messages bring this one along"
+  elif [ "$_count" -lt "$_needed" ]; then
+    echo "none no majority of Sentinels ($_needed of $SENTINEL_REPLICAS besides this one) names another master than $_host at epoch $_epoch"
+  else
+    _role="$(master_field role-reported)"
+    case "$_flags,$_role" in
+      *s_down*|*,slave)
+        echo "apart this Sentinel monitors $_host ($_flags, reports role '$_role'), but $_count other Sentinels name $_other at the same config epoch $_epoch"
+        ;;
+      *)
+        echo "none $_count other Sentinels name $_other at epoch $_epoch, but $_host answers as a master here; the guard settles two masters"
+        ;;
+    esac
+  fi
+}
 `,
   'sentinel-janitor.sh': `#!/bin/sh
 # Sidecar of every Sentinel pod. Sentinel never forgets a peer it has seen, so
@@ -1732,6 +1824,9 @@ decide_reset() {
 #   - the local Sentinel has been stable for a while (no reset in the last
 #     JANITOR_RESET_HOLDOFF_SECONDS).
 # (decide_reset in sentinel-decide.sh has the rule; this loop acts on it.)
+# On the same checks it restarts a Sentinel that monitors another master than a majority
+# of the others at the same config epoch, which Sentinel never reconciles itself
+# (decide_rejoin has the rule).
 # It also keeps the passwords in step with the auth Secret during a rotation (auth-sync.sh).
 # After SENTINEL RESET the Sentinel rediscovers live peers from their hello messages
 # (every 2s) and the replicas from the master's INFO within a second or two.
@@ -1774,6 +1869,28 @@ reset_if_phantoms() {
   esac
 }
 
+# rejoin_if_apart: acts on decide_rejoin (sentinel-decide.sh). A Sentinel found apart on
+# REJOIN_AFTER_CHECKS checks in a row (5-10 s apart, so not a passing state) is shut down;
+# its container restarts and sentinel-start.sh takes the majority's view.
+REJOIN_AFTER_CHECKS=2
+APART_CHECKS=0
+rejoin_if_apart() {
+  _verdict="$(decide_rejoin)"
+  case "$_verdict" in
+    apart\\ *)
+      APART_CHECKS=$(( APART_CHECKS + 1 ))
+      if [ "$APART_CHECKS" -ge "$REJOIN_AFTER_CHECKS" ]; then
+        log "restarting the Sentinel to rejoin the others: \${_verdict#apart } (on $APART_CHECKS checks in a row)"
+        sentinel_cmd 127.0.0.1 SHUTDOWN >/dev/null 2>&1 || true
+        APART_CHECKS=0
+      else
+        log "apart from the other Sentinels: \${_verdict#apart }; restarting it if this still holds at the next check"
+      fi
+      ;;
+    *) APART_CHECKS=0 ;;
+  esac
+}
+
 # random_seconds N: 0..N-1, so the janitors of different pods do not reset in lockstep.
 random_seconds() {
   echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % $1 ))
@@ -1794,6 +1911,7 @@ while :; do
   ensure_sentinel_timings 127.0.0.1 || true
   if [ "$(date +%s)" -ge "$next_check" ]; then
     reset_if_phantoms || true
+    rejoin_if_apart || true
     next_check="$(next_phantom_check)"
   fi
   # sleep in the background so the trap runs as soon as the signal arrives

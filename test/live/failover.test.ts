@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { sleep, waitFor } from '../../harness/sim/util';
-import { cliAs, confirmedWrites, LiveCluster, longestPause, resyncsBetween, WriteRecord, writeOutage } from '../../harness/live-cluster';
+import { cliAs, confirmedWrites, LiveCluster, longestPause, MASTER_NAME, resyncsBetween, WriteRecord, writeOutage } from '../../harness/live-cluster';
 import { freshClusterPerTest, livePrerequisites } from './live-suite';
 import { FILES, MOUNTS } from '../../lib/pod/contract';
 
@@ -349,6 +349,33 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     }
   }, 90_000); // took 19-20 s in two runs of the whole live suite
 
+  test('a Sentinel apart from the others (monitoring a replica at the same config epoch, as after a restart of every pod) is restarted by its janitor and rejoins', async () => {
+    await live.waitHealthy();
+    const [apart, ...others] = live.sentinelPods();
+    const replica = live.fqdn('redis-slave-0');
+    // The split as a Sentinel that chose while the real master was still starting leaves
+    // it: its own config (users, credentials, epoch 0) monitoring redis-slave-0 instead,
+    // run in its pod's network in place of its Sentinel.
+    await live.sim.killContainer(apart, 'sentinel', { restart: false });
+    const startedAt = Date.now();
+    const rogue = live.sim.exec(apart, ['sh', '-c', `sed -e 's/^sentinel monitor ${MASTER_NAME} [^ ]* /sentinel monitor ${MASTER_NAME} ${replica} /' `
+      + `-e '/^sentinel known-/d' -e '/^sentinel myid/d' ${MOUNTS.sentinelData}/${FILES.sentinelConf} > /tmp/apart.conf && exec redis-sentinel /tmp/apart.conf`],
+    { container: 'janitor', timeoutMs: 120_000 });
+    const ended = await rogue;
+    expect(ended.stdout, 'the apart Sentinel monitored the replica').toMatch(new RegExp(`\\+monitor master ${MASTER_NAME} ${replica.replace(/\./g, '\\.')}`));
+    expect(ended.stdout, 'and was shut down').toMatch(/User requested shutdown/);
+    const janitor = live.scriptLines(apart, 'janitor', { max: 100 });
+    expect(janitor.filter((l) => /restarting the Sentinel to rejoin the others/.test(l)), janitor.join('\n')).toHaveLength(1);
+    expect(janitor.join('\n')).toMatch(new RegExp(`monitors ${replica.replace(/\./g, '\\.')} .* but 2 other Sentinels name ${live.fqdn('redis-master-0').replace(/\./g, '\\.')} at the same config epoch 0`));
+    console.log(`apart Sentinel shut down by its janitor ${Date.now() - startedAt} ms after it started`);
+    // Its container restarts (held here only to make room for the stand-in): its start
+    // takes the others' view, and nobody else was restarted.
+    await live.sim.restartContainer(apart, 'sentinel');
+    await live.waitHealthy(60_000);
+    expect(await live.onlyMaster()).toBe('redis-master-0');
+    for (const p of others) expect(live.scriptLines(p, 'janitor', { max: 100 }).filter((l) => /restarting the Sentinel/.test(l)), p).toEqual([]);
+  }, 150_000);
+
   test('every pod restarted at once: data survives, exactly one master comes back, clients reconnect', async () => {
     await live.waitHealthy();
     // Start from a promoted replica, the harder case: the bootstrap master must not win.
@@ -370,8 +397,15 @@ describe.skipIf(missing)('live failover (staging overlay)', () => {
     }, 60_000, 'every Redis pod recorded its current role', 250);
     const pods = live.sim.pods().map((p) => p.name);
     await Promise.all(pods.map((p) => live.sim.deletePod(p, { grace: false, recreate: true })));
-    await live.sim.waitReady(120_000);
-    await live.waitHealthy(90_000);
+    try {
+      await live.sim.waitReady(120_000);
+      await live.waitHealthy(90_000);
+    } finally {
+      // How each pod decided to start: a wrong choice here is what leaves the Sentinels split.
+      const starts = [...live.redisPods().map((p) => [p, 'redis'] as const), ...live.sentinelPods().map((p) => [p, 'sentinel'] as const)]
+        .flatMap(([p, c]) => live.scriptLines(p, c, { max: 4 }).filter((l) => / (redis|sentinel)-start: /.test(l)).map((l) => `${p}: ${l}`));
+      console.log(`start decisions after the restart (master before it: ${master}):\n  ${starts.join('\n  ')}`);
+    }
     // The Sentinels start again at epoch 0 monitoring the node the pods recorded as master.
     // Only a failover after the restart (the Sentinels' epoch moved: that node was not back
     // within downAfter on a busy machine) may name another one, and the data must survive

@@ -194,3 +194,41 @@ describe('decide_reset (when the janitor resets phantom Sentinels)', () => {
     expect(decide(newWorld().sentinel('10.0.0.5', {}))).toMatch(/^none the local Sentinel/);
   });
 });
+
+describe('decide_rejoin (when the janitor restarts a Sentinel that started apart from the others)', () => {
+  const decide = (world: World) =>
+    world.functions(['common.sh', 'sentinel-decide.sh'], 'decide_rejoin', world.sentinelEnv('10.0.0.5', { container: 'janitor' })).stdout.trim();
+  /** The local Sentinel (10.0.0.5) monitors `mine`; the two others name `a` and `b`. */
+  const split = (mine: { host: string; epoch?: number; flags?: string; roleReported?: string }, a: [string, number], b: [string, number]) =>
+    newWorld()
+      .sentinel('10.0.0.5', { master: { epoch: 0, flags: 's_down,master', roleReported: 'slave', ...mine } })
+      .sentinel('10.0.0.6', { master: { host: a[0], epoch: a[1] } })
+      .sentinel('10.0.0.7', { master: { host: b[0], epoch: b[1] } });
+
+  it('is apart when both others name another master at its epoch and its own master is down or a replica', () => {
+    expect(decide(split({ host: MASTER0 }, [SLAVE1, 0], [SLAVE1, 0])))
+      .toBe(`apart this Sentinel monitors ${MASTER0} (s_down,master, reports role 'slave'), but 2 other Sentinels name ${SLAVE1} at the same config epoch 0`);
+    // Reported as a replica before Sentinel flags it down (that takes downAfter + 2 INFO periods).
+    expect(decide(split({ host: MASTER0, flags: 'master' }, [SLAVE1, 3], [SLAVE1, 3]).sentinel('10.0.0.5', { master: { host: MASTER0, epoch: 3, roleReported: 'slave' } })))
+      .toMatch(/^apart .*reports role 'slave'.* epoch 3$/);
+  });
+
+  it('is not apart when it is on the majority side, or no majority agrees on one other master', () => {
+    expect(decide(split({ host: SLAVE1, flags: 'master', roleReported: 'master' }, [SLAVE1, 0], [MASTER0, 0]))).toMatch(/^none no majority of Sentinels \(2 of 3 besides this one\)/);
+    expect(decide(split({ host: MASTER0 }, [SLAVE1, 0], [SLAVE0, 0]))).toMatch(/^none no majority/);
+    expect(decide(split({ host: MASTER0 }, [SLAVE1, 0], [MASTER0, 0]))).toMatch(/^none no majority/);
+    // One other Sentinel down: the one left is no majority of three on its own.
+    expect(decide(split({ host: MASTER0 }, [SLAVE1, 0], [SLAVE1, 0]).down('10.0.0.7'))).toMatch(/^none no majority/);
+  });
+
+  it('leaves a newer epoch to the hello messages, a failover to finish, and two masters to the guard', () => {
+    expect(decide(split({ host: MASTER0 }, [SLAVE1, 1], [SLAVE1, 1]))).toBe('none 2 other Sentinels report a newer config epoch than 0; their hello messages bring this one along');
+    expect(decide(split({ host: MASTER0, flags: 'master,failover_in_progress' }, [SLAVE1, 0], [SLAVE1, 0]))).toMatch(/^none a failover is in progress/);
+    expect(decide(split({ host: MASTER0, flags: 'master', roleReported: 'master' }, [SLAVE1, 0], [SLAVE1, 0])))
+      .toMatch(/^none 2 other Sentinels name .* but .* answers as a master here; the guard settles two masters$/);
+  });
+
+  it('does nothing when the local Sentinel does not answer or does not know the master', () => {
+    expect(decide(newWorld().sentinel('10.0.0.6', { master: { host: SLAVE1, epoch: 0 } }))).toBe('none the local Sentinel does not answer or does not know the master');
+  });
+});

@@ -240,6 +240,30 @@ describe('the Sentinel view that wins (newest_sentinel_view over sentinel_views)
     expect(view(world)).toBe(`4 ${SLAVE1} 6379 master Sentinel 10.0.0.6 has the newest config epoch of the 3 that know the master (1 name ${SLAVE1})`);
   });
 
+  it('at the same newest epoch, takes the master most Sentinels name, whichever Sentinel answers first', () => {
+    // After every pod restarted, one Sentinel chose while the master was still starting.
+    for (const order of [[MASTER0, SLAVE1, SLAVE1], [SLAVE1, MASTER0, SLAVE1], [SLAVE1, SLAVE1, MASTER0]]) {
+      const world = newWorld();
+      order.forEach((host, i) => world.sentinel(`10.0.0.${5 + i}`, { master: { host, epoch: 0, flags: host === MASTER0 ? 's_down,master' : 'master' } }));
+      expect(view(world), order.join(' ')).toMatch(new RegExp(`^0 ${SLAVE1.replace(/\./g, '\\.')} 6379 master Sentinel 10\\.0\\.0\\.\\d has the newest config epoch of the 3 that know the master \\(2 name ${SLAVE1.replace(/\./g, '\\.')}\\); at that epoch 2 masters are named, this one by most Sentinels \\(then by name\\)$`));
+    }
+    // The majority wins over host name order too (a plain reverse sort would take redis-slave-1).
+    const majority = newWorld()
+      .sentinel('10.0.0.5', { master: { host: MASTER0, epoch: 0 } })
+      .sentinel('10.0.0.6', { master: { host: SLAVE1, epoch: 0 } })
+      .sentinel('10.0.0.7', { master: { host: MASTER0, epoch: 0 } });
+    expect(view(majority).split(' ').slice(0, 2)).toEqual(['0', MASTER0]);
+    // A newer epoch still beats a majority at an older one; a tie goes to the same host whatever the order.
+    const newer = newWorld()
+      .sentinel('10.0.0.5', { master: { host: SLAVE1, epoch: 1 } })
+      .sentinel('10.0.0.6', { master: { host: MASTER0, epoch: 2 } })
+      .sentinel('10.0.0.7', { master: { host: SLAVE1, epoch: 1 } });
+    expect(view(newer).split(' ').slice(0, 2)).toEqual(['2', MASTER0]);
+    const tie = (a: string, b: string) => view(newWorld().sentinel('10.0.0.5', { master: { host: a, epoch: 0 } })
+      .sentinel('10.0.0.6', { master: { host: b, epoch: 0 } })).split(' ')[1];
+    expect(tie(SLAVE1, MASTER0)).toBe(tie(MASTER0, SLAVE1));
+  });
+
   it('leaves out a Sentinel that does not know the master, one that does not answer, and the excluded address', () => {
     const world = newWorld()
       .sentinel('10.0.0.5', {})

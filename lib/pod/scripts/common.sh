@@ -219,11 +219,30 @@ sentinel_views() {
 # <master host> <master port> <flags> <reason>"; nothing when no Sentinel knows the master.
 # The highest config epoch wins: right after a failover, Sentinels other than the leader
 # report the old master for a few seconds, so a single Sentinel's answer can be stale.
+# Sentinels that name different masters at the same (newest) epoch have not failed over
+# since they started apart (after every pod restarted): the master most of them name wins,
+# then the first host name in sort order, so every pod that asks gets the same answer
+# whatever order the Sentinels answer in.
 newest_sentinel_view() {
-  sort -n -r -k 1,1 | awk '
-    NR == 1 { epoch = $1; host = $2; port = $3; flags = $4; from = $5 }
-    { n++; if ($2 == host) agree++ }
-    END { if (n) print epoch, host, port, flags, "Sentinel " from " has the newest config epoch of the " n " that know the master (" agree " name " host ")" }'
+  awk '
+    { n++; line[n] = $0; if (n == 1 || $1 + 0 > epoch) epoch = $1 + 0 }
+    END {
+      if (!n) exit
+      for (i = 1; i <= n; i++) {
+        split(line[i], f, " ")
+        if (f[1] + 0 != epoch) continue
+        if (!(f[2] in votes)) { hosts++; first[f[2]] = i }
+        votes[f[2]]++
+      }
+      best = ""
+      for (h in votes) if (best == "" || votes[h] > votes[best] || (votes[h] == votes[best] && h < best)) best = h
+      split(line[first[best]], f, " ")
+      agree = 0
+      for (i = 1; i <= n; i++) { split(line[i], g, " "); if (g[2] == best) agree++ }
+      why = "Sentinel " f[5] " has the newest config epoch of the " n " that know the master (" agree " name " best ")"
+      if (hosts > 1) why = why "; at that epoch " hosts " masters are named, this one by most Sentinels (then by name)"
+      print epoch, best, f[3], f[4], why
+    }'
 }
 
 # redis_role HOST: first line of ROLE ("master", "slave" or "sentinel"), empty if unreachable.

@@ -34,6 +34,15 @@ own_keys() {
   echo "${_keys:-unknown}"
 }
 
+# volume_summary: what this pod's data volume holds, for the start log: the data files
+# own_keys looks at with their sizes, the role record and the keys the guard last recorded.
+volume_summary() {
+  _files="$(cd "$DATA_DIR" 2>/dev/null && for _f in dump.rdb appendonlydir/*; do
+    [ -e "$_f" ] && printf '%s %s bytes, ' "$_f" "$(wc -c < "$_f" | tr -d ' ')"
+  done)"
+  echo "${_files:-no data file, }role record '$(cat "$ROLE_FILE" 2>/dev/null || true)', keys recorded '$(state_field keys)'"
+}
+
 # state_field NAME: one field of the guard's record of this pod ("name value" lines).
 state_field() {
   awk -v f="$1" '$1 == f { print $2; exit }' "$STATE_FILE" 2>/dev/null || true

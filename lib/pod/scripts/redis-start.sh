@@ -62,6 +62,7 @@ require_auth_keys
 ME="$(fqdn "$POD_NAME.$GOVERNING_SERVICE")"
 PREVIOUS_IP="$(cat "$IP_FILE" 2>/dev/null || true)"
 echo "$POD_IP" > "$IP_FILE"
+log "data volume: $(volume_summary)"
 STARTED="$(date +%s)"
 LAST_REASON=""
 while :; do

@@ -6,7 +6,7 @@
 # redis-cli and stand-in previous configs.
 #
 # Environment (from lib/pod/contract.ts): MASTER_NAME, REDIS_NODES, POD_IP (sentinel
-# container); SENTINEL_REPLICAS, JANITOR_RESET_HOLDOFF_SECONDS (janitor).
+# container); POD_IP, SENTINEL_REPLICAS, JANITOR_RESET_HOLDOFF_SECONDS (janitor).
 
 # decide_master: which master a starting Sentinel monitors, as "monitor <host> <config-epoch>
 # <reason>" (config epoch 0 when no Sentinel knows it) or "wait - - <reason>":
@@ -136,5 +136,68 @@ decide_reset() {
     echo "none phantom Sentinels present, but this Sentinel was reset $1s ago (less than ${JANITOR_RESET_HOLDOFF_SECONDS}s)"
   else
     echo "reset this Sentinel knows $_known other Sentinels ($_down down) but only $_exist exist"
+  fi
+}
+
+# ---- the janitor: a Sentinel that started apart from the others
+
+# decide_rejoin: whether the local Sentinel monitors another master than a majority of
+# the Sentinels at the same config epoch, as "apart <reason>" or "none <reason>".
+#
+# Sentinels that start while no Sentinel knows the master (every pod restarted at once)
+# each choose from what the Redis pods answer at that moment (decide_master). One that
+# chose while the real master was still starting can monitor one of its replicas, at the
+# same config epoch (0) as the others. Sentinel never reconciles that: a hello message
+# moves a Sentinel only to a newer epoch, and the others answer its "is the master down?"
+# about an address they do not monitor. So it stays apart for good, sees its "master" (a
+# replica) down, cannot fail over, and sends every client that asks it to a replica.
+# Apart means, all at once:
+#   - no other Sentinel reports a newer config epoch (hello messages handle that case);
+#   - more than half of all SENTINEL_REPLICAS Sentinels, not counting this one, name one
+#     other master at this Sentinel's config epoch;
+#   - this Sentinel's master is down in its eyes or reports itself a replica (a master
+#     that says it is one is left to the guard), and no failover is in progress.
+# The janitor restarts an apart Sentinel (its start takes the majority's view); a
+# Sentinel that is right never sees a majority at its epoch name another master.
+decide_rejoin() {
+  _mine="$(sentinel_view 127.0.0.1)"
+  if [ -z "$_mine" ]; then
+    echo "none the local Sentinel does not answer or does not know the master"
+    return 0
+  fi
+  # shellcheck disable=SC2086
+  set -- $_mine
+  _epoch="$1" _host="$2" _flags="$4"
+  case "$_flags" in
+    *failover*)
+      echo "none a failover is in progress ($_flags)"
+      return 0
+      ;;
+  esac
+  read -r _newer _count _other <<EOF
+$(sentinel_views "$POD_IP" | awk -v epoch="$_epoch" -v mine="$_host" '
+    NF && $1 + 0 > epoch + 0 { newer++ }
+    NF && $1 + 0 == epoch + 0 && $2 != mine { votes[$2]++ }
+    END {
+      best = ""
+      for (h in votes) if (best == "" || votes[h] > votes[best] || (votes[h] == votes[best] && h < best)) best = h
+      print newer + 0, (best == "" ? 0 : votes[best]), (best == "" ? "-" : best)
+    }')
+EOF
+  _needed=$(( SENTINEL_REPLICAS / 2 + 1 ))
+  if [ "$_newer" -gt 0 ]; then
+    echo "none $_newer other Sentinels report a newer config epoch than $_epoch; their hello messages bring this one along"
+  elif [ "$_count" -lt "$_needed" ]; then
+    echo "none no majority of Sentinels ($_needed of $SENTINEL_REPLICAS besides this one) names another master than $_host at epoch $_epoch"
+  else
+    _role="$(master_field role-reported)"
+    case "$_flags,$_role" in
+      *s_down*|*,slave)
+        echo "apart this Sentinel monitors $_host ($_flags, reports role '$_role'), but $_count other Sentinels name $_other at the same config epoch $_epoch"
+        ;;
+      *)
+        echo "none $_count other Sentinels name $_other at epoch $_epoch, but $_host answers as a master here; the guard settles two masters"
+        ;;
+    esac
   fi
 }

@@ -8,6 +8,9 @@
 #   - the local Sentinel has been stable for a while (no reset in the last
 #     JANITOR_RESET_HOLDOFF_SECONDS).
 # (decide_reset in sentinel-decide.sh has the rule; this loop acts on it.)
+# On the same checks it restarts a Sentinel that monitors another master than a majority
+# of the others at the same config epoch, which Sentinel never reconciles itself
+# (decide_rejoin has the rule).
 # It also keeps the passwords in step with the auth Secret during a rotation (auth-sync.sh).
 # After SENTINEL RESET the Sentinel rediscovers live peers from their hello messages
 # (every 2s) and the replicas from the master's INFO within a second or two.
@@ -50,6 +53,28 @@ reset_if_phantoms() {
   esac
 }
 
+# rejoin_if_apart: acts on decide_rejoin (sentinel-decide.sh). A Sentinel found apart on
+# REJOIN_AFTER_CHECKS checks in a row (5-10 s apart, so not a passing state) is shut down;
+# its container restarts and sentinel-start.sh takes the majority's view.
+REJOIN_AFTER_CHECKS=2
+APART_CHECKS=0
+rejoin_if_apart() {
+  _verdict="$(decide_rejoin)"
+  case "$_verdict" in
+    apart\ *)
+      APART_CHECKS=$(( APART_CHECKS + 1 ))
+      if [ "$APART_CHECKS" -ge "$REJOIN_AFTER_CHECKS" ]; then
+        log "restarting the Sentinel to rejoin the others: ${_verdict#apart } (on $APART_CHECKS checks in a row)"
+        sentinel_cmd 127.0.0.1 SHUTDOWN >/dev/null 2>&1 || true
+        APART_CHECKS=0
+      else
+        log "apart from the other Sentinels: ${_verdict#apart }; restarting it if this still holds at the next check"
+      fi
+      ;;
+    *) APART_CHECKS=0 ;;
+  esac
+}
+
 # random_seconds N: 0..N-1, so the janitors of different pods do not reset in lockstep.
 random_seconds() {
   echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % $1 ))
@@ -70,6 +95,7 @@ while :; do
   ensure_sentinel_timings 127.0.0.1 || true
   if [ "$(date +%s)" -ge "$next_check" ]; then
     reset_if_phantoms || true
+    rejoin_if_apart || true
     next_check="$(next_phantom_check)"
   fi
   # sleep in the background so the trap runs as soon as the signal arrives

@@ -75,7 +75,7 @@ export interface SentinelReplica {
 
 /** A Sentinel: the master it monitors (none: it does not know one), its replicas and peers. */
 export interface SentinelServer {
-  readonly master?: { readonly host: string; readonly epoch: number; readonly flags?: string; readonly otherSentinels?: number };
+  readonly master?: { readonly host: string; readonly epoch: number; readonly flags?: string; readonly otherSentinels?: number; readonly roleReported?: string };
   readonly replicas?: readonly SentinelReplica[];
   /** The other Sentinels it knows, with their flags ("sentinel", "s_down,sentinel", ...). */
   readonly peers?: readonly string[];
@@ -211,7 +211,7 @@ done
     };
     if (m) {
       replies[`SENTINEL_MASTER_${MASTER_NAME}`] = raw(['name', MASTER_NAME, 'ip', m.host, 'port', REDIS_PORT,
-        'flags', m.flags ?? 'master', 'num-other-sentinels', m.otherSentinels ?? 2, 'config-epoch', m.epoch]);
+        'flags', m.flags ?? 'master', 'role-reported', m.roleReported ?? 'master', 'num-other-sentinels', m.otherSentinels ?? 2, 'config-epoch', m.epoch]);
       replies[`SENTINEL_GET-MASTER-ADDR-BY-NAME_${MASTER_NAME}`] = raw([m.host, REDIS_PORT]);
     } else {
       replies[`SENTINEL_MASTER_${MASTER_NAME}`] = `ERR No such master with that name\n`;
