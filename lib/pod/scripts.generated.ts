@@ -760,18 +760,26 @@ ensure_sentinel_timings() {
 
 # own_keys: how many keys this pod's volume holds. 0 for a volume without any Redis data
 # file (new or re-provisioned), the number the guard last recorded otherwise, "unknown"
-# when there are data files but no record.
+# when there are data files but no record, or a record of no keys older than a data file:
+# the guard samples, so a pod killed right after its first writes has a record of 0 keys
+# beside an AOF that holds them (the guard touches a record of 0 keys every round).
 own_keys() {
   _files=0
-  [ -s "$DATA_DIR/dump.rdb" ] && _files=1
-  for _f in "$DATA_DIR"/appendonlydir/*; do
-    [ -s "$_f" ] && _files=1
+  _newer=0
+  for _f in "$DATA_DIR/dump.rdb" "$DATA_DIR"/appendonlydir/*; do
+    [ -s "$_f" ] || continue
+    _files=1
+    [ -n "$(find "$_f" -prune -newer "$STATE_FILE" 2>/dev/null)" ] && _newer=1
   done
   if [ "$_files" = 0 ]; then
     echo 0
     return 0
   fi
   _keys="$(state_field keys)"
+  if [ "$_keys" = 0 ] && [ "$_newer" = 1 ]; then
+    echo unknown
+    return 0
+  fi
   echo "\${_keys:-unknown}"
 }
 
@@ -1110,6 +1118,9 @@ record() {
     END { print "role", role; print "master", (mh == "" ? "-" : mh); print "keys", keys + 0; print "replid", r1; print "offset", off + 0 }' \\
     > "$STATE_FILE.new"
   replace_if_changed "$STATE_FILE"
+  # A record of no keys is only believed at start while no data file is newer than it
+  # (own_keys): keep it fresh, so the first write after it makes it stale.
+  if [ "$(state_field keys)" = 0 ]; then touch "$STATE_FILE"; fi
   if [ "$(state_field role)" = "master" ]; then echo "master"; else echo "replica $(state_field master)"; fi > "$ROLE_FILE.new"
   replace_if_changed "$ROLE_FILE"
 }

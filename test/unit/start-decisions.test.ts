@@ -5,7 +5,7 @@
 // one that is not described does not answer.
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'fs';
+import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { SCRIPTS_DIR } from './support/shell-source';
 import { MASTER0, RedisServer, SLAVE0, SLAVE1, World, fqdn, useWorlds } from './support/world';
@@ -17,7 +17,9 @@ interface Scenario {
   me: string; // short pod name, e.g. redis-master-0
   nodes?: Record<string, Node>; // fqdn -> answers INFO; absent = unreachable
   sentinels?: SentinelAnswer[]; // each answers SENTINEL MASTER; [] = none reachable
-  volume?: 'empty' | { keys?: number; replid?: string }; // own /data: no data files, or data files with the guard's record
+  // own /data: no data files, or data files with the guard's record (writtenAfter: the AOF
+  // was written after the record, as when the pod died right after its first writes)
+  volume?: 'empty' | { keys?: number; replid?: string; writtenAfter?: boolean };
   roleRecord?: string;
   allowEmpty?: boolean;
   waited?: number;
@@ -38,6 +40,13 @@ function decide(w: Scenario): string {
     writeFileSync(join(data, 'appendonlydir', 'appendonly.aof.1.base.rdb'), 'REDIS0010...');
     const v = w.volume ?? {};
     if (v.keys !== undefined) writeFileSync(env.STATE_FILE, `role master\nkeys ${v.keys}\nreplid ${v.replid ?? 'a'.repeat(40)}\noffset 90\n`);
+    if (v.writtenAfter) {
+      const incr = join(data, 'appendonlydir', 'appendonly.aof.1.incr.aof');
+      writeFileSync(incr, '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n');
+      const t = Date.now() / 1000;
+      utimesSync(env.STATE_FILE, t - 10, t - 10);
+      utimesSync(incr, t, t);
+    }
   }
   if (w.roleRecord) writeFileSync(env.ROLE_FILE, `${w.roleRecord}\n`);
   if (w.allowEmpty) writeFileSync(env.ALLOW_EMPTY_FILE, '');
@@ -49,6 +58,20 @@ const master0 = { me: 'redis-master-0' };
 const slave0 = { me: 'redis-slave-0' };
 const replicaWithData = (keys = 500): Node => ({ role: 'slave', keys, masterHost: MASTER0 });
 const emptyReplica: Node = { role: 'slave', keys: 0, masterHost: MASTER0 };
+
+describe('decide_start: a record of no keys older than the data files', () => {
+  // CI: the master, killed right after its first writes, had a record of 0 keys beside an
+  // AOF holding them; it took its volume for empty and followed the bootstrap pod, a replica.
+  it('is not taken for an empty volume: the master follows its role record', () => {
+    const stale = decide({ me: 'redis-slave-1', volume: { keys: 0, writtenAfter: true }, roleRecord: 'master', sentinels: [],
+      nodes: { [MASTER0]: { role: 'slave', keys: 200, masterHost: SLAVE1 }, [SLAVE0]: { role: 'slave', keys: 200, masterHost: SLAVE1 } } });
+    expect(stale).toBe('master - no Sentinel knows the master and this pod\'s data volume says it was master');
+    // A fresh record of 0 keys is believed: the pod is empty.
+    const fresh = decide({ me: 'redis-slave-1', volume: { keys: 0 }, roleRecord: 'master', sentinels: [],
+      nodes: { [MASTER0]: { role: 'slave', keys: 200, masterHost: SLAVE1 }, [SLAVE0]: { role: 'slave', keys: 200, masterHost: SLAVE1 } } });
+    expect(fresh).toMatch(/^replica \S*redis-master-0\S* no Sentinel knows the master and this pod's volume is empty/);
+  });
+});
 
 describe('decide_start: a pod whose volume is empty', () => {
   it('waits, instead of starting as master, when the Sentinels still name it but a replica holds data', () => {

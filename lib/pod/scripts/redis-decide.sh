@@ -19,18 +19,26 @@
 
 # own_keys: how many keys this pod's volume holds. 0 for a volume without any Redis data
 # file (new or re-provisioned), the number the guard last recorded otherwise, "unknown"
-# when there are data files but no record.
+# when there are data files but no record, or a record of no keys older than a data file:
+# the guard samples, so a pod killed right after its first writes has a record of 0 keys
+# beside an AOF that holds them (the guard touches a record of 0 keys every round).
 own_keys() {
   _files=0
-  [ -s "$DATA_DIR/dump.rdb" ] && _files=1
-  for _f in "$DATA_DIR"/appendonlydir/*; do
-    [ -s "$_f" ] && _files=1
+  _newer=0
+  for _f in "$DATA_DIR/dump.rdb" "$DATA_DIR"/appendonlydir/*; do
+    [ -s "$_f" ] || continue
+    _files=1
+    [ -n "$(find "$_f" -prune -newer "$STATE_FILE" 2>/dev/null)" ] && _newer=1
   done
   if [ "$_files" = 0 ]; then
     echo 0
     return 0
   fi
   _keys="$(state_field keys)"
+  if [ "$_keys" = 0 ] && [ "$_newer" = 1 ]; then
+    echo unknown
+    return 0
+  fi
   echo "${_keys:-unknown}"
 }
 

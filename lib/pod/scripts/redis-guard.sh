@@ -47,6 +47,9 @@ record() {
     END { print "role", role; print "master", (mh == "" ? "-" : mh); print "keys", keys + 0; print "replid", r1; print "offset", off + 0 }' \
     > "$STATE_FILE.new"
   replace_if_changed "$STATE_FILE"
+  # A record of no keys is only believed at start while no data file is newer than it
+  # (own_keys): keep it fresh, so the first write after it makes it stale.
+  if [ "$(state_field keys)" = 0 ]; then touch "$STATE_FILE"; fi
   if [ "$(state_field role)" = "master" ]; then echo "master"; else echo "replica $(state_field master)"; fi > "$ROLE_FILE.new"
   replace_if_changed "$ROLE_FILE"
 }
